@@ -1,0 +1,676 @@
+//! The command line: clap definitions and one thin handler per command. This module owns the
+//! terminal: data goes to stdout, diagnostics and warnings to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::artifact::diff;
+use crate::error::{Diagnostic, Error, Result, Severity};
+use crate::fsutil;
+use crate::registry::{self, Expect, LabelMove, Ref, Repo, audit};
+use crate::render::{self, Subject};
+
+/// What a successful command run means for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// The command ran and found problems (`check`): exit 2.
+    Problems,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "promptgate",
+    version,
+    about = "Prompt versions in Git, labels that move only through audited compare-and-swap, and an evaluation gate.",
+    after_help = "Examples:\n  promptgate init my-prompts\n  promptgate add support_agent prompts/support_agent/v2.yaml\n  promptgate render support_agent@production --var question='Where is my order?'\n  promptgate diff support_agent@production support_agent@v3\n  promptgate label set support_agent production v3 --expect v2 -m 'ship v3'\n\nExit codes: 0 success, 1 gate FAIL, 2 usage/config error, 3 INCONCLUSIVE,\n4 provider/infrastructure failure, 5 conflict (the label moved under you)."
+)]
+pub struct Cli {
+    /// Run as if started in DIR (the repository root or a folder inside it).
+    #[arg(
+        short = 'C',
+        long = "repo",
+        global = true,
+        value_name = "DIR",
+        env = "PROMPTGATE_REPO"
+    )]
+    pub repo: Option<PathBuf>,
+    /// Who is acting, for the audit log (default: $PROMPTGATE_ACTOR, CI user, git user, OS user).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a prompt repository: config, folders, one example prompt, .gitignore.
+    #[command(
+        after_help = "Example:\n  promptgate init my-prompts && cd my-prompts && promptgate list"
+    )]
+    Init {
+        /// Where to create it (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Register new version file(s) of a prompt: content hash, version id, audit entry.
+    #[command(
+        after_help = "With no FILE, registers every unregistered *.yaml in prompts/<PROMPT>/.\nA FILE outside that folder is copied in as v<N>.yaml.\n\nExamples:\n  promptgate add support_agent\n  promptgate add support_agent ~/drafts/shorter-answers.yaml"
+    )]
+    Add {
+        /// The prompt's name, e.g. `support_agent` or `judges/correctness`.
+        prompt: String,
+        /// Version files to register.
+        files: Vec<PathBuf>,
+    },
+    /// List prompts with their labels, or one prompt's versions.
+    #[command(after_help = "Examples:\n  promptgate list\n  promptgate list support_agent --json")]
+    List {
+        /// Show this prompt's versions.
+        prompt: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version: id, hash, labels, parameters and its file.
+    #[command(
+        after_help = "Refs: NAME@LABEL, NAME@v3, NAME@v3-9f2c1ab, NAME@<hash prefix>, NAME (latest).\n\nExample:\n  promptgate show support_agent@production --json"
+    )]
+    Show {
+        /// The version, e.g. `support_agent@production`.
+        reference: String,
+        /// Print JSON (the resolved artifact and its identity).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two versions; names breaking changes to output and tool schemas.
+    #[command(
+        after_help = "NEW may be a bare version or label of OLD's prompt.\n\nExamples:\n  promptgate diff support_agent@production support_agent@v3\n  promptgate diff support_agent@v1 v2 --json"
+    )]
+    Diff {
+        old: String,
+        new: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the exact provider-neutral request a version renders to.
+    #[command(
+        after_help = "Values given with --var are typed by the variable's declaration (`--var n=3` is a\nnumber when `n` is declared `type: number`).\n\nExample:\n  promptgate render support_agent@production --var product_name=Acme --var question='Refund?'"
+    )]
+    Render {
+        reference: String,
+        /// A variable, `NAME=VALUE` (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// A YAML or JSON file of variables (a mapping); --var wins over it.
+        #[arg(long, value_name = "FILE")]
+        vars_file: Option<PathBuf>,
+    },
+    /// Move labels (raw and ungated; `promote` is the gated way).
+    Label {
+        #[command(subcommand)]
+        command: LabelCommand,
+    },
+    /// Who changed what, when and why — newest first.
+    #[command(after_help = "Example:\n  promptgate log support_agent --label production")]
+    Log(LogArgs),
+    /// Lint everything: files parse, hashes match, labels resolve, audit chains verify.
+    #[command(after_help = "Lists every problem; exits 2 if there is any.")]
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabelCommand {
+    /// Point LABEL at VERSION, if it currently points at --expect (compare-and-swap).
+    #[command(
+        after_help = "Exits 5 if the label no longer points at --expect, naming who moved it.\n\nExamples:\n  promptgate label set support_agent production v3 --expect v2 -m 'ship v3'\n  promptgate label set support_agent canary v3 --expect none -m 'start canary'"
+    )]
+    Set {
+        prompt: String,
+        label: String,
+        /// The new target: `v3`, `v3-9f2c1ab`, a hash prefix, or another label.
+        version: String,
+        /// What the label must point at now: a version, or `none` for a new label.
+        #[arg(long, value_name = "CURRENT|none")]
+        expect: String,
+        /// Why (recorded in the audit log).
+        #[arg(short = 'm', long = "message", value_name = "WHY")]
+        message: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    prompt: String,
+    /// Only entries that moved this label.
+    #[arg(long)]
+    label: Option<String>,
+    /// At most N entries.
+    #[arg(short = 'n', long, value_name = "N")]
+    limit: Option<usize>,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let cwd = match &cli.repo {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| Error::io(Path::new("."), "read the current directory", e))?,
+    };
+    let open = || open_repo(&cwd, cli.repo.is_none());
+    let actor = || audit::actor(cli.actor.as_deref());
+    match cli.command {
+        Command::Init { dir } => init(&dir.unwrap_or(cwd), &actor()),
+        Command::Add { prompt, files } => {
+            let repo = open()?;
+            for r in repo.add(&prompt, &files, &actor())? {
+                warn_all(&r.warnings);
+                println!("registered {prompt}@{} ({})", r.id, rel(&repo, &r.path));
+            }
+            Ok(Outcome::Success)
+        }
+        Command::List { prompt, json } => list(&open()?, prompt.as_deref(), json),
+        Command::Show { reference, json } => show(&open()?, &reference, json),
+        Command::Diff { old, new, json } => diff_cmd(&open()?, &old, &new, json),
+        Command::Render {
+            reference,
+            vars,
+            vars_file,
+        } => render_cmd(&open()?, &reference, &vars, vars_file.as_deref()),
+        Command::Label {
+            command:
+                LabelCommand::Set {
+                    prompt,
+                    label,
+                    version,
+                    expect,
+                    message,
+                },
+        } => {
+            let repo = open()?;
+            let e = repo.move_label(&LabelMove {
+                prompt: prompt.clone(),
+                label: label.clone(),
+                target: version,
+                expect: Expect::parse(&expect),
+                actor: actor(),
+                reason: message,
+                action: audit::Action::LabelSet,
+                gate_run: None,
+                report_digest: None,
+                skip_gate: false,
+            })?;
+            println!(
+                "{prompt}@{label}: {} → {}",
+                e.from.as_deref().unwrap_or("(new)"),
+                e.to.as_deref().unwrap_or("(none)")
+            );
+            Ok(Outcome::Success)
+        }
+        Command::Log(args) => log(&open()?, &args),
+        Command::Check => check(&open()?),
+    }
+}
+
+/// Find the repository. Started from the current directory, paths are shown relative to it
+/// (`prompts/p/v1.yaml`, not `/home/…/prompts/p/v1.yaml`).
+fn open_repo(start: &Path, from_cwd: bool) -> Result<Repo> {
+    let mut repo = Repo::discover(start)?;
+    if from_cwd && let Ok(rest) = start.strip_prefix(&repo.root) {
+        repo.root = rest.components().map(|_| "..").collect();
+    }
+    Ok(repo)
+}
+
+fn warn_all(ds: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in ds {
+        let _ = write!(err, "{d}");
+    }
+}
+
+/// A path relative to the repository root, for display.
+fn rel(repo: &Repo, path: &Path) -> String {
+    path.strip_prefix(&repo.root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
+    if let Some(name) = prompt {
+        let p = repo.prompt(name)?;
+        let mut versions: Vec<_> = p.registry.versions.iter().collect();
+        versions.sort_by_key(|v| std::cmp::Reverse(v.number));
+        if json {
+            let rows: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"id": v.id, "number": v.number, "hash": v.hash, "file": v.file, "labels": p.labels_of(&v.id)}))
+                .collect();
+            print_json(&json!({"prompt": name, "versions": rows}));
+            return Ok(Outcome::Success);
+        }
+        let rows: Vec<Vec<String>> = versions
+            .iter()
+            .map(|v| vec![v.id.clone(), v.file.clone(), p.labels_of(&v.id).join(", ")])
+            .collect();
+        print!("{}", table(&["VERSION", "FILE", "LABELS"], &rows));
+        return Ok(Outcome::Success);
+    }
+    let mut out = Vec::new();
+    let mut rows = Vec::new();
+    for name in repo.prompt_names()? {
+        let p = repo.prompt(&name)?;
+        let latest = p.latest().map(|v| v.id.clone()).unwrap_or_default();
+        let labels: Vec<String> = p
+            .registry
+            .labels
+            .iter()
+            .map(|(l, v)| format!("{l}={v}"))
+            .collect();
+        out.push(json!({"prompt": name, "versions": p.registry.versions.len(), "latest": latest, "labels": p.registry.labels}));
+        rows.push(vec![
+            name.clone(),
+            p.registry.versions.len().to_string(),
+            latest,
+            labels.join(" "),
+        ]);
+    }
+    if json {
+        print_json(&Value::Array(out));
+    } else if rows.is_empty() {
+        eprintln!("no prompts yet: create prompts/<name>/v1.yaml and run `promptgate add <name>`");
+    } else {
+        print!(
+            "{}",
+            table(&["PROMPT", "VERSIONS", "LATEST", "LABELS"], &rows)
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// A plain left-aligned table.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |cells: Vec<&str>, s: &mut String| {
+        let last = cells.len() - 1;
+        for (i, c) in cells.iter().enumerate() {
+            if i == last {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.push('\n');
+    };
+    line(header.to_vec(), &mut s);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut s);
+    }
+    s
+}
+
+fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
+    let r = Ref::parse(reference)?;
+    let (prompt, v, label) = repo.resolve(&r)?;
+    let loaded = repo.load_version(&prompt, &v)?;
+    let path = prompt.dir.join(&v.file);
+    let labels = prompt.labels_of(&v.id);
+    if json {
+        print_json(&json!({
+            "prompt": prompt.name, "version_id": v.id, "number": v.number, "hash": v.hash,
+            "file": rel(repo, &path), "label": label, "labels": labels, "artifact": loaded.artifact,
+        }));
+        return Ok(Outcome::Success);
+    }
+    let a = &loaded.artifact;
+    let mut params = vec![];
+    if let Some(t) = a.model.temperature {
+        params.push(format!("temperature {t}"));
+    }
+    if let Some(t) = a.model.max_tokens {
+        params.push(format!("max_tokens {t}"));
+    }
+    if let Some(t) = a.model.top_p {
+        params.push(format!("top_p {t}"));
+    }
+    if let Some(t) = a.model.seed {
+        params.push(format!("seed {t}"));
+    }
+    let vars: Vec<String> = a
+        .variables
+        .iter()
+        .map(|(n, var)| match &var.default {
+            None => format!("{n}: {} (required)", var.kind.name()),
+            Some(d) => format!("{n}: {} = {d}", var.kind.name()),
+        })
+        .collect();
+    println!("{}@{}", prompt.name, v.id);
+    println!("  hash       {}", v.hash);
+    println!("  file       {}", rel(repo, &path));
+    println!(
+        "  labels     {}",
+        if labels.is_empty() {
+            "(none)".into()
+        } else {
+            labels.join(", ")
+        }
+    );
+    if let Some(d) = &a.description {
+        println!("  about      {d}");
+    }
+    println!(
+        "  model      {}/{}{}",
+        a.model.provider,
+        a.model.name,
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", params.join(", "))
+        }
+    );
+    println!(
+        "  variables  {}",
+        if vars.is_empty() {
+            "(none)".into()
+        } else {
+            vars.join(", ")
+        }
+    );
+    println!(
+        "  messages   {} ({} few-shot examples)",
+        a.messages.len(),
+        a.few_shot.len()
+    );
+    if !a.tools.is_empty() {
+        println!(
+            "  tools      {}",
+            a.tools
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(s) = &a.output_schema {
+        let props: Vec<&str> = s
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "  output     JSON Schema{}",
+            if props.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", props.join(", "))
+            }
+        );
+    }
+    warn_all(&loaded.warnings);
+    Ok(Outcome::Success)
+}
+
+fn diff_cmd(repo: &Repo, old: &str, new: &str, json: bool) -> Result<Outcome> {
+    let a = Ref::parse(old)?;
+    let b = if new.contains('@') || repo.prompt_dir(new).join(registry::REGISTRY_FILE).is_file() {
+        Ref::parse(new)?
+    } else {
+        Ref {
+            prompt: a.prompt.clone(),
+            selector: Some(new.to_string()),
+        }
+    };
+    let (pa, va, _) = repo.resolve(&a)?;
+    let (pb, vb, _) = repo.resolve(&b)?;
+    let la = repo.load_version(&pa, &va)?;
+    let lb = repo.load_version(&pb, &vb)?;
+    let d = diff::diff(&la.artifact, &lb.artifact);
+    let (na, nb) = (
+        format!("{}@{}", pa.name, va.id),
+        format!("{}@{}", pb.name, vb.id),
+    );
+    if json {
+        print_json(
+            &json!({"old": na, "new": nb, "messages_diff": d.messages, "changes": d.changes,
+            "breaking": d.breaking().count()}),
+        );
+    } else {
+        print!("{}", d.render(&na, &nb));
+    }
+    Ok(Outcome::Success)
+}
+
+fn render_cmd(
+    repo: &Repo,
+    reference: &str,
+    vars: &[String],
+    vars_file: Option<&Path>,
+) -> Result<Outcome> {
+    let r = Ref::parse(reference)?;
+    let (prompt, v, _) = repo.resolve(&r)?;
+    let loaded = repo.load_version(&prompt, &v)?;
+    let artifact = &loaded.artifact;
+    let mut given = Map::new();
+    if let Some(f) = vars_file {
+        let text = fsutil::read_to_string(f)?;
+        let value: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+            Error::from(
+                Diagnostic::error(format!("cannot read variables: {e}"))
+                    .in_context(f.display().to_string()),
+            )
+        })?;
+        match value {
+            Value::Object(m) => given.extend(m),
+            Value::Null => {}
+            _ => {
+                return Err(Error::usage(format!(
+                    "`{}` must be a mapping of variable names to values",
+                    f.display()
+                )));
+            }
+        }
+    }
+    for kv in vars {
+        let Some((k, text)) = kv.split_once('=') else {
+            return Err(Error::usage(format!("`--var {kv}` is not NAME=VALUE"))
+                .with_hint("e.g. `--var question='Where is my order?'`"));
+        };
+        let value = match artifact.variables.get(k) {
+            Some(decl) => decl
+                .kind
+                .coerce(text)
+                .map_err(|e| Error::usage(format!("`--var {kv}`: variable `{k}` {e}")))?,
+            None => Value::String(text.to_string()),
+        };
+        given.insert(k.to_string(), value);
+    }
+    let subject = Subject {
+        prompt: &prompt.name,
+        version_id: &v.id,
+        row: None,
+    };
+    let bound = render::bind_variables(artifact, &given, &subject, true)?;
+    let request = render::render(artifact, &bound, &subject)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&request).unwrap_or_default()
+    );
+    Ok(Outcome::Success)
+}
+
+fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
+    let log = repo.audit(&args.prompt)?;
+    if !log.problems.is_empty() {
+        warn_all(
+            &log.problems
+                .iter()
+                .cloned()
+                .map(|mut d| {
+                    d.severity = Severity::Warning;
+                    d
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    let entries = log
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| args.label.is_none() || e.label == args.label)
+        .take(args.limit.unwrap_or(usize::MAX));
+    let mut out = std::io::stdout().lock();
+    for e in entries {
+        if args.json {
+            let _ = write!(out, "{}", e.to_line());
+            continue;
+        }
+        let what = match e.action {
+            audit::Action::Register => format!(
+                "registered {} ({})",
+                e.to.as_deref().unwrap_or("?"),
+                e.file.as_deref().unwrap_or("?")
+            ),
+            _ => format!(
+                "{} {}: {} → {}",
+                e.action.as_str(),
+                e.label.as_deref().unwrap_or("?"),
+                e.from.as_deref().unwrap_or("(new)"),
+                e.to.as_deref().unwrap_or("(removed)")
+            ),
+        };
+        let _ = writeln!(out, "#{:<4} {}  {}  {what}", e.seq, e.ts, e.actor);
+        if let Some(r) = &e.reason {
+            let _ = writeln!(out, "      why: {r}");
+        }
+        if let Some(g) = &e.gate_run {
+            let _ = writeln!(out, "      gate run: {g}");
+        }
+        if let Some(d) = &e.report_digest {
+            let _ = writeln!(out, "      report: sha256:{d}");
+        }
+        if e.skip_gate {
+            let _ = writeln!(out, "      gate SKIPPED");
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn check(repo: &Repo) -> Result<Outcome> {
+    let report = registry::check::check(repo);
+    warn_all(&report.diagnostics);
+    let errors = report.errors();
+    let warnings = report.diagnostics.len() - errors;
+    eprintln!(
+        "checked {} prompt(s), {} version(s), {} audit entries: {errors} error(s), {warnings} warning(s)",
+        report.prompts, report.versions, report.audit_entries
+    );
+    Ok(if errors > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Success
+    })
+}
+
+const INIT_CONFIG: &str = "\
+# promptgate configuration. See docs/formats.md for every key.
+version: 1
+# Where prompts live, relative to this file.
+prompts_dir: prompts
+# Providers a version's `model.provider` can name. Keys come from the environment:
+# only the variable's *name* is written here.
+providers:
+  openai:
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+";
+
+const INIT_PROMPT: &str = "\
+# A prompt version. Once registered (`promptgate add hello`) this file never changes:
+# write v2.yaml for the next version.
+description: Greets a user by name
+model:
+  provider: openai
+  name: gpt-4o-mini
+  temperature: 0.2
+  max_tokens: 200
+variables:
+  name: { type: string, description: Who to greet }
+messages:
+  - role: system
+    content: You are a friendly assistant. Answer in one sentence.
+  - role: user
+    content: \"Say hello to {{ name }}.\"
+";
+
+fn init(dir: &Path, actor: &str) -> Result<Outcome> {
+    let config = dir.join(crate::config::FILE_NAME);
+    if config.exists() {
+        return Err(Error::usage(format!(
+            "`{}` already exists: this is a promptgate repository",
+            config.display()
+        )));
+    }
+    fsutil::create_dir_all(&dir.join("prompts/hello"))?;
+    fsutil::create_dir_all(&dir.join("datasets"))?;
+    fsutil::write_atomic(&config, INIT_CONFIG.as_bytes())?;
+    fsutil::write_atomic(&dir.join("prompts/hello/v1.yaml"), INIT_PROMPT.as_bytes())?;
+    fsutil::write_atomic(
+        &dir.join("datasets/hello.jsonl"),
+        b"{\"id\": \"ada\", \"name\": \"Ada\", \"expected\": \"Ada\"}\n{\"id\": \"grace\", \"name\": \"Grace\", \"expected\": \"Grace\"}\n",
+    )?;
+    let gitignore = dir.join(".gitignore");
+    let mut ignore = std::fs::read_to_string(&gitignore).unwrap_or_default();
+    for line in [".promptgate/", &format!("{}*", fsutil::TEMP_PREFIX)] {
+        if !ignore.lines().any(|l| l.trim() == line) {
+            if !ignore.is_empty() && !ignore.ends_with('\n') {
+                ignore.push('\n');
+            }
+            ignore.push_str(line);
+            ignore.push('\n');
+        }
+    }
+    fsutil::write_atomic(&gitignore, ignore.as_bytes())?;
+    let repo = Repo::open(dir)?;
+    let reg = repo.add("hello", &[], actor)?;
+    repo.move_label(&LabelMove {
+        prompt: "hello".into(),
+        label: "production".into(),
+        target: reg[0].id.clone(),
+        expect: Expect::Absent,
+        actor: actor.to_string(),
+        reason: "initial version (promptgate init)".into(),
+        action: audit::Action::LabelSet,
+        gate_run: None,
+        report_digest: None,
+        skip_gate: false,
+    })?;
+    println!("created a promptgate repository in {}", dir.display());
+    println!(
+        "  prompts/hello/v1.yaml  registered as hello@{}, labelled production",
+        reg[0].id
+    );
+    println!(
+        "\nnext: promptgate -C {} render hello@production --var name=Ada",
+        dir.display()
+    );
+    Ok(Outcome::Success)
+}

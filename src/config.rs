@@ -1,0 +1,125 @@
+//! `promptgate.yaml`: the repository's configuration — providers and defaults — in one place,
+//! with unknown keys rejected. Defaults live in [`defaults`] and nowhere else.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Diagnostic, Result};
+
+/// The configuration file's name, which also marks a repository's root.
+pub const FILE_NAME: &str = "promptgate.yaml";
+
+/// The default values of every setting, documented in `docs/formats.md`.
+pub mod defaults {
+    /// Folder of prompts, relative to the repository root.
+    pub const PROMPTS_DIR: &str = "prompts";
+    /// Folder of runs, caches and locks (git-ignored).
+    pub const STATE_DIR: &str = ".promptgate";
+    /// In-flight requests per provider.
+    pub const CONCURRENCY: usize = 8;
+    /// Seconds before a provider call times out.
+    pub const TIMEOUT_SECS: u64 = 60;
+    /// Retries of a transient failure before the call is an error.
+    pub const MAX_RETRIES: u32 = 4;
+}
+
+/// The parsed `promptgate.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of this file; currently 1.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Where prompts live (default `prompts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts_dir: Option<String>,
+    /// Providers by name; a version's `model.provider` names one of these.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How to reach one provider. API keys are never stored here: only the *name* of the
+/// environment variable that holds the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Wire protocol: `openai` (Chat Completions), `anthropic` (Messages) or `replay`.
+    pub kind: ProviderKind,
+    /// e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key, e.g. `OPENAI_API_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// USD per 1,000 input tokens, for cost reporting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_input_per_1k: Option<f64>,
+    /// USD per 1,000 output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_output_per_1k: Option<f64>,
+    /// For `replay`: the cassette file, relative to the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cassette: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Replay,
+}
+
+fn keys_of(path: &str) -> &'static [&'static str] {
+    match path {
+        "" => &["version", "prompts_dir", "providers"],
+        _ => &[],
+    }
+}
+
+impl Config {
+    /// Parse `promptgate.yaml` text.
+    pub fn parse(file: &Path, text: &str) -> Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config {
+                version: 1,
+                ..Config::default()
+            });
+        }
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            crate::artifact::yaml_error_diagnostic(file, text, &path, err.inner(), keys_of)
+        })?;
+        if cfg.version != 1 {
+            return Err(Diagnostic::error(format!(
+                "unsupported `version: {}` in {}",
+                cfg.version,
+                file.display()
+            ))
+            .hint("this promptgate understands `version: 1`; upgrade promptgate")
+            .into());
+        }
+        Ok(cfg)
+    }
+
+    pub fn prompts_dir(&self) -> &str {
+        self.prompts_dir.as_deref().unwrap_or(defaults::PROMPTS_DIR)
+    }
+}

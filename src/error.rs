@@ -1,0 +1,258 @@
+//! Errors a person can act on: a kind that decides the exit code, and diagnostics that name
+//! the file, line, key or variable and suggest the fix.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What went wrong, at the level that decides the exit code (see [`crate::exit_codes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad flags, a malformed file, an invalid reference, a failed `check`.
+    Usage,
+    /// A compare-and-swap lost: the label moved under you.
+    Conflict,
+    /// I/O, network or provider failure.
+    Infrastructure,
+}
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A place in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The text of that line, for the caret display.
+    pub source_line: Option<String>,
+}
+
+impl Location {
+    /// A location in `text` (the content of `file`) at 1-based `line`/`column`.
+    pub fn in_text(file: &Path, text: &str, line: usize, column: usize) -> Location {
+        let source_line = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .map(|l| l.to_string());
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column: column.max(1),
+            source_line,
+        }
+    }
+}
+
+/// One problem, rendered like a compiler message:
+///
+/// ```text
+/// error: unknown key `temprature` in `model`
+///   --> prompts/support_agent/v2.yaml:3:5
+///    |
+///  3 |   temprature: 0.3
+///    |   ^
+///    = expected one of `provider`, `name`, `temperature`
+/// hint: did you mean `temperature`?
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    pub location: Option<Box<Location>>,
+    /// Where the problem is when there is no line to point at (a file, a key path).
+    pub context: Option<String>,
+    pub notes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            location: None,
+            context: None,
+            notes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
+    }
+
+    pub fn at(mut self, location: Option<Location>) -> Diagnostic {
+        self.location = location.map(Box::new);
+        self
+    }
+
+    pub fn in_context(mut self, context: impl Into<String>) -> Diagnostic {
+        self.context = Some(context.into());
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(f, "{label}: {}", self.message)?;
+        if let Some(loc) = &self.location {
+            let num = loc.line.to_string();
+            let pad = " ".repeat(num.len());
+            writeln!(
+                f,
+                "{pad}--> {}:{}:{}",
+                loc.file.display(),
+                loc.line,
+                loc.column
+            )?;
+            if let Some(src) = &loc.source_line {
+                let src = src.trim_end();
+                writeln!(f, "{pad} |")?;
+                writeln!(f, "{num} | {src}")?;
+                // Columns count characters; tabs keep their width by being copied.
+                let lead: String = src
+                    .chars()
+                    .take(loc.column.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                writeln!(f, "{pad} | {lead}^")?;
+            }
+        } else if let Some(ctx) = &self.context {
+            writeln!(f, "  --> {ctx}")?;
+        }
+        if self.location.is_some()
+            && let Some(ctx) = &self.context
+        {
+            writeln!(f, "   = in {ctx}")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "   = {note}")?;
+        }
+        if let Some(hint) = &self.hint {
+            writeln!(f, "hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The library's error: a kind (for the exit code) and one or more diagnostics.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, diagnostic: Diagnostic) -> Error {
+        Error {
+            kind,
+            diagnostics: vec![diagnostic],
+        }
+    }
+
+    /// A usage or configuration error with a plain message.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Usage, Diagnostic::error(message))
+    }
+
+    pub fn conflict(diagnostic: Diagnostic) -> Error {
+        Error::new(ErrorKind::Conflict, diagnostic)
+    }
+
+    pub fn many(kind: ErrorKind, diagnostics: Vec<Diagnostic>) -> Error {
+        Error { kind, diagnostics }
+    }
+
+    /// An I/O error that names its path. A missing or unreadable file is the user's to fix
+    /// (usage); anything else is infrastructure.
+    pub fn io(path: &Path, action: &str, err: std::io::Error) -> Error {
+        use std::io::ErrorKind as K;
+        let kind = match err.kind() {
+            K::NotFound | K::PermissionDenied | K::AlreadyExists | K::IsADirectory => {
+                ErrorKind::Usage
+            }
+            _ => ErrorKind::Infrastructure,
+        };
+        Error::new(
+            kind,
+            Diagnostic::error(format!("cannot {action} `{}`: {err}", path.display())),
+        )
+    }
+
+    /// Add a hint to the first diagnostic.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        if let Some(d) = self.diagnostics.first_mut() {
+            d.hint = Some(hint.into());
+        }
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Error {
+        Error::new(ErrorKind::Usage, d)
+    }
+}
+
+/// "did you mean `x`?" — the closest candidate within a small edit distance.
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// Render a list of names as "`a`, `b` and `c`".
+pub fn list_names<S: AsRef<str>>(names: &[S]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match quoted.len() {
+        0 => "(none)".to_string(),
+        1 => quoted[0].clone(),
+        n => format!("{} and {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}

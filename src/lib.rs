@@ -1,0 +1,19 @@
+//! promptgate: prompt management as infrastructure. Immutable, content-addressed prompt
+//! versions kept in Git; labels that point at versions and move only through audited,
+//! compare-and-swap writes; and (as the pipeline grows) an evaluation gate that decides
+//! statistically whether a label may move.
+//!
+//! Data flows one way (DESIGN.md §3): [`artifact`] → [`render`] → provider → checks → stats →
+//! gate → report, with [`registry`] holding versions, labels and the audit log. The library
+//! never prints; [`cli`] owns the terminal.
+
+pub mod artifact;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exit_codes;
+pub mod fsutil;
+pub mod registry;
+pub mod render;
+
+pub use error::{Diagnostic, Error, ErrorKind, Result};

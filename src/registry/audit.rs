@@ -1,0 +1,280 @@
+//! The append-only, hash-chained audit log (`audit.jsonl`): one JSON object per line, each
+//! holding the hash of the previous line, so any edit, deletion or reordering is detectable.
+//!
+//! An entry's `hash` is the SHA-256 of the canonical JSON (see
+//! [`crate::artifact::canonical`]) of the entry without its `hash` key. The first entry's
+//! `prev` is 64 zeros.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::canonical;
+use crate::error::Diagnostic;
+
+/// `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A new version was registered.
+    Register,
+    /// A raw, ungated label move (`promptgate label set`).
+    LabelSet,
+    /// A gated label move (`promptgate promote`).
+    Promote,
+    /// A label moved back (`promptgate rollback`).
+    Rollback,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Register => "register",
+            Action::LabelSet => "label_set",
+            Action::Promote => "promote",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+/// One line of `audit.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// 1, 2, 3, … without gaps.
+    pub seq: u64,
+    /// UTC timestamp, RFC 3339.
+    pub ts: String,
+    /// Who did it (see [`actor`]).
+    pub actor: String,
+    pub action: Action,
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The version the label pointed at before (`None`: the label is new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The version id registered, or the label's new target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// For `register`: the version file, relative to the prompt's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// For `register`: the full content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The gate run that justified a promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_run: Option<String>,
+    /// SHA-256 of that gate's JSON report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_digest: Option<String>,
+    /// Set when a promotion skipped its gate (`--skip-gate`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_gate: bool,
+    /// Hash of the previous entry ([`GENESIS`] for the first).
+    pub prev: String,
+    /// Hash of this entry (canonical JSON without this key).
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl Entry {
+    /// The hash this entry must carry.
+    pub fn compute_hash(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.remove("hash");
+        }
+        canonical::content_hash(&v).unwrap_or_default()
+    }
+
+    /// This entry as one JSON line (with its newline).
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// A parsed audit log with the problems found in it.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub entries: Vec<Entry>,
+    /// Every problem: unparsable lines, broken hashes, broken chain, gaps.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Log {
+    pub fn head(&self) -> &str {
+        self.entries
+            .last()
+            .map(|e| e.hash.as_str())
+            .unwrap_or(GENESIS)
+    }
+}
+
+/// Parse and verify the chain of an audit log's text.
+pub fn parse(file: &Path, text: &str) -> Log {
+    let mut log = Log::default();
+    let mut prev_hash = GENESIS.to_string();
+    let mut expect_seq = 1u64;
+    let place = |line: usize| format!("{}:{}", file.display(), line);
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: Entry = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) => {
+                log.problems.push(
+                    Diagnostic::error(format!("audit entry is not valid JSON: {e}"))
+                        .in_context(place(lineno))
+                        .hint("the audit log is append-only: restore it from Git (`git checkout -- <file>`)"),
+                );
+                continue;
+            }
+        };
+        if entry.compute_hash() != entry.hash {
+            log.problems.push(
+                Diagnostic::error(format!(
+                    "audit entry {} was modified: its content no longer matches its hash",
+                    entry.seq
+                ))
+                .in_context(place(lineno))
+                .hint(
+                    "the audit log is append-only: restore it from Git (`git checkout -- <file>`)",
+                ),
+            );
+        }
+        if entry.prev != prev_hash {
+            log.problems.push(
+                Diagnostic::error(format!(
+                    "audit chain broken before entry {}: it does not follow the previous line",
+                    entry.seq
+                ))
+                .in_context(place(lineno))
+                .note("an entry before it was deleted, inserted or reordered")
+                .hint("restore the audit log from Git (`git checkout -- <file>`)"),
+            );
+        }
+        if entry.seq != expect_seq {
+            log.problems.push(
+                Diagnostic::error(format!(
+                    "audit sequence jumps from {} to {}",
+                    expect_seq.saturating_sub(1),
+                    entry.seq
+                ))
+                .in_context(place(lineno)),
+            );
+        }
+        prev_hash = entry.hash.clone();
+        expect_seq = entry.seq + 1;
+        log.entries.push(entry);
+    }
+    log
+}
+
+/// Who is acting: `--actor`, then `PROMPTGATE_ACTOR`, then CI variables, then Git's
+/// `user.name <user.email>`, then the OS user.
+pub fn actor(flag: Option<&str>) -> String {
+    if let Some(a) = flag.filter(|a| !a.trim().is_empty()) {
+        return a.trim().to_string();
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(a) = env("PROMPTGATE_ACTOR") {
+        return a;
+    }
+    for (var, system) in [
+        ("GITHUB_ACTOR", "github"),
+        ("GITLAB_USER_LOGIN", "gitlab"),
+        ("BUILDKITE_BUILD_CREATOR", "buildkite"),
+        ("CIRCLE_USERNAME", "circleci"),
+    ] {
+        if let Some(a) = env(var) {
+            return format!("{a} ({system})");
+        }
+    }
+    let git = |key: &str| {
+        std::process::Command::new("git")
+            .args(["config", "--get", key])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(name) = git("user.name") {
+        return match git("user.email") {
+            Some(email) => format!("{name} <{email}>"),
+            None => name,
+        };
+    }
+    env("USER")
+        .or_else(|| env("USERNAME"))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The current UTC time, RFC 3339 with seconds.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| jiff::Timestamp::now().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, prev: &str) -> Entry {
+        let mut e = Entry {
+            seq,
+            ts: "2026-01-01T00:00:00Z".into(),
+            actor: "a".into(),
+            action: Action::LabelSet,
+            prompt: "p".into(),
+            label: Some("production".into()),
+            from: None,
+            to: Some("v1-0000000".into()),
+            file: None,
+            version_hash: None,
+            reason: Some("why".into()),
+            gate_run: None,
+            report_digest: None,
+            skip_gate: false,
+            prev: prev.into(),
+            hash: String::new(),
+        };
+        e.hash = e.compute_hash();
+        e
+    }
+
+    #[test]
+    fn a_valid_chain_verifies_and_edits_are_caught() {
+        let a = entry(1, GENESIS);
+        let b = entry(2, &a.hash);
+        let text = format!("{}{}", a.to_line(), b.to_line());
+        assert!(parse(Path::new("audit.jsonl"), &text).problems.is_empty());
+
+        let edited = text.replace("\"why\"", "\"because\"");
+        let log = parse(Path::new("audit.jsonl"), &edited);
+        assert_eq!(log.problems.len(), 2, "{:?}", log.problems);
+
+        let deleted = b.to_line();
+        let log = parse(Path::new("audit.jsonl"), &deleted);
+        assert!(
+            log.problems
+                .iter()
+                .any(|d| d.message.contains("chain broken"))
+        );
+    }
+}

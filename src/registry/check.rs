@@ -1,0 +1,230 @@
+//! `promptgate check`: every problem in a repository at once — files that do not parse,
+//! hashes that do not match, labels pointing nowhere, an audit chain that does not verify, a
+//! registry that disagrees with its audit log.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use crate::artifact;
+use crate::error::{Diagnostic, Severity};
+use crate::fsutil;
+
+use super::{
+    AUDIT_FILE, REGISTRY_FILE, Repo, SUITE_FILE, audit, parse_registry, replay, version_id,
+};
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub prompts: usize,
+    pub versions: usize,
+    pub audit_entries: usize,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// Check the whole repository.
+pub fn check(repo: &Repo) -> Report {
+    let mut report = Report::default();
+    let names = match repo.prompt_names() {
+        Ok(n) => n,
+        Err(e) => {
+            report.diagnostics.extend(e.diagnostics);
+            return report;
+        }
+    };
+    for name in &names {
+        check_prompt(repo, name, &mut report);
+    }
+    report.prompts = names.len();
+    report
+}
+
+fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
+    let dir = repo.prompt_dir(name);
+    let out = &mut report.diagnostics;
+    let reg_path = dir.join(REGISTRY_FILE);
+    let registry =
+        match fsutil::read_to_string(&reg_path).and_then(|t| parse_registry(&reg_path, &t)) {
+            Ok(r) => r,
+            Err(e) => {
+                out.extend(e.diagnostics);
+                return;
+            }
+        };
+    let here = |what: &str| format!("{} ({what})", reg_path.display());
+    if registry.prompt != name {
+        out.push(
+            Diagnostic::error(format!(
+                "registry.yaml names prompt `{}` but lives in the folder of `{name}`",
+                registry.prompt
+            ))
+            .in_context(reg_path.display().to_string()),
+        );
+    }
+
+    // Every version file parses, validates and still has its registered hash.
+    for v in &registry.versions {
+        report.versions += 1;
+        let path = dir.join(&v.file);
+        if v.id != version_id(v.number, &v.hash) {
+            out.push(
+                Diagnostic::error(format!(
+                    "version id `{}` does not match its number and hash (`{}`)",
+                    v.id,
+                    version_id(v.number, &v.hash)
+                ))
+                .in_context(here(&v.id))
+                .hint("registry.yaml was edited by hand; restore it from Git"),
+            );
+        }
+        let text = match fsutil::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.extend(e.diagnostics);
+                continue;
+            }
+        };
+        match artifact::load(&path, &text) {
+            Err(ds) => out.extend(ds),
+            Ok(loaded) => {
+                out.extend(loaded.warnings);
+                if loaded.hash != v.hash {
+                    out.push(Diagnostic::error(format!(
+                        "`{}` ({}) does not match its registered hash",
+                        v.file, v.id
+                    ))
+                    .in_context(path.display().to_string())
+                    .note(format!("registered {}, file hashes to {}", v.hash, loaded.hash))
+                    .hint("either the version file was edited after registration (restore it and add the edit as a new version), or registry.yaml was edited by hand (restore it from Git)"));
+                }
+            }
+        }
+    }
+
+    // Labels point at registered versions.
+    for (label, target) in &registry.labels {
+        if !registry.versions.iter().any(|v| &v.id == target) {
+            out.push(
+                Diagnostic::error(format!(
+                    "label `{label}` points at `{target}`, which is not a registered version"
+                ))
+                .in_context(here(label)),
+            );
+        }
+    }
+
+    // The audit chain verifies and agrees with the registry.
+    let audit_path = dir.join(AUDIT_FILE);
+    let text = match fs::read_to_string(&audit_path) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(
+                Diagnostic::error(format!("cannot read the audit log: {e}"))
+                    .in_context(audit_path.display().to_string()),
+            );
+            return;
+        }
+    };
+    let log = audit::parse(&audit_path, &text);
+    report.audit_entries += log.entries.len();
+    let chain_ok = log.problems.is_empty();
+    out.extend(log.problems);
+    let recorded = registry.audit.entries as usize;
+    if log.entries.len() < recorded {
+        out.push(Diagnostic::error(format!(
+            "the audit log has {} entries but registry.yaml records {recorded}: entries were deleted from its end",
+            log.entries.len()
+        )).in_context(audit_path.display().to_string()).hint("restore the audit log from Git (`git checkout -- <file>`)"));
+        return;
+    }
+    if recorded > 0 && log.entries[recorded - 1].hash != registry.audit.head {
+        out.push(
+            Diagnostic::error(
+                "registry.yaml's audit checkpoint does not match the audit log".to_string(),
+            )
+            .in_context(reg_path.display().to_string())
+            .hint("restore both files from Git"),
+        );
+        return;
+    }
+    if !chain_ok {
+        return;
+    }
+    // Roll the committed tail forward (a crash between the two writes), then compare.
+    let mut current = registry.clone();
+    for e in &log.entries[recorded..] {
+        super::apply(&mut current, e);
+    }
+    let replayed = replay(name, &log.entries);
+    let ids = |r: &super::RegistryFile| -> BTreeSet<(String, String, String)> {
+        r.versions
+            .iter()
+            .map(|v| (v.id.clone(), v.file.clone(), v.hash.clone()))
+            .collect()
+    };
+    let (have, want) = (ids(&current), ids(&replayed));
+    for (id, file, hash) in have.difference(&want) {
+        out.push(Diagnostic::error(format!(
+            "registry.yaml records `{id}` ({file}, hash {}) but the audit log registered no such version",
+            &hash[..hash.len().min(12)]
+        )).in_context(reg_path.display().to_string()).hint("registry.yaml was edited by hand; restore it from Git"));
+    }
+    for (id, file, _) in want.difference(&have) {
+        out.push(
+            Diagnostic::error(format!(
+                "the audit log registered `{id}` ({file}) but registry.yaml does not record it"
+            ))
+            .in_context(reg_path.display().to_string())
+            .hint("registry.yaml was edited by hand; restore it from Git"),
+        );
+    }
+    let labels: BTreeSet<&String> = current
+        .labels
+        .keys()
+        .chain(replayed.labels.keys())
+        .collect();
+    for label in labels {
+        let (a, b) = (current.labels.get(label), replayed.labels.get(label));
+        if a != b {
+            out.push(
+                Diagnostic::error(format!(
+                    "label `{label}` is {} in registry.yaml but {} per the audit log",
+                    a.map(|s| format!("`{s}`"))
+                        .unwrap_or_else(|| "absent".into()),
+                    b.map(|s| format!("`{s}`"))
+                        .unwrap_or_else(|| "absent".into())
+                ))
+                .in_context(reg_path.display().to_string())
+                .hint("labels move only through promptgate; restore registry.yaml from Git"),
+            );
+        }
+    }
+
+    // Version files nobody registered.
+    if let Ok(entries) = fs::read_dir(&dir) {
+        let mut unregistered: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|f| (f.ends_with(".yaml") || f.ends_with(".yml")) && !f.starts_with('.'))
+            .filter(|f| f != REGISTRY_FILE && f != SUITE_FILE)
+            .filter(|f| !registry.versions.iter().any(|v| &v.file == f))
+            .collect();
+        unregistered.sort();
+        for f in unregistered {
+            out.push(
+                Diagnostic::warning(format!("`{f}` is not a registered version of `{name}`"))
+                    .in_context(dir.join(&f).display().to_string())
+                    .hint(format!("register it with `promptgate add {name}`")),
+            );
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! promptgate's integration tests, compiled into one binary to keep link time down.
+
+mod support;
+
+mod cli_registry;
+mod concurrency;
+mod error_messages;
+mod identity;

@@ -1,0 +1,127 @@
+//! Helpers: temporary repositories and running the real `promptgate` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
+
+/// A temporary promptgate repository.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of running the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub const CONFIG: &str =
+    "version: 1\nproviders:\n  openai: { kind: openai, api_key_env: OPENAI_API_KEY }\n";
+
+/// A version file with a given system prompt and temperature.
+pub fn version_yaml(system: &str, temperature: f64) -> String {
+    format!(
+        "model: {{ provider: openai, name: gpt-4o-mini, temperature: {temperature} }}\n\
+         variables:\n  question: {{ type: string }}\n\
+         messages:\n  - role: system\n    content: \"{system}\"\n  - role: user\n    content: \"{{{{ question }}}}\"\n"
+    )
+}
+
+impl TestRepo {
+    pub fn new() -> TestRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("promptgate.yaml"), CONFIG).expect("write config");
+        TestRepo { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.file(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).expect("read")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path())
+            .args(args)
+            .env("PROMPTGATE_ACTOR", "tester")
+            .env_remove("PROMPTGATE_REPO")
+            .env_remove("GITHUB_ACTOR");
+        c
+    }
+
+    pub fn pg(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run promptgate"))
+    }
+
+    /// A repository with prompt `p` holding `n` registered versions (v1..vn).
+    pub fn with_versions(n: usize) -> TestRepo {
+        let repo = TestRepo::new();
+        for i in 1..=n {
+            repo.write(
+                &format!("prompts/p/v{i}.yaml"),
+                &version_yaml(&format!("You are assistant number {i}."), 0.1),
+            );
+        }
+        repo.pg(&["add", "p"]).ok();
+        repo
+    }
+
+    /// Replace the temporary path in text, for snapshots.
+    pub fn redact(&self, text: &str) -> String {
+        let p = self.path().display().to_string();
+        let canon = self
+            .path()
+            .canonicalize()
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|_| p.clone());
+        text.replace(&canon, "[REPO]").replace(&p, "[REPO]")
+    }
+}
