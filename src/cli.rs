@@ -91,7 +91,9 @@ pub enum Command {
         after_help = "NEW may be a bare version or label of OLD's prompt.\n\nExamples:\n  promptgate diff support_agent@production support_agent@v3\n  promptgate diff support_agent@v1 v2 --json"
     )]
     Diff {
+        /// The old side, e.g. `support_agent@production`.
         old: String,
+        /// The new side, e.g. `support_agent@v3` or just `v3`.
         new: String,
         /// Print JSON.
         #[arg(long)]
@@ -102,6 +104,7 @@ pub enum Command {
         after_help = "Values given with --var are typed by the variable's declaration (`--var n=3` is a\nnumber when `n` is declared `type: number`).\n\nExample:\n  promptgate render support_agent@production --var product_name=Acme --var question='Refund?'"
     )]
     Render {
+        /// The version, e.g. `support_agent@production`.
         reference: String,
         /// A variable, `NAME=VALUE` (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
@@ -130,7 +133,9 @@ pub enum LabelCommand {
         after_help = "Exits 5 if the label no longer points at --expect, naming who moved it.\n\nExamples:\n  promptgate label set support_agent production v3 --expect v2 -m 'ship v3'\n  promptgate label set support_agent canary v3 --expect none -m 'start canary'"
     )]
     Set {
+        /// The prompt, e.g. `support_agent`.
         prompt: String,
+        /// The label to move or create, e.g. `production`.
         label: String,
         /// The new target: `v3`, `v3-9f2c1ab`, a hash prefix, or another label.
         version: String,
@@ -145,6 +150,7 @@ pub enum LabelCommand {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
+    /// The prompt whose log to show.
     prompt: String,
     /// Only entries that moved this label.
     #[arg(long)]

@@ -5,4 +5,5 @@ mod support;
 mod cli_registry;
 mod concurrency;
 mod error_messages;
+mod help;
 mod identity;

@@ -1,0 +1,27 @@
+//! `--help` is read by people: snapshot it so wording changes are reviewed.
+
+use crate::support::TestRepo;
+
+fn help(args: &[&str]) -> String {
+    let repo = TestRepo::new();
+    let mut c = repo.command(args);
+    c.env("COLUMNS", "100");
+    let out = c.output().expect("run");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn top_level_help() {
+    insta::assert_snapshot!(help(&["--help"]));
+}
+
+#[test]
+fn label_set_help() {
+    insta::assert_snapshot!(help(&["label", "set", "--help"]));
+}
+
+#[test]
+fn render_help() {
+    insta::assert_snapshot!(help(&["render", "--help"]));
+}
