@@ -112,7 +112,10 @@ proptest! {
     fn semantic_changes_change_the_hash(a in artifact_strategy(), which in 0usize..5) {
         let mut b = a.clone();
         match which {
-            0 => b["model"]["temperature"] = json!(a["model"]["temperature"].as_f64().unwrap() + 0.05),
+            0 => {
+                let t = a["model"]["temperature"].as_f64().unwrap();
+                b["model"]["temperature"] = json!(if t >= 1.0 { t - 0.05 } else { t + 0.05 });
+            }
             1 => b["model"]["name"] = json!(format!("{}x", a["model"]["name"].as_str().unwrap())),
             2 => {
                 let c = b["messages"][0]["content"].as_str().unwrap().to_string();
