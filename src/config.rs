@@ -21,8 +21,14 @@ pub mod defaults {
     pub const CONCURRENCY: usize = 8;
     /// Seconds before a provider call times out.
     pub const TIMEOUT_SECS: u64 = 60;
+    /// Base delay of the exponential backoff between retries, in milliseconds.
+    pub const BACKOFF_BASE_MS: u64 = 500;
+    /// Longest wait between two retries, in milliseconds.
+    pub const BACKOFF_MAX_MS: u64 = 30_000;
     /// Retries of a transient failure before the call is an error.
     pub const MAX_RETRIES: u32 = 4;
+    /// Largest share of errored calls a run may have and still count (fail closed past it).
+    pub const ERROR_BUDGET: f64 = 0.05;
 }
 
 /// The parsed `promptgate.yaml`.
@@ -38,6 +44,18 @@ pub struct Config {
     /// Providers by name; a version's `model.provider` names one of these.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Where else spans go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Telemetry>,
+}
+
+/// Span export settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// An OTLP/HTTP endpoint (spans are POSTed as JSON to `{endpoint}/v1/traces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn one() -> u32 {
@@ -64,9 +82,15 @@ pub struct ProviderConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
+    pub timeout_secs: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// Base of the exponential backoff, in milliseconds (default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_base_ms: Option<u64>,
+    /// Longest backoff, in milliseconds (default 30,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_max_ms: Option<u64>,
     /// USD per 1,000 input tokens, for cost reporting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_input_per_1k: Option<f64>,
@@ -88,7 +112,7 @@ pub enum ProviderKind {
 
 fn keys_of(path: &str) -> &'static [&'static str] {
     match path {
-        "" => &["version", "prompts_dir", "providers"],
+        "" => &["version", "prompts_dir", "providers", "telemetry"],
         _ => &[],
     }
 }

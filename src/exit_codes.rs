@@ -8,6 +8,7 @@
 //! | 3 | the gate decided INCONCLUSIVE (policy decides whether that blocks) |
 //! | 4 | provider or infrastructure failure: I/O, network, too many errored cases |
 //! | 5 | conflict: a label moved under you (compare-and-swap failed) |
+//! | 130 | interrupted (Ctrl-C) before the run finished; `--resume` completes it |
 //!
 //! Unknown failures are never 0: a panic maps to 101 (Rust's default), and every
 //! error the library returns carries one of the kinds below.
@@ -24,3 +25,5 @@ pub const INCONCLUSIVE: i32 = 3;
 pub const INFRASTRUCTURE: i32 = 4;
 /// A compare-and-swap label move lost: the label no longer points where you expected.
 pub const CONFLICT: i32 = 5;
+/// Interrupted by Ctrl-C before a run finished (the shell convention, 128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;

@@ -10,10 +10,15 @@
 pub mod artifact;
 pub mod cli;
 pub mod config;
+pub mod dataset;
+pub mod engine;
 pub mod error;
 pub mod exit_codes;
 pub mod fsutil;
+pub mod provider;
 pub mod registry;
 pub mod render;
+pub mod stub;
+pub mod suite;
 
 pub use error::{Diagnostic, Error, ErrorKind, Result};

@@ -11,6 +11,8 @@ fn main() -> ExitCode {
         Ok(outcome) => match outcome {
             cli::Outcome::Success => exit_codes::SUCCESS,
             cli::Outcome::Problems => exit_codes::USAGE,
+            cli::Outcome::Infrastructure => exit_codes::INFRASTRUCTURE,
+            cli::Outcome::Interrupted => exit_codes::INTERRUPTED,
         },
         Err(err) => {
             eprint!("{err}");

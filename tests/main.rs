@@ -4,6 +4,7 @@ mod support;
 
 mod cli_registry;
 mod concurrency;
+mod engine;
 mod error_messages;
 mod help;
 mod identity;

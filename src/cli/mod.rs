@@ -1,6 +1,9 @@
 //! The command line: clap definitions and one thin handler per command. This module owns the
 //! terminal: data goes to stdout, diagnostics and warnings to stderr.
 
+mod eval;
+mod progress;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,10 @@ pub enum Outcome {
     Success,
     /// The command ran and found problems (`check`): exit 2.
     Problems,
+    /// Too many calls errored to trust the run: exit 4 (fail closed).
+    Infrastructure,
+    /// Interrupted before every call was made: exit 130.
+    Interrupted,
 }
 
 #[derive(Debug, Parser)]
@@ -121,6 +128,8 @@ pub enum Command {
     /// Who changed what, when and why — newest first.
     #[command(after_help = "Example:\n  promptgate log support_agent --label production")]
     Log(LogArgs),
+    /// Run a version over its suite's golden datasets (nightly regression).
+    Eval(eval::EvalArgs),
     /// Lint everything: files parse, hashes match, labels resolve, audit chains verify.
     #[command(after_help = "Lists every problem; exits 2 if there is any.")]
     Check,
@@ -222,6 +231,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Log(args) => log(&open()?, &args),
         Command::Check => check(&open()?),
+        Command::Eval(args) => eval::eval(&cwd, cli.repo.is_none(), args),
     }
 }
 

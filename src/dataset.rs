@@ -1,0 +1,328 @@
+//! Golden datasets: CSV and JSONL files streamed row by row into cases — a stable id, the
+//! variables, the expectations and an optional group — and validated against every version's
+//! declared variables before any call is made.
+//!
+//! Column convention (JSONL keys or CSV header names):
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `id` | the case id (else the first 12 hex digits of the SHA-256 of the row's canonical JSON) |
+//! | `expected` | the expected output (text, or any JSON value in JSONL) |
+//! | `expected_json` | an expected JSON value (in CSV, a cell holding JSON text) |
+//! | `group` | cases sharing a group are clustered in the statistics (the suite may name another column) |
+//! | anything else | a template variable |
+//!
+//! In CSV every cell is text; cells for variables declared `number`, `integer`, `boolean`,
+//! `array` or `object` are parsed as JSON. An empty CSV cell counts as absent, so a variable's
+//! default applies.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::artifact::{Artifact, VarType, canonical};
+use crate::error::{Diagnostic, Error, ErrorKind, Result};
+use crate::render::{self, Subject};
+
+/// Reserved column names.
+pub const ID: &str = "id";
+pub const EXPECTED: &str = "expected";
+pub const EXPECTED_JSON: &str = "expected_json";
+pub const DEFAULT_GROUP: &str = "group";
+
+/// One golden case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub id: String,
+    /// 1-based line of the row in its file.
+    pub line: usize,
+    /// Variables (every non-reserved column).
+    pub vars: Map<String, Value>,
+    pub expected: Option<Value>,
+    pub expected_json: Option<Value>,
+    pub group: Option<String>,
+}
+
+/// A loaded dataset.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub cases: Vec<Case>,
+    /// SHA-256 of the file's bytes.
+    pub digest: String,
+    /// Whether cells are text (CSV) and need typing by the variables' declarations.
+    pub textual: bool,
+}
+
+/// A reader that hashes the bytes passing through it, so the digest costs no second read.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Load a dataset, streaming it row by row. Every malformed row is reported, with its line.
+pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
+    let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
+    let mut reader = HashingReader {
+        inner: BufReader::new(file),
+        hasher: Sha256::new(),
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mut problems = Vec::new();
+    let mut cases = Vec::new();
+    let textual = match ext {
+        "jsonl" | "ndjson" => {
+            read_jsonl(path, &mut reader, group_column, &mut cases, &mut problems);
+            false
+        }
+        "csv" => {
+            read_csv(path, &mut reader, group_column, &mut cases, &mut problems);
+            true
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "`{}`: unsupported dataset format `.{ext}`",
+                path.display()
+            ))
+            .with_hint("use `.jsonl` (one JSON object per line) or `.csv` (a header row)"));
+        }
+    };
+    // Drain whatever the parser did not read so the digest covers the whole file.
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    let digest = hex(reader.hasher.finalize());
+
+    // Ids are unique.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for c in &cases {
+        if let Some(first) = seen.insert(&c.id, c.line) {
+            problems.push(
+                Diagnostic::error(format!(
+                    "duplicate case id `{}` (also on line {first})",
+                    c.id
+                ))
+                .in_context(format!("{}:{}", path.display(), c.line))
+                .hint("case ids must be unique: they pair candidate and baseline results"),
+            );
+        }
+    }
+    if cases.is_empty() && problems.is_empty() {
+        problems.push(
+            Diagnostic::error("the dataset has no cases").in_context(path.display().to_string()),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(Error::many(ErrorKind::Usage, problems));
+    }
+    Ok(Dataset {
+        path: path.to_path_buf(),
+        cases,
+        digest,
+        textual,
+    })
+}
+
+fn read_jsonl(
+    path: &Path,
+    reader: &mut impl Read,
+    group_column: &str,
+    cases: &mut Vec<Case>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let buf = BufReader::new(reader);
+    for (i, line) in buf.lines().enumerate() {
+        let lineno = i + 1;
+        let place = || format!("{}:{lineno}", path.display());
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                problems
+                    .push(Diagnostic::error(format!("cannot read line: {e}")).in_context(place()));
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(row)) => match case_from_row(row, lineno, group_column, false) {
+                Ok(c) => cases.push(c),
+                Err(msg) => problems.push(Diagnostic::error(msg).in_context(place())),
+            },
+            Ok(_) => problems
+                .push(Diagnostic::error("a JSONL row must be a JSON object").in_context(place())),
+            Err(e) => problems.push(
+                Diagnostic::error(format!("invalid JSON: {e}"))
+                    .in_context(place())
+                    .hint(
+                        "each line is one JSON object, e.g. {\"id\": \"a\", \"question\": \"…\"}",
+                    ),
+            ),
+        }
+    }
+}
+
+fn read_csv(
+    path: &Path,
+    reader: &mut impl Read,
+    group_column: &str,
+    cases: &mut Vec<Case>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            problems.push(
+                Diagnostic::error(format!("cannot read the CSV header: {e}"))
+                    .in_context(format!("{}:1", path.display())),
+            );
+            return;
+        }
+    };
+    for record in rdr.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                problems.push(
+                    Diagnostic::error(format!("malformed CSV row: {e}"))
+                        .in_context(format!("{}:{line}", path.display()))
+                        .hint("every row needs as many cells as the header; quote cells holding commas"),
+                );
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+        let mut row = Map::new();
+        for (h, cell) in headers.iter().zip(record.iter()) {
+            if !cell.is_empty() {
+                row.insert(h.to_string(), Value::String(cell.to_string()));
+            }
+        }
+        match case_from_row(row, line, group_column, true) {
+            Ok(c) => cases.push(c),
+            Err(msg) => problems
+                .push(Diagnostic::error(msg).in_context(format!("{}:{line}", path.display()))),
+        }
+    }
+}
+
+fn case_from_row(
+    mut row: Map<String, Value>,
+    line: usize,
+    group_column: &str,
+    textual: bool,
+) -> Result<Case, String> {
+    let id = match row.get(ID) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => return Err(format!("`id` must be a string or a number, not {other}")),
+        None => {
+            let canon = canonical::to_canonical_string(&Value::Object(row.clone()))
+                .map_err(|e| e.to_string())?;
+            canonical::sha256_hex(canon.as_bytes())[..12].to_string()
+        }
+    };
+    row.remove(ID);
+    let expected = row.remove(EXPECTED);
+    let expected_json = match row.remove(EXPECTED_JSON) {
+        Some(Value::String(s)) if textual => Some(
+            serde_json::from_str(&s)
+                .map_err(|e| format!("`expected_json` is not valid JSON: {e}"))?,
+        ),
+        other => other,
+    };
+    let group = match row.remove(group_column) {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(Case {
+        id,
+        line,
+        vars: row,
+        expected,
+        expected_json,
+        group,
+    })
+}
+
+/// Give text cells (CSV) the types their variables declare.
+pub fn typed_vars(
+    artifact: &Artifact,
+    case: &Case,
+    textual: bool,
+) -> Result<Map<String, Value>, String> {
+    if !textual {
+        return Ok(case.vars.clone());
+    }
+    let mut out = case.vars.clone();
+    for (name, var) in &artifact.variables {
+        if matches!(var.kind, VarType::String | VarType::Any) {
+            continue;
+        }
+        if let Some(Value::String(text)) = case.vars.get(name) {
+            let v = var
+                .kind
+                .coerce(text)
+                .map_err(|e| format!("column `{name}`: {e}"))?;
+            out.insert(name.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// A version a dataset must fit.
+pub struct Target<'a> {
+    pub prompt: &'a str,
+    pub version_id: &'a str,
+    pub artifact: &'a Artifact,
+}
+
+/// Check every case against every version's declared variables; report all problems at once.
+pub fn validate(ds: &Dataset, targets: &[Target<'_>]) -> Result<()> {
+    let mut problems = Vec::new();
+    for case in &ds.cases {
+        let row = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
+        for t in targets {
+            let subject = Subject {
+                prompt: t.prompt,
+                version_id: t.version_id,
+                row: Some(&row),
+            };
+            let vars = match typed_vars(t.artifact, case, ds.textual) {
+                Ok(v) => v,
+                Err(msg) => {
+                    problems.push(Diagnostic::error(format!("{row}: {msg}")));
+                    continue;
+                }
+            };
+            if let Err(e) = render::bind_variables(t.artifact, &vars, &subject, false) {
+                problems.extend(e.diagnostics);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::many(ErrorKind::Usage, problems))
+    }
+}

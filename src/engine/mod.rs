@@ -1,0 +1,636 @@
+//! The execution engine: plans a run (every case rendered before any call), executes it with
+//! bounded concurrency, rate limits and retries, persists every result as it arrives, emits
+//! typed events for progress, and handles interruption (drain, then abort).
+
+pub mod session;
+pub mod store;
+pub mod trace;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::artifact::Artifact;
+use crate::dataset::{self, Dataset};
+use crate::error::{Diagnostic, Error, ErrorKind, Result};
+use crate::provider::cache::Cache;
+use crate::provider::limiter::{RateLimiter, backoff};
+use crate::provider::{CallError, CallKey, Completion, ErrorClass, Provider, request_hash};
+use crate::render::{self, Request, Subject};
+use store::{Record, RunDir};
+use trace::Span;
+
+/// One call to make.
+#[derive(Debug, Clone)]
+pub struct PlannedCall {
+    pub case_id: String,
+    pub line: usize,
+    pub sample: u32,
+    pub request: Arc<Request>,
+    pub request_hash: Arc<str>,
+    /// Rough token estimate (characters / 4 + max_tokens), for tokens-per-minute limits.
+    pub est_tokens: u64,
+}
+
+/// A run, planned: every case rendered, every call listed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub prompt: String,
+    pub version_id: String,
+    pub label: Option<String>,
+    pub cases: usize,
+    pub repeats: u32,
+    pub calls: Vec<PlannedCall>,
+}
+
+/// Render every case of every dataset (all problems reported at once, with file:line).
+pub fn plan(
+    prompt: &str,
+    version_id: &str,
+    label: Option<&str>,
+    artifact: &Artifact,
+    datasets: &[Dataset],
+    repeats: u32,
+    model_override: Option<&str>,
+) -> Result<Plan> {
+    let mut problems = Vec::new();
+    let mut calls = Vec::new();
+    let mut cases = 0;
+    let mut seen: HashSet<&str> = HashSet::new();
+    for ds in datasets {
+        for case in &ds.cases {
+            cases += 1;
+            if !seen.insert(&case.id) {
+                problems.push(
+                    Diagnostic::error(format!(
+                        "case id `{}` appears in more than one dataset",
+                        case.id
+                    ))
+                    .in_context(format!(
+                        "{}:{}",
+                        ds.path.display(),
+                        case.line
+                    )),
+                );
+                continue;
+            }
+            let row = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
+            let subject = Subject {
+                prompt,
+                version_id,
+                row: Some(&row),
+            };
+            let vars = match dataset::typed_vars(artifact, case, ds.textual) {
+                Ok(v) => v,
+                Err(msg) => {
+                    problems.push(Diagnostic::error(format!("{row}: {msg}")));
+                    continue;
+                }
+            };
+            let rendered = render::bind_variables(artifact, &vars, &subject, false)
+                .and_then(|bound| render::render(artifact, &bound, &subject));
+            let mut request = match rendered {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.extend(e.diagnostics);
+                    continue;
+                }
+            };
+            if let Some(m) = model_override {
+                request.model = m.to_string();
+            }
+            let hash: Arc<str> = request_hash(&request).into();
+            let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
+            let max_tokens = request
+                .params
+                .get("max_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(256);
+            let request = Arc::new(request);
+            for sample in 0..repeats {
+                calls.push(PlannedCall {
+                    case_id: case.id.clone(),
+                    line: case.line,
+                    sample,
+                    request: request.clone(),
+                    request_hash: hash.clone(),
+                    est_tokens: (chars / 4) as u64 + max_tokens,
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::many(ErrorKind::Usage, problems));
+    }
+    Ok(Plan {
+        prompt: prompt.to_string(),
+        version_id: version_id.to_string(),
+        label: label.map(str::to_string),
+        cases,
+        repeats,
+        calls,
+    })
+}
+
+/// How the response cache is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Read and write.
+    Use,
+    /// Ignore what is cached, make every call, store the answers.
+    Refresh,
+    /// Neither read nor write.
+    Off,
+}
+
+/// Execution settings.
+#[derive(Clone)]
+pub struct Options {
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub cache: CacheMode,
+    pub limiter: Arc<RateLimiter>,
+    /// USD per 1k input and output tokens.
+    pub price_per_1k: (f64, f64),
+}
+
+/// What the engine tells its observer (progress bars, logs).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run starts: `total` calls, of which `already_done` were recorded before (resume).
+    Started { total: usize, already_done: usize },
+    /// A call finished (answered or errored).
+    Finished(&'a Record),
+    /// A call failed transiently and will be retried after `delay`.
+    Retrying {
+        case_id: &'a str,
+        attempt: u32,
+        error: &'a CallError,
+        delay: Duration,
+    },
+    /// Interrupted: no new calls; `in_flight` are finishing.
+    Draining { in_flight: usize },
+}
+
+/// Receives engine events. The library never prints; the binary draws progress from these.
+pub trait Observer: Send + Sync {
+    fn on_event(&self, event: &Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {
+    fn on_event(&self, _: &Event<'_>) {}
+}
+
+/// Interruption: the first request drains (no new calls, in-flight ones finish and are
+/// written), the second aborts.
+#[derive(Default)]
+pub struct Interrupt {
+    level: AtomicU8,
+    notify: Notify,
+}
+
+impl Interrupt {
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Escalate: running → draining → aborting.
+    pub fn escalate(&self) {
+        let _ = self
+            .level
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some((l + 1).min(2)));
+        self.notify.notify_waiters();
+    }
+
+    pub fn draining(&self) -> bool {
+        self.level.load(Ordering::SeqCst) >= 1
+    }
+
+    pub fn aborting(&self) -> bool {
+        self.level.load(Ordering::SeqCst) >= 2
+    }
+
+    async fn wait_level(&self, level: u8) {
+        loop {
+            let notified = self.notify.notified();
+            if self.level.load(Ordering::SeqCst) >= level {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Aggregates of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub cases: usize,
+    pub calls: usize,
+    pub ok: usize,
+    pub errors: usize,
+    pub errors_by_class: BTreeMap<String, usize>,
+    /// Calls never made (interrupted before they started).
+    pub missing: usize,
+    pub retries: u64,
+    pub cached: usize,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub wall_ms: f64,
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Build the summary from all of a run's records.
+    pub fn from_records(
+        run_id: &str,
+        plan: &Plan,
+        records: &[Record],
+        wall: Duration,
+        interrupted: bool,
+    ) -> Summary {
+        let mut s = Summary {
+            run_id: run_id.to_string(),
+            cases: plan.cases,
+            calls: plan.calls.len(),
+            wall_ms: wall.as_secs_f64() * 1000.0,
+            interrupted,
+            ..Summary::default()
+        };
+        let mut lat: Vec<f64> = Vec::with_capacity(records.len());
+        for r in records {
+            s.retries += u64::from(r.attempts.saturating_sub(1));
+            s.cost_usd += r.cost_usd;
+            match (&r.output, &r.error) {
+                (Some(o), _) => {
+                    s.ok += 1;
+                    s.input_tokens += o.input_tokens;
+                    s.output_tokens += o.output_tokens;
+                    if r.cached {
+                        s.cached += 1;
+                    } else {
+                        lat.push(r.latency_ms);
+                    }
+                }
+                (None, Some(e)) => {
+                    s.errors += 1;
+                    *s.errors_by_class
+                        .entry(e.class.as_str().to_string())
+                        .or_default() += 1;
+                }
+                (None, None) => {}
+            }
+        }
+        s.missing = s.calls.saturating_sub(s.ok + s.errors);
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| -> Option<f64> {
+            if lat.is_empty() {
+                return None;
+            }
+            // Nearest-rank percentile.
+            let rank = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len());
+            Some(lat[rank - 1])
+        };
+        s.latency_ms_p50 = q(0.50);
+        s.latency_ms_p95 = q(0.95);
+        s.latency_ms_p99 = q(0.99);
+        s
+    }
+}
+
+/// What one task hands the writer thread.
+struct Finished {
+    record: Record,
+    span: Span,
+    cache_key: Option<String>,
+}
+
+/// Span attributes shared by every call of a run.
+#[derive(Clone)]
+pub struct SpanContext {
+    pub trace_id: String,
+    pub prompt: String,
+    pub version_id: String,
+    pub label: Option<String>,
+    pub system: String,
+}
+
+/// Execute a plan into a run folder, skipping calls already recorded there (resume).
+/// Returns every record of the run (old and new) and whether it was interrupted.
+pub async fn execute(
+    plan: &Plan,
+    provider: Arc<dyn Provider>,
+    cache: Option<Cache>,
+    opts: &Options,
+    run: &RunDir,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<(Vec<Record>, bool)> {
+    let previous = run.records()?;
+    let done: HashSet<(String, u32)> = previous
+        .iter()
+        .map(|r| (r.case_id.clone(), r.sample))
+        .collect();
+    let todo: Vec<&PlannedCall> = plan
+        .calls
+        .iter()
+        .filter(|c| !done.contains(&(c.case_id.clone(), c.sample)))
+        .collect();
+    observer.on_event(&Event::Started {
+        total: plan.calls.len(),
+        already_done: plan.calls.len() - todo.len(),
+    });
+
+    // One writer thread owns the files: results, spans and cache entries are written in the
+    // order calls finish, each line in a single write.
+    let (mut results, mut traces) = run.appenders()?;
+    let (tx, rx) = mpsc::channel::<Finished>();
+    let writer_cache = if opts.cache == CacheMode::Off {
+        None
+    } else {
+        cache.clone()
+    };
+    let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for f in rx {
+            store::append_line(&mut results, &f.record)?;
+            store::append_line(&mut traces, &f.span)?;
+            if let (Some(c), Some(key), Some(output)) =
+                (&writer_cache, &f.cache_key, &f.record.output)
+            {
+                // A failed cache write costs a repeated call later, nothing more.
+                let _ = c.put(key, output);
+            }
+            out.push(f.record);
+        }
+        Ok(out)
+    });
+
+    let ctx = Arc::new(SpanContext {
+        trace_id: trace::random_id(16),
+        prompt: plan.prompt.clone(),
+        version_id: plan.version_id.clone(),
+        label: plan.label.clone(),
+        system: provider.system().to_string(),
+    });
+    let endpoint: Arc<str> = provider.endpoint().into();
+    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let read_cache = if opts.cache == CacheMode::Use {
+        cache.clone()
+    } else {
+        None
+    };
+
+    for call in todo {
+        if interrupt.draining() {
+            break;
+        }
+        // Cache hits are answered here, without a permit or a task.
+        let cache_key = (opts.cache != CacheMode::Off)
+            .then(|| Cache::key(&endpoint, &call.request_hash, call.sample));
+        if let (Some(c), Some(key)) = (&read_cache, &cache_key)
+            && let Some(output) = c.get(key)
+        {
+            let record = cached_record(call, output, opts);
+            let span = make_span(&ctx, call, &record, trace::now_nanos(), trace::now_nanos());
+            observer.on_event(&Event::Finished(&record));
+            let _ = tx.send(Finished {
+                record,
+                span,
+                cache_key: None,
+            });
+            continue;
+        }
+        let permit = tokio::select! {
+            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = interrupt.wait_level(1) => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let (provider, call, tx, observer, interrupt, ctx) = (
+            provider.clone(),
+            call.clone(),
+            tx.clone(),
+            observer.clone(),
+            interrupt.clone(),
+            ctx.clone(),
+        );
+        let opts = opts.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            if let Some((record, span)) = run_call(
+                provider.as_ref(),
+                &call,
+                &opts,
+                observer.as_ref(),
+                &interrupt,
+                &ctx,
+            )
+            .await
+            {
+                observer.on_event(&Event::Finished(&record));
+                let cache_key = if record.output.is_some() {
+                    cache_key
+                } else {
+                    None
+                };
+                let _ = tx.send(Finished {
+                    record,
+                    span,
+                    cache_key,
+                });
+            }
+        });
+    }
+    if interrupt.draining() {
+        observer.on_event(&Event::Draining {
+            in_flight: tasks.len(),
+        });
+    }
+    // Drain in-flight calls; a second interrupt aborts them.
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            _ = interrupt.wait_level(2) => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let new = writer
+        .join()
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Infrastructure,
+                Diagnostic::error("the results writer panicked"),
+            )
+        })?
+        .map_err(|e| Error::io(&run.path, "write results to", e))?;
+    let mut all = previous;
+    all.extend(new);
+    Ok((all, interrupt.draining()))
+}
+
+fn cached_record(call: &PlannedCall, output: Completion, opts: &Options) -> Record {
+    let cost = price(opts, &output);
+    Record {
+        case_id: call.case_id.clone(),
+        sample: call.sample,
+        line: call.line,
+        request_hash: call.request_hash.to_string(),
+        output: Some(output),
+        error: None,
+        latency_ms: 0.0,
+        elapsed_ms: 0.0,
+        attempts: 0,
+        cached: true,
+        cost_usd: cost,
+        started_at: crate::registry::audit::now(),
+    }
+}
+
+fn price(opts: &Options, c: &Completion) -> f64 {
+    opts.price_per_1k.0 * c.input_tokens as f64 / 1000.0
+        + opts.price_per_1k.1 * c.output_tokens as f64 / 1000.0
+}
+
+/// One call with its retries. `None` when interrupted before it could finish: the call stays
+/// missing, and `--resume` makes it.
+async fn run_call(
+    provider: &dyn Provider,
+    call: &PlannedCall,
+    opts: &Options,
+    observer: &dyn Observer,
+    interrupt: &Interrupt,
+    ctx: &SpanContext,
+) -> Option<(Record, Span)> {
+    let key = CallKey {
+        request_hash: call.request_hash.to_string(),
+        sample: call.sample,
+        case_id: call.case_id.clone(),
+    };
+    let started_at = crate::registry::audit::now();
+    let start_nanos = trace::now_nanos();
+    let t0 = Instant::now();
+    let mut attempts = 0u32;
+    let (result, latency) = loop {
+        attempts += 1;
+        if !opts.limiter.is_unlimited() {
+            opts.limiter.acquire(call.est_tokens).await;
+        }
+        let ta = Instant::now();
+        let r = provider.complete(&call.request, &key).await;
+        let latency = ta.elapsed();
+        match r {
+            Err(e) if e.class.transient() && attempts <= opts.max_retries => {
+                if interrupt.draining() {
+                    return None;
+                }
+                let delay = backoff(attempts, e.retry_after, opts.backoff_base, opts.backoff_max);
+                observer.on_event(&Event::Retrying {
+                    case_id: &call.case_id,
+                    attempt: attempts,
+                    error: &e,
+                    delay,
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = interrupt.wait_level(1) => return None,
+                }
+            }
+            other => break (other, latency),
+        }
+    };
+    let (output, error) = match result {
+        Ok(o) => (Some(o), None),
+        Err(e) => (None, Some(e)),
+    };
+    let cost = output.as_ref().map(|o| price(opts, o)).unwrap_or(0.0);
+    let record = Record {
+        case_id: call.case_id.clone(),
+        sample: call.sample,
+        line: call.line,
+        request_hash: call.request_hash.to_string(),
+        output,
+        error,
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
+        attempts,
+        cached: false,
+        cost_usd: cost,
+        started_at,
+    };
+    let span = make_span(ctx, call, &record, start_nanos, trace::now_nanos());
+    Some((record, span))
+}
+
+fn make_span(
+    ctx: &SpanContext,
+    call: &PlannedCall,
+    record: &Record,
+    start: u128,
+    end: u128,
+) -> Span {
+    let mut a = Map::new();
+    a.insert("prompt.name".into(), json!(ctx.prompt));
+    a.insert("prompt.version_id".into(), json!(ctx.version_id));
+    if let Some(l) = &ctx.label {
+        a.insert("prompt.label".into(), json!(l));
+    }
+    a.insert("promptgate.case_id".into(), json!(call.case_id));
+    a.insert("promptgate.sample".into(), json!(call.sample));
+    a.insert("promptgate.attempts".into(), json!(record.attempts));
+    a.insert("promptgate.cached".into(), json!(record.cached));
+    a.insert("gen_ai.operation.name".into(), json!("chat"));
+    a.insert("gen_ai.system".into(), json!(ctx.system));
+    a.insert("gen_ai.request.model".into(), json!(call.request.model));
+    if let Some(o) = &record.output {
+        a.insert("gen_ai.usage.input_tokens".into(), json!(o.input_tokens));
+        a.insert("gen_ai.usage.output_tokens".into(), json!(o.output_tokens));
+        if let Some(f) = &o.finish_reason {
+            a.insert("gen_ai.response.finish_reasons".into(), json!([f]));
+        }
+    }
+    if let Some(e) = &record.error {
+        a.insert("error.type".into(), json!(e.class.as_str()));
+    }
+    Span {
+        trace_id: ctx.trace_id.clone(),
+        span_id: trace::random_id(8),
+        name: format!("chat {}", call.request.model),
+        start_unix_nano: start,
+        end_unix_nano: end,
+        status: if record.output.is_some() {
+            "ok".into()
+        } else {
+            "error".into()
+        },
+        attributes: a,
+    }
+}
+
+/// Whether errors exceed the budget (a fraction of calls): the run is then invalid.
+pub fn over_error_budget(summary: &Summary, budget: f64) -> bool {
+    summary.calls > 0 && (summary.errors as f64) > budget * summary.calls as f64
+}
+
+/// A human label for an error class.
+pub fn class_name(c: ErrorClass) -> &'static str {
+    c.as_str()
+}

@@ -1,0 +1,355 @@
+//! One evaluation, end to end: resolve the version, load its suite and datasets, validate,
+//! build the provider, plan, and execute into a run folder (new, or resumed).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{ProviderConfig, ProviderKind, defaults};
+use crate::dataset::{self, Dataset};
+use crate::error::{Error, Result};
+use crate::provider::{self, Provider, cache::Cache, limiter::RateLimiter, replay::Replay};
+use crate::registry::{Ref, Repo};
+use crate::suite;
+
+use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
+use super::{CacheMode, Interrupt, Observer, Options, Plan, Summary, execute, plan};
+
+/// What to evaluate and how.
+#[derive(Debug, Clone, Default)]
+pub struct EvalRequest {
+    pub reference: String,
+    /// A suite file (default `prompts/<name>/suite.yaml` when it exists).
+    pub suite: Option<PathBuf>,
+    /// Datasets replacing the suite's.
+    pub datasets: Vec<PathBuf>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub concurrency: Option<usize>,
+    pub repeats: Option<u32>,
+    pub no_cache: bool,
+    pub refresh: bool,
+    /// Continue this run (id or folder).
+    pub resume: Option<String>,
+    /// Serve answers from this run (id or folder) or cassette file instead of a provider.
+    pub replay: Option<String>,
+}
+
+/// A finished (or interrupted) evaluation.
+pub struct Evaluation {
+    pub run: RunDir,
+    pub manifest: Manifest,
+    pub plan: Plan,
+    pub records: Vec<Record>,
+    pub summary: Summary,
+    /// Warnings worth showing (e.g. a failed OTLP export).
+    pub warnings: Vec<String>,
+}
+
+/// Everything prepared before the first call.
+pub struct Prepared {
+    pub plan: Plan,
+    pub provider: Arc<dyn Provider>,
+    pub provider_config: ProviderConfig,
+    pub options: Options,
+    pub run: RunDir,
+    pub manifest: Manifest,
+    pub cache: Option<Cache>,
+}
+
+fn resolve_path(repo: &Repo, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        repo.root.join(path)
+    }
+}
+
+/// Prepare an evaluation: every check that can fail without calling a model happens here.
+pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
+    let r = Ref::parse(&req.reference)?;
+    let (prompt, version, label) = repo.resolve(&r)?;
+    let loaded = repo.load_version(&prompt, &version)?;
+    let artifact = &loaded.artifact;
+
+    // Suite: explicit, else the prompt's own if it exists.
+    let suite_path = req.suite.clone().or_else(|| {
+        let p = prompt.dir.join(crate::registry::SUITE_FILE);
+        p.is_file().then_some(p)
+    });
+    let suite = match &suite_path {
+        Some(p) => suite::load(p)?,
+        None => suite::Loaded {
+            path: None,
+            suite: suite::Suite::default(),
+            digest: String::new(),
+        },
+    };
+    let dataset_paths: Vec<PathBuf> = if req.datasets.is_empty() {
+        suite
+            .suite
+            .datasets
+            .iter()
+            .map(|d| resolve_path(repo, d))
+            .collect()
+    } else {
+        req.datasets.clone()
+    };
+    if dataset_paths.is_empty() {
+        return Err(
+            Error::usage(format!("no dataset to evaluate `{}` on", req.reference)).with_hint(
+                format!(
+                    "pass `--dataset FILE`, or list `datasets:` in `{}`",
+                    prompt.dir.join(crate::registry::SUITE_FILE).display()
+                ),
+            ),
+        );
+    }
+    let mut datasets: Vec<Dataset> = Vec::new();
+    let mut problems = Vec::new();
+    for p in &dataset_paths {
+        match dataset::load(p, suite.suite.group_column()) {
+            Ok(d) => datasets.push(d),
+            Err(e) => problems.extend(e.diagnostics),
+        }
+    }
+    for d in &datasets {
+        let target = dataset::Target {
+            prompt: &prompt.name,
+            version_id: &version.id,
+            artifact,
+        };
+        if let Err(e) = dataset::validate(d, &[target]) {
+            problems.extend(e.diagnostics);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::many(crate::ErrorKind::Usage, problems));
+    }
+    let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
+    let model = req.model.clone().or(suite.suite.model.clone());
+    let plan = plan(
+        &prompt.name,
+        &version.id,
+        label.as_deref(),
+        artifact,
+        &datasets,
+        repeats,
+        model.as_deref(),
+    )?;
+
+    // Provider.
+    let (provider, provider_config): (Arc<dyn Provider>, ProviderConfig) = match &req.replay {
+        Some(src) => {
+            let path = RunDir::open(&repo.state_dir(), src)
+                .map(|r| r.path)
+                .unwrap_or_else(|_| PathBuf::from(src));
+            let replay = Replay::load("replay", &path)?;
+            let cfg = ProviderConfig {
+                kind: ProviderKind::Replay,
+                base_url: None,
+                api_key_env: None,
+                concurrency: Some(64),
+                requests_per_minute: None,
+                tokens_per_minute: None,
+                timeout_secs: None,
+                max_retries: Some(0),
+                backoff_base_ms: None,
+                backoff_max_ms: None,
+                price_input_per_1k: None,
+                price_output_per_1k: None,
+                cassette: Some(path.display().to_string()),
+            };
+            (Arc::new(replay), cfg)
+        }
+        None => {
+            let name = req
+                .provider
+                .clone()
+                .or(suite.suite.provider.clone())
+                .unwrap_or_else(|| artifact.model.provider.clone());
+            let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
+            let p = provider::build(provider::Settings {
+                name: &name,
+                config: &cfg,
+                repo_root: &repo.root,
+            })?;
+            (p, cfg)
+        }
+    };
+    let concurrency = req
+        .concurrency
+        .or(provider_config.concurrency)
+        .unwrap_or(defaults::CONCURRENCY)
+        .max(1);
+    let max_retries = provider_config.max_retries.unwrap_or(defaults::MAX_RETRIES);
+    let options = Options {
+        concurrency,
+        max_retries,
+        backoff_base: Duration::from_millis(
+            provider_config
+                .backoff_base_ms
+                .unwrap_or(defaults::BACKOFF_BASE_MS),
+        ),
+        backoff_max: Duration::from_millis(
+            provider_config
+                .backoff_max_ms
+                .unwrap_or(defaults::BACKOFF_MAX_MS),
+        ),
+        cache: if req.no_cache {
+            CacheMode::Off
+        } else if req.refresh {
+            CacheMode::Refresh
+        } else {
+            CacheMode::Use
+        },
+        limiter: Arc::new(RateLimiter::new(
+            provider_config.requests_per_minute,
+            provider_config.tokens_per_minute,
+        )),
+        price_per_1k: (
+            provider_config.price_input_per_1k.unwrap_or(0.0),
+            provider_config.price_output_per_1k.unwrap_or(0.0),
+        ),
+    };
+    // Replayed answers are not worth caching: they are already on disk.
+    let cache = (provider_config.kind != ProviderKind::Replay)
+        .then(|| Cache::new(&repo.state_dir().join("cache")));
+
+    let dataset_infos: Vec<DatasetInfo> = datasets
+        .iter()
+        .map(|d| DatasetInfo {
+            path: d.path.display().to_string(),
+            digest: d.digest.clone(),
+            cases: d.cases.len(),
+        })
+        .collect();
+    let (run, manifest) = match &req.resume {
+        Some(id) => {
+            let run = RunDir::open(&repo.state_dir(), id)?;
+            let m = run.manifest()?;
+            if m.version_hash != version.hash {
+                return Err(Error::usage(format!(
+                    "run `{}` evaluated `{}@{}`, not `{}@{}`",
+                    run.id, m.prompt, m.version_id, prompt.name, version.id
+                ))
+                .with_hint(format!(
+                    "resume it with `promptgate eval {}@{} --resume {}`",
+                    m.prompt, m.version_id, run.id
+                )));
+            }
+            let digests: Vec<&str> = m.datasets.iter().map(|d| d.digest.as_str()).collect();
+            let now: Vec<&str> = dataset_infos.iter().map(|d| d.digest.as_str()).collect();
+            if digests != now || m.repeats != repeats {
+                return Err(Error::usage(format!(
+                    "the datasets or repeats of run `{}` changed since it started",
+                    run.id
+                ))
+                .with_hint("start a new run instead of resuming this one"));
+            }
+            (run, m)
+        }
+        None => {
+            let run = RunDir::create(&repo.state_dir(), &prompt.name, &version.id)?;
+            let m = Manifest {
+                run_id: run.id.clone(),
+                promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
+                prompt: prompt.name.clone(),
+                version_id: version.id.clone(),
+                version_hash: version.hash.clone(),
+                label: label.clone(),
+                suite: suite.path.as_ref().map(|p| p.display().to_string()),
+                suite_digest: suite.digest.clone(),
+                datasets: dataset_infos,
+                repeats,
+                provider: ProviderInfo {
+                    name: provider.name().to_string(),
+                    system: provider.system().to_string(),
+                    endpoint: provider.endpoint(),
+                    model: model.clone().unwrap_or_else(|| artifact.model.name.clone()),
+                    concurrency,
+                    max_retries,
+                    api_key_env: provider_config.api_key_env.clone(),
+                },
+                calls: plan.calls.len(),
+                started_at: crate::registry::audit::now(),
+                finished_at: None,
+                status: "running".into(),
+            };
+            run.write_manifest(&m)?;
+            (run, m)
+        }
+    };
+    Ok(Prepared {
+        plan,
+        provider,
+        provider_config,
+        options,
+        run,
+        manifest,
+        cache,
+    })
+}
+
+/// Run a prepared evaluation to the end (or until interrupted).
+pub async fn run(
+    repo: &Repo,
+    prepared: Prepared,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<Evaluation> {
+    let Prepared {
+        plan,
+        provider,
+        options,
+        run,
+        mut manifest,
+        cache,
+        ..
+    } = prepared;
+    let t0 = Instant::now();
+    let (records, interrupted) =
+        execute(&plan, provider, cache, &options, &run, observer, interrupt).await?;
+    let summary = Summary::from_records(&run.id, &plan, &records, t0.elapsed(), interrupted);
+    manifest.finished_at = Some(crate::registry::audit::now());
+    manifest.status = if summary.missing > 0 {
+        "interrupted".into()
+    } else {
+        "complete".into()
+    };
+    run.write_manifest(&manifest)?;
+    let mut warnings = Vec::new();
+    if let Some(endpoint) = repo
+        .config
+        .telemetry
+        .as_ref()
+        .and_then(|t| t.otlp_endpoint.as_deref())
+    {
+        let spans = read_spans(&run);
+        if let Err(e) = super::trace::export_otlp(endpoint, &spans).await {
+            warnings.push(format!(
+                "could not export {} spans to the OTLP endpoint: {e}",
+                spans.len()
+            ));
+        }
+    }
+    Ok(Evaluation {
+        run,
+        manifest,
+        plan,
+        records,
+        summary,
+        warnings,
+    })
+}
+
+fn read_spans(run: &RunDir) -> Vec<super::trace::Span> {
+    std::fs::read_to_string(run.path.join(super::store::TRACES))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,233 @@
+//! Run folders: `.promptgate/runs/<run-id>/` with `manifest.json` (what ran, on what, with
+//! which settings — never a secret), `results.jsonl` (one line per call, appended as results
+//! arrive) and `traces.jsonl` (one span per call).
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Diagnostic, Error, ErrorKind, Result};
+use crate::fsutil;
+use crate::provider::{CallError, Completion};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const RESULTS: &str = "results.jsonl";
+pub const TRACES: &str = "traces.jsonl";
+
+/// One call's result: a line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub case_id: String,
+    pub sample: u32,
+    /// Line of the case in its dataset.
+    pub line: usize,
+    /// Content hash of the rendered request (see [`crate::provider::request_hash`]).
+    pub request_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Completion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CallError>,
+    /// Latency of the attempt that answered (or of the last attempt), in milliseconds.
+    pub latency_ms: f64,
+    /// Wall time including retries and backoff, in milliseconds.
+    pub elapsed_ms: f64,
+    pub attempts: u32,
+    pub cached: bool,
+    pub cost_usd: f64,
+    /// When the call started (RFC 3339, UTC).
+    pub started_at: String,
+}
+
+impl Record {
+    pub fn is_ok(&self) -> bool {
+        self.output.is_some()
+    }
+}
+
+/// A dataset as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    pub path: String,
+    pub digest: String,
+    pub cases: usize,
+}
+
+/// Provider settings as the manifest records them: no key, only the variable's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub system: String,
+    pub endpoint: String,
+    pub model: String,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub promptgate_version: String,
+    pub prompt: String,
+    pub version_id: String,
+    pub version_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    #[serde(default)]
+    pub suite_digest: String,
+    pub datasets: Vec<DatasetInfo>,
+    pub repeats: u32,
+    pub provider: ProviderInfo,
+    pub calls: usize,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// `running`, `complete` or `interrupted`.
+    pub status: String,
+}
+
+/// A run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// The folder holding all runs.
+    pub fn runs_root(state_dir: &Path) -> PathBuf {
+        state_dir.join("runs")
+    }
+
+    /// Create a new run folder with a fresh id.
+    pub fn create(state_dir: &Path, prompt: &str, version_id: &str) -> Result<RunDir> {
+        let ts = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let number = version_id.split('-').next().unwrap_or(version_id);
+        let id = format!(
+            "{ts}-{}-{number}-{:04x}",
+            prompt.replace('/', "_"),
+            fastrand::u16(..)
+        );
+        let path = Self::runs_root(state_dir).join(&id);
+        fsutil::create_dir_all(&path)?;
+        Ok(RunDir { id, path })
+    }
+
+    /// Open an existing run folder by id (or a path to it).
+    pub fn open(state_dir: &Path, id: &str) -> Result<RunDir> {
+        let direct = PathBuf::from(id);
+        let path = if direct.join(MANIFEST).is_file() {
+            direct
+        } else {
+            Self::runs_root(state_dir).join(id)
+        };
+        if !path.join(MANIFEST).is_file() {
+            let mut known: Vec<String> = fs::read_dir(Self::runs_root(state_dir))
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            known.sort();
+            let recent: Vec<String> = known.iter().rev().take(5).cloned().collect();
+            return Err(
+                Error::usage(format!("no run `{id}`")).with_hint(if recent.is_empty() {
+                    "no runs yet: run `promptgate eval` first".to_string()
+                } else {
+                    format!("recent runs: {}", recent.join(", "))
+                }),
+            );
+        }
+        let id = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(RunDir { id, path })
+    }
+
+    pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let text = serde_json::to_vec_pretty(m).map_err(|e| Error::usage(e.to_string()))?;
+        fsutil::write_atomic(&self.path.join(MANIFEST), &text)
+    }
+
+    pub fn manifest(&self) -> Result<Manifest> {
+        let p = self.path.join(MANIFEST);
+        let text = fsutil::read_to_string(&p)?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::Usage,
+                Diagnostic::error(format!("unreadable run manifest: {e}"))
+                    .in_context(p.display().to_string()),
+            )
+        })
+    }
+
+    /// Every record of the run. A torn last line (a crash mid-write) is skipped.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let p = self.path.join(RESULTS);
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&p, "open", e)),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(|e| Error::io(&p, "read", e))?;
+            if let Ok(r) = serde_json::from_str::<Record>(&line) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The (case, sample) pairs already recorded.
+    pub fn done(&self) -> Result<HashSet<(String, u32)>> {
+        Ok(self
+            .records()?
+            .into_iter()
+            .map(|r| (r.case_id, r.sample))
+            .collect())
+    }
+
+    /// Open `results.jsonl` and `traces.jsonl` for appending. A torn last line is cut first so
+    /// new lines start clean.
+    pub fn appenders(&self) -> Result<(File, File)> {
+        let open = |name: &str| -> Result<File> {
+            let p = self.path.join(name);
+            if let Ok(text) = fs::read(&p)
+                && !text.is_empty()
+                && !text.ends_with(b"\n")
+            {
+                let keep = text
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                fs::write(&p, &text[..keep]).map_err(|e| Error::io(&p, "repair", e))?;
+            }
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| Error::io(&p, "open", e))
+        };
+        Ok((open(RESULTS)?, open(TRACES)?))
+    }
+}
+
+/// Append one JSON line (a single write, so a crash loses at most the line being written).
+pub fn append_line<T: Serialize>(file: &mut File, value: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    file.write_all(&line)
+}

@@ -1,0 +1,327 @@
+//! Providers: the [`Provider`] trait and its OpenAI-compatible, Anthropic and replay clients;
+//! explicit classification of failures into transient and fatal; the content-addressed
+//! response cache; and rate limiting.
+
+pub mod anthropic;
+pub mod cache;
+pub mod limiter;
+pub mod openai;
+pub mod replay;
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::artifact::canonical;
+use crate::config::{ProviderConfig, ProviderKind, defaults};
+use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
+use crate::render::Request;
+
+/// A boxed future, so providers can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the model answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Completion {
+    /// The text of the answer (empty when the model only called tools).
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
+/// A tool call the model made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub name: String,
+    /// The arguments, parsed as JSON when they are JSON text.
+    pub arguments: Value,
+}
+
+/// Why a call failed, classified once so retry policy is explicit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 429: back off and retry (honouring `Retry-After`).
+    RateLimited,
+    /// 5xx or 408: retry.
+    Server,
+    /// No answer within the timeout: retry.
+    Timeout,
+    /// Connection refused, reset, or the body cut short: retry.
+    Connection,
+    /// A 200 whose body is not what the protocol says: retry, then give up.
+    Malformed,
+    /// 400/401/403/404/422 and other client errors: retrying cannot help.
+    Fatal,
+    /// Replay has no recording for this request.
+    ReplayMiss,
+}
+
+impl ErrorClass {
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::RateLimited
+                | ErrorClass::Server
+                | ErrorClass::Timeout
+                | ErrorClass::Connection
+                | ErrorClass::Malformed
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Server => "server",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connection => "connection",
+            ErrorClass::Malformed => "malformed",
+            ErrorClass::Fatal => "fatal",
+            ErrorClass::ReplayMiss => "replay_miss",
+        }
+    }
+}
+
+/// A failed call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallError {
+    pub class: ErrorClass,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: String,
+    /// How long the server asked us to wait (`Retry-After`, `retry-after-ms`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl CallError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> CallError {
+        CallError {
+            class,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Classify an HTTP error status.
+    pub fn from_status(status: u16, body: &str, retry_after: Option<Duration>) -> CallError {
+        let class = match status {
+            429 => ErrorClass::RateLimited,
+            408 | 500..=599 => ErrorClass::Server,
+            _ => ErrorClass::Fatal,
+        };
+        let snippet: String = body.chars().take(300).collect();
+        CallError {
+            class,
+            status: Some(status),
+            message: format!("HTTP {status}: {}", snippet.trim()),
+            retry_after,
+        }
+    }
+
+    /// Classify a transport error from reqwest. The URL is dropped: it may carry credentials.
+    pub fn from_reqwest(e: &reqwest::Error) -> CallError {
+        let class = if e.is_timeout() {
+            ErrorClass::Timeout
+        } else if e.is_decode() {
+            ErrorClass::Malformed
+        } else {
+            ErrorClass::Connection
+        };
+        let mut msg = e.without_url_ref().to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        CallError::new(class, msg)
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut s = self.to_string();
+        if let Some(url) = self.url() {
+            s = s.replace(url.as_str(), "<url>");
+        }
+        s
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class.as_str(), self.message)
+    }
+}
+
+/// What identifies one call: the request's content hash, the sample index and the case.
+#[derive(Debug, Clone)]
+pub struct CallKey {
+    pub request_hash: String,
+    pub sample: u32,
+    pub case_id: String,
+}
+
+/// A model provider.
+pub trait Provider: Send + Sync {
+    /// The name in `promptgate.yaml`.
+    fn name(&self) -> &str;
+    /// The OpenTelemetry `gen_ai.system` value (`openai`, `anthropic`, …).
+    fn system(&self) -> &str;
+    /// What distinguishes this endpoint's answers in the cache (kind and base URL; never a key).
+    fn endpoint(&self) -> String;
+    /// Make one call.
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+        key: &'a CallKey,
+    ) -> BoxFuture<'a, Result<Completion, CallError>>;
+}
+
+/// An API key. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The content hash of a request as the model sees it: model, parameters, messages, tools and
+/// response format — not the prompt's name or version, so two versions that render the same
+/// request share answers.
+pub fn request_hash(req: &Request) -> String {
+    let core = json!({
+        "model": req.model,
+        "params": req.params,
+        "messages": req.messages,
+        "tools": req.tools,
+        "response_format": req.response_format,
+    });
+    canonical::content_hash(&core).unwrap_or_default()
+}
+
+/// `Retry-After` (seconds) or `retry-after-ms`, whichever is present.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+/// Settings for building a provider from its configuration.
+pub struct Settings<'a> {
+    pub name: &'a str,
+    pub config: &'a ProviderConfig,
+    pub repo_root: &'a Path,
+}
+
+/// The effective timeout of a provider.
+pub fn timeout(config: &ProviderConfig) -> Duration {
+    Duration::from_secs_f64(
+        config
+            .timeout_secs
+            .unwrap_or(defaults::TIMEOUT_SECS as f64)
+            .max(0.001),
+    )
+}
+
+/// Build the HTTP client shared by a provider's calls.
+pub fn http_client(config: &ProviderConfig) -> Result<reqwest::Client> {
+    let concurrency = config.concurrency.unwrap_or(defaults::CONCURRENCY);
+    reqwest::Client::builder()
+        .timeout(timeout(config))
+        .pool_max_idle_per_host(concurrency.max(1))
+        .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Infrastructure,
+                Diagnostic::error(format!("cannot build the HTTP client: {e}")),
+            )
+        })
+}
+
+/// Read the API key from the environment variable the configuration names.
+pub fn api_key(name: &str, config: &ProviderConfig) -> Result<Option<Secret>> {
+    let Some(var) = &config.api_key_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+        _ => Err(Error::usage(format!("provider `{name}` needs an API key in `${var}`, which is not set"))
+            .with_hint(format!("export {var}=… (keys come from the environment, never from files), or point the suite at a `replay` provider"))),
+    }
+}
+
+/// Build the provider called `name` from the repository's configuration.
+pub fn build(settings: Settings<'_>) -> Result<Arc<dyn Provider>> {
+    let Settings {
+        name,
+        config,
+        repo_root,
+    } = settings;
+    Ok(match config.kind {
+        ProviderKind::Openai => Arc::new(openai::OpenAi::new(name, config)?),
+        ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(name, config)?),
+        ProviderKind::Replay => {
+            let Some(cassette) = &config.cassette else {
+                return Err(Error::usage(format!(
+                    "replay provider `{name}` needs `cassette:` (a file or a run folder)"
+                )));
+            };
+            Arc::new(replay::Replay::load(name, &repo_root.join(cassette))?)
+        }
+    })
+}
+
+/// Look a provider up by name, with "did you mean".
+pub fn lookup<'a>(
+    providers: &'a std::collections::BTreeMap<String, ProviderConfig>,
+    name: &str,
+) -> Result<&'a ProviderConfig> {
+    providers.get(name).ok_or_else(|| {
+        let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+        let mut d = Diagnostic::error(format!("no provider named `{name}` in promptgate.yaml"))
+            .note(format!("providers: {}", list_names(&names)));
+        if let Some(s) = did_you_mean(name, names.iter().copied()) {
+            d = d.hint(format!("did you mean `{s}`?"));
+        } else {
+            d = d.hint(format!("add it under `providers:` in promptgate.yaml, e.g. `{name}: {{ kind: openai, base_url: …, api_key_env: … }}`"));
+        }
+        Error::new(ErrorKind::Usage, d)
+    })
+}
+
+/// Price of a completion in USD.
+pub fn cost(config: &ProviderConfig, c: &Completion) -> f64 {
+    config.price_input_per_1k.unwrap_or(0.0) * c.input_tokens as f64 / 1000.0
+        + config.price_output_per_1k.unwrap_or(0.0) * c.output_tokens as f64 / 1000.0
+}

@@ -1,0 +1,194 @@
+//! The OpenAI Chat Completions client, which also speaks to vLLM, Ollama, llama.cpp server
+//! and LiteLLM through `base_url`.
+
+use serde_json::{Map, Value, json};
+
+use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, Secret, ToolCall};
+use crate::config::ProviderConfig;
+use crate::error::Result;
+use crate::render::Request;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+pub struct OpenAi {
+    name: String,
+    base_url: String,
+    key: Option<Secret>,
+    http: reqwest::Client,
+}
+
+impl OpenAi {
+    pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAi> {
+        Ok(OpenAi {
+            name: name.to_string(),
+            base_url: config
+                .base_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            key: super::api_key(name, config)?,
+            http: super::http_client(config)?,
+        })
+    }
+}
+
+/// The Chat Completions request body.
+pub fn encode(req: &Request) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(req.model));
+    body.insert("messages".into(), json!(req.messages));
+    for (k, v) in &req.params {
+        body.insert(k.clone(), v.clone());
+    }
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(rf) = &req.response_format {
+        body.insert(
+            "response_format".into(),
+            json!({"type": "json_schema", "json_schema": {"name": rf.name, "schema": rf.schema, "strict": rf.strict}}),
+        );
+    }
+    Value::Object(body)
+}
+
+/// Decode a Chat Completions response body.
+pub fn decode(body: &[u8]) -> Result<Completion, CallError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        CallError::new(
+            ErrorClass::Malformed,
+            format!("response is not JSON ({e}): {}", snippet(body)),
+        )
+    })?;
+    let choice = v.get("choices").and_then(|c| c.get(0)).ok_or_else(|| {
+        CallError::new(
+            ErrorClass::Malformed,
+            format!("response has no `choices[0]`: {}", snippet(body)),
+        )
+    })?;
+    let message = choice
+        .get("message")
+        .ok_or_else(|| CallError::new(ErrorClass::Malformed, "`choices[0]` has no `message`"))?;
+    let content = match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| {
+                    let f = c.get("function")?;
+                    let name = f.get("name")?.as_str()?.to_string();
+                    let arguments = match f.get("arguments") {
+                        Some(Value::String(s)) => {
+                            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+                        }
+                        Some(other) => other.clone(),
+                        None => Value::Null,
+                    };
+                    Some(ToolCall { name, arguments })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let usage = v.get("usage");
+    let tokens = |k: &str| {
+        usage
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Ok(Completion {
+        content,
+        tool_calls,
+        finish_reason: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        input_tokens: tokens("prompt_tokens"),
+        output_tokens: tokens("completion_tokens"),
+    })
+}
+
+pub(super) fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+}
+
+/// Send a JSON body and return the response bytes, classifying every failure.
+pub(super) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: Vec<(&'static str, String)>,
+    body: &Value,
+) -> Result<Vec<u8>, CallError> {
+    let mut rb = http.post(url).json(body);
+    for (k, v) in headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb.send().await.map_err(|e| CallError::from_reqwest(&e))?;
+    let status = resp.status().as_u16();
+    let retry_after = super::retry_after(resp.headers());
+    // A body cut short surfaces here as a transport error: classified, so it is retried.
+    let bytes = resp.bytes().await.map_err(|e| {
+        let mut err = CallError::from_reqwest(&e);
+        if err.class == ErrorClass::Malformed {
+            err.class = ErrorClass::Connection;
+        }
+        err.message = format!("response body interrupted: {}", err.message);
+        err
+    })?;
+    if !(200..300).contains(&status) {
+        return Err(CallError::from_status(
+            status,
+            &String::from_utf8_lossy(&bytes),
+            retry_after,
+        ));
+    }
+    Ok(bytes.to_vec())
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn system(&self) -> &str {
+        "openai"
+    }
+
+    fn endpoint(&self) -> String {
+        format!("openai {}", self.base_url)
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+        _key: &'a CallKey,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        Box::pin(async move {
+            let url = format!("{}/chat/completions", self.base_url);
+            let mut headers = Vec::new();
+            if let Some(k) = &self.key {
+                headers.push(("authorization", format!("Bearer {}", k.expose())));
+            }
+            let bytes = post(&self.http, &url, headers, &encode(request)).await?;
+            decode(&bytes)
+        })
+    }
+}

@@ -1,0 +1,518 @@
+//! The engine end to end: the real binary and the real HTTP client against the stub server on
+//! 127.0.0.1, with injected faults, limits, the cache, replay, interruption and resume.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use promptgate::stub::{self, Fault, Server};
+use serde_json::Value;
+
+use crate::support::TestRepo;
+
+const KEY_VAR: &str = "PG_TEST_STUB_KEY";
+const SECRET: &str = "sk-test-DO-NOT-LEAK-93f1c2";
+
+/// A repository whose provider `stub` points at `server`, with a prompt `p` (v1) and a dataset
+/// of `cases` questions.
+fn repo_for(server: &Server, cases: usize, provider_extra: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "version: 1\nproviders:\n  stub:\n    kind: openai\n    base_url: {}\n    api_key_env: {KEY_VAR}\n{provider_extra}",
+            server.base_url()
+        ),
+    );
+    repo.write(
+        "prompts/p/v1.yaml",
+        "model: { provider: stub, name: stub-model, temperature: 0 }\nvariables:\n  question: { type: string }\nmessages:\n  - role: system\n    content: Answer briefly.\n  - role: user\n    content: \"{{ question }}\"\n",
+    );
+    repo.write("prompts/p/suite.yaml", "datasets: [datasets/p.jsonl]\n");
+    let rows: String = (0..cases)
+        .map(|i| format!("{{\"id\": \"c{i:03}\", \"question\": \"question number {i}\"}}\n"))
+        .collect();
+    repo.write("datasets/p.jsonl", &rows);
+    repo.pg(&["add", "p"]).ok();
+    repo
+}
+
+fn eval(repo: &TestRepo, extra: &[&str]) -> (crate::support::Run, Value) {
+    let mut args = vec!["eval", "p@v1", "--json"];
+    args.extend_from_slice(extra);
+    let mut c = repo.command(&args);
+    c.env(KEY_VAR, SECRET);
+    let out = c.output().expect("run");
+    let run = crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let summary = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+    (run, summary)
+}
+
+fn results(repo: &TestRepo, run_id: &str) -> Vec<Value> {
+    repo.read(&format!(".promptgate/runs/{run_id}/results.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("result line"))
+        .collect()
+}
+
+fn faulty(rate: f64, faults: Vec<Fault>) -> stub::Config {
+    stub::Config {
+        fault_rate: rate,
+        faults,
+        retry_after: Duration::from_millis(30),
+        hang: Duration::from_millis(1500),
+        ..stub::Config::default()
+    }
+}
+
+const ALL_FAULTS: [Fault; 5] = [
+    Fault::RateLimit,
+    Fault::ServerError,
+    Fault::Hang,
+    Fault::Truncate,
+    Fault::Malformed,
+];
+
+#[test]
+fn twenty_percent_faults_lose_no_case() {
+    let server = Server::start(faulty(0.2, ALL_FAULTS.to_vec())).unwrap();
+    let repo = repo_for(
+        &server,
+        60,
+        "    concurrency: 8\n    timeout_secs: 0.4\n    max_retries: 12\n    backoff_base_ms: 5\n    backoff_max_ms: 50\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s["ok"], 60, "{s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert!(
+        s["retries"].as_u64().unwrap() > 0,
+        "faults were injected: {s}"
+    );
+    let lines = results(&repo, s["run_id"].as_str().unwrap());
+    let ids: HashSet<&str> = lines
+        .iter()
+        .map(|l| l["case_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 60);
+    assert_eq!(ids.len(), 60, "every case exactly once");
+    assert!(lines.iter().all(|l| {
+        l["output"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo: question number")
+    }));
+    // The server really saw every kind of fault.
+    let seen = server.stats.seen();
+    assert!(
+        seen.iter().any(|s| s.status == 429) && seen.iter().any(|s| s.status == 500),
+        "faults injected"
+    );
+}
+
+#[test]
+fn without_retries_every_case_is_answered_or_reported() {
+    let server = Server::start(faulty(0.2, ALL_FAULTS.to_vec())).unwrap();
+    let repo = repo_for(
+        &server,
+        60,
+        "    concurrency: 8\n    timeout_secs: 0.4\n    max_retries: 0\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    // Errors above the 5 % budget: the run does not count (exit 4), but nothing is lost.
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("over the 5 % budget"), "{}", out.stderr);
+    let (ok, errors) = (s["ok"].as_u64().unwrap(), s["errors"].as_u64().unwrap());
+    assert!(errors > 0);
+    assert_eq!(ok + errors, 60, "{s}");
+    let lines = results(&repo, s["run_id"].as_str().unwrap());
+    assert_eq!(lines.len(), 60);
+    for l in &lines {
+        assert!(
+            l["output"].is_object() != l["error"].is_object(),
+            "exactly one of output/error: {l}"
+        );
+        if let Some(e) = l.get("error") {
+            let class = e["class"].as_str().unwrap();
+            assert!(
+                [
+                    "rate_limited",
+                    "server",
+                    "timeout",
+                    "connection",
+                    "malformed"
+                ]
+                .contains(&class),
+                "{e}"
+            );
+        }
+    }
+    let by_class = s["errors_by_class"].as_object().unwrap();
+    assert!(by_class.values().map(|v| v.as_u64().unwrap()).sum::<u64>() == errors);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut cfg = faulty(0.4, vec![Fault::RateLimit]);
+    cfg.retry_after = Duration::from_secs(1); // sent as `Retry-After: 1`
+    let server = Server::start(cfg).unwrap();
+    let repo = repo_for(
+        &server,
+        12,
+        "    concurrency: 12\n    max_retries: 10\n    backoff_base_ms: 1\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s["ok"], 12);
+    let seen = server.stats.seen();
+    let mut checked = 0;
+    for (i, a) in seen.iter().enumerate() {
+        if a.status != 429 {
+            continue;
+        }
+        let next = seen[i + 1..]
+            .iter()
+            .find(|b| b.key == a.key)
+            .expect("the call was retried");
+        let gap = next.at.duration_since(a.at);
+        assert!(
+            gap >= Duration::from_secs(1),
+            "retried after {gap:?}, sooner than Retry-After"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "some calls were rate limited");
+}
+
+#[test]
+fn never_more_in_flight_than_the_concurrency() {
+    let server = Server::start(stub::Config {
+        latency: Duration::from_millis(40),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 40, "    concurrency: 5\n");
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s["ok"], 40);
+    let peak = server.stats.max_in_flight();
+    assert!(peak <= 5, "peak {peak} in flight");
+    assert!(peak >= 3, "the limit was actually used: peak {peak}");
+    // --concurrency overrides the provider's setting.
+    let server2 = Server::start(stub::Config {
+        latency: Duration::from_millis(40),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo2 = repo_for(&server2, 20, "    concurrency: 5\n");
+    eval(&repo2, &["--concurrency", "2"]).0.ok();
+    assert!(server2.stats.max_in_flight() <= 2);
+}
+
+#[test]
+fn the_cache_answers_a_second_run_and_refresh_bypasses_it() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 25, "");
+    let (_, s1) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 25);
+    assert_eq!(s1["cached"], 0);
+    let (_, s2) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 25, "second run: zero requests");
+    assert_eq!(s2["cached"], 25);
+    assert_eq!(s2["ok"], 25);
+    let (_, s3) = eval(&repo, &["--refresh"]);
+    assert_eq!(
+        server.stats.requests(),
+        50,
+        "--refresh makes every call again"
+    );
+    assert_eq!(s3["cached"], 0);
+    eval(&repo, &["--no-cache"]).0.ok();
+    assert_eq!(
+        server.stats.requests(),
+        75,
+        "--no-cache neither reads nor writes"
+    );
+    // Outputs from the cache equal the live ones.
+    let a = results(&repo, s1["run_id"].as_str().unwrap());
+    let b = results(&repo, s2["run_id"].as_str().unwrap());
+    let out = |v: &[Value]| -> Vec<(String, String)> {
+        let mut x: Vec<_> = v
+            .iter()
+            .map(|l| {
+                (
+                    l["case_id"].as_str().unwrap().to_string(),
+                    l["output"]["content"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        x.sort();
+        x
+    };
+    assert_eq!(out(&a), out(&b));
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)
+        } else {
+            out.push(p)
+        }
+    }
+}
+
+#[test]
+fn the_api_key_appears_nowhere() {
+    let server = Server::start(faulty(0.3, vec![Fault::ServerError, Fault::RateLimit])).unwrap();
+    let repo = repo_for(&server, 10, "    max_retries: 0\n");
+    let (out1, _) = eval(&repo, &[]);
+    let (out2, _) = eval(&repo, &["--refresh"]);
+    // The key was really sent…
+    assert!(
+        server
+            .stats
+            .seen()
+            .iter()
+            .any(|s| s.authorization.as_deref() == Some(&format!("Bearer {SECRET}")))
+    );
+    // …and is nowhere in what promptgate wrote or printed.
+    for text in [&out1.stdout, &out1.stderr, &out2.stdout, &out2.stderr] {
+        assert!(!text.contains(SECRET));
+    }
+    let mut files = Vec::new();
+    walk(&repo.file(".promptgate"), &mut files);
+    assert!(files.len() > 10, "runs and cache were written");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "key found in {}",
+            f.display()
+        );
+    }
+    // A missing key is a clear error naming the variable.
+    let out = repo.pg(&["eval", "p@v1", "--no-cache"]).code(2);
+    assert!(
+        out.stderr.contains(&format!("${KEY_VAR}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
+    let server = Server::start(stub::Config {
+        latency: Duration::from_millis(150),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 30, "    concurrency: 2\n");
+    let mut c = repo.command(&["eval", "p@v1", "--quiet"]);
+    c.env(KEY_VAR, SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let run_id = stderr
+        .split("--resume ")
+        .nth(1)
+        .expect("resume hint")
+        .trim()
+        .trim_end_matches('`')
+        .to_string();
+    let first = results(&repo, &run_id);
+    assert!(
+        !first.is_empty() && first.len() < 30,
+        "{} of 30 done before the interrupt",
+        first.len()
+    );
+    let before = server.stats.requests();
+    assert_eq!(
+        before as usize,
+        first.len(),
+        "in-flight calls were drained and written, not lost"
+    );
+
+    let (out, s) = eval(&repo, &["--resume", &run_id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        server.stats.requests() - before,
+        30 - first.len() as u64,
+        "only the missing calls were made"
+    );
+    let all = results(&repo, &run_id);
+    let ids: HashSet<&str> = all.iter().map(|l| l["case_id"].as_str().unwrap()).collect();
+    assert_eq!(all.len(), 30);
+    assert_eq!(ids.len(), 30);
+    assert_eq!(s["ok"], 30);
+    let manifest: Value =
+        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run_id}/manifest.json")))
+            .unwrap();
+    assert_eq!(manifest["status"], "complete");
+}
+
+#[test]
+fn replay_serves_recorded_answers_and_names_a_miss() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 8, "");
+    let (_, s) = eval(&repo, &[]);
+    let run_id = s["run_id"].as_str().unwrap().to_string();
+    let before = server.stats.requests();
+    let (out, r) = eval(&repo, &["--replay", &run_id, "--no-cache"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(server.stats.requests(), before, "replay makes no live call");
+    assert_eq!(r["ok"], 8);
+    let replayed = results(&repo, r["run_id"].as_str().unwrap());
+    assert!(replayed.iter().all(|l| {
+        l["output"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo: question number")
+    }));
+    // A case whose request changed has no recording: an error naming the case.
+    repo.write(
+        "datasets/p.jsonl",
+        &format!(
+            "{}{{\"id\": \"new-case\", \"question\": \"never recorded\"}}\n",
+            repo.read("datasets/p.jsonl")
+        ),
+    );
+    let (out, r) = eval(&repo, &["--replay", &run_id]);
+    assert_eq!(
+        out.code, 4,
+        "one miss in nine is over the error budget: {}",
+        out.stderr
+    );
+    assert_eq!(r["errors_by_class"]["replay_miss"], 1);
+    let lines = results(&repo, r["run_id"].as_str().unwrap());
+    let miss = lines.iter().find(|l| l["case_id"] == "new-case").unwrap();
+    assert!(
+        miss["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("case `new-case`"),
+        "{miss}"
+    );
+}
+
+#[test]
+fn anthropic_requests_and_responses_map_through_the_messages_api() {
+    let server = Server::start(stub::Config {
+        responder: std::sync::Arc::new(|body: &Value| {
+            // The system prompt arrives in `system`, not among the messages.
+            assert!(
+                body["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|m| m["role"] != "system")
+            );
+            assert_eq!(body["tools"][0]["name"], "lookup");
+            assert!(body["tools"][0]["input_schema"].is_object());
+            stub::Answer {
+                content: format!("system was: {}", body["system"].as_str().unwrap_or("")),
+                tool_calls: vec![("lookup".into(), serde_json::json!({"id": "42"}))],
+            }
+        }),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = TestRepo::new();
+    repo.write("promptgate.yaml", &format!("version: 1\nproviders:\n  claude: {{ kind: anthropic, base_url: {}, api_key_env: {KEY_VAR} }}\n", server.base_url()));
+    repo.write("prompts/p/v1.yaml", "model: { provider: claude, name: claude-test, max_tokens: 50 }\nvariables: { question: {} }\nmessages:\n  - { role: system, content: Be brief. }\n  - { role: user, content: \"{{ question }}\" }\ntools:\n  - name: lookup\n    parameters: { type: object, properties: { id: { type: string } } }\n");
+    repo.write(
+        "datasets/p.jsonl",
+        "{\"id\": \"a\", \"question\": \"hi\"}\n",
+    );
+    repo.pg(&["add", "p"]).ok();
+    let (out, s) = eval(&repo, &["--dataset", "datasets/p.jsonl"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines = results(&repo, s["run_id"].as_str().unwrap());
+    assert_eq!(lines[0]["output"]["content"], "system was: Be brief.");
+    assert_eq!(lines[0]["output"]["tool_calls"][0]["name"], "lookup");
+    assert_eq!(lines[0]["output"]["tool_calls"][0]["arguments"]["id"], "42");
+    assert_eq!(lines[0]["output"]["finish_reason"], "tool_use");
+    assert!(lines[0]["output"]["output_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        server.stats.seen()[0].authorization.as_deref() == Some(SECRET),
+        "x-api-key sent"
+    );
+}
+
+#[test]
+fn bad_rows_are_all_reported_before_any_call() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 3, "");
+    repo.write(
+        "datasets/bad.csv",
+        "id,question,extra\na,first,x\nb,,y\nc,third\nb,again,z\n",
+    );
+    let out = repo
+        .pg(&["eval", "p@v1", "--dataset", "datasets/bad.csv"])
+        .code(2);
+    assert_eq!(
+        server.stats.requests(),
+        0,
+        "no call before the data is valid"
+    );
+    assert!(
+        out.stderr.contains("bad.csv:4"),
+        "short row: {}",
+        out.stderr
+    );
+    let out2 = {
+        repo.write("datasets/bad.csv", "id,question\na,first\nb,\nc,\n");
+        repo.pg(&["eval", "p@v1", "--dataset", "datasets/bad.csv"])
+            .code(2)
+    };
+    assert!(
+        out2.stderr.contains("bad.csv:3 (case `b`)")
+            && out2.stderr.contains("bad.csv:4 (case `c`)"),
+        "{}",
+        out2.stderr
+    );
+    assert!(
+        out2.stderr.contains("missing variable `question`"),
+        "{}",
+        out2.stderr
+    );
+}
+
+#[test]
+fn spans_carry_prompt_identity_and_genai_attributes() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 3, "");
+    let (_, s) = eval(&repo, &[]);
+    let spans: Vec<Value> = repo
+        .read(&format!(
+            ".promptgate/runs/{}/traces.jsonl",
+            s["run_id"].as_str().unwrap()
+        ))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(spans.len(), 3);
+    let a = &spans[0]["attributes"];
+    assert_eq!(a["prompt.name"], "p");
+    assert!(a["prompt.version_id"].as_str().unwrap().starts_with("v1-"));
+    assert_eq!(a["gen_ai.system"], "openai");
+    assert_eq!(a["gen_ai.request.model"], "stub-model");
+    assert!(a["gen_ai.usage.input_tokens"].as_u64().unwrap() > 0);
+    assert!(a["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0);
+    assert!(a["promptgate.case_id"].as_str().unwrap().starts_with('c'));
+}
