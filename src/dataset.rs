@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 
 use crate::artifact::{Artifact, VarType, canonical};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
-use crate::render::{self, Subject};
 
 /// Reserved column names.
 pub const ID: &str = "id";
@@ -72,10 +71,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Load a dataset, streaming it row by row. Every malformed row is reported, with its line.
 pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
@@ -105,7 +100,7 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     };
     // Drain whatever the parser did not read so the digest covers the whole file.
     let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    let digest = hex(reader.hasher.finalize());
+    let digest = canonical::hex(&reader.hasher.finalize());
 
     // Ids are unique.
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -288,41 +283,4 @@ pub fn typed_vars(
         }
     }
     Ok(out)
-}
-
-/// A version a dataset must fit.
-pub struct Target<'a> {
-    pub prompt: &'a str,
-    pub version_id: &'a str,
-    pub artifact: &'a Artifact,
-}
-
-/// Check every case against every version's declared variables; report all problems at once.
-pub fn validate(ds: &Dataset, targets: &[Target<'_>]) -> Result<()> {
-    let mut problems = Vec::new();
-    for case in &ds.cases {
-        let row = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
-        for t in targets {
-            let subject = Subject {
-                prompt: t.prompt,
-                version_id: t.version_id,
-                row: Some(&row),
-            };
-            let vars = match typed_vars(t.artifact, case, ds.textual) {
-                Ok(v) => v,
-                Err(msg) => {
-                    problems.push(Diagnostic::error(format!("{row}: {msg}")));
-                    continue;
-                }
-            };
-            if let Err(e) = render::bind_variables(t.artifact, &vars, &subject, false) {
-                problems.extend(e.diagnostics);
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::many(ErrorKind::Usage, problems))
-    }
 }

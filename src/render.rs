@@ -133,30 +133,161 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn render_template(
-    source: &str,
-    vars: &Map<String, Value>,
-    what: &str,
-    subject: &Subject<'_>,
-) -> Result<String> {
-    let env = template::environment();
-    let ctx = minijinja::Value::from_serialize(vars);
-    env.render_str(source, ctx).map_err(|e| {
-        let line = e.line().map(|l| format!(" (template line {l})")).unwrap_or_default();
-        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
-        let src_line = e
-            .line()
-            .and_then(|l| source.lines().nth(l.saturating_sub(1)))
-            .map(|s| s.trim().to_string());
-        let mut d = Diagnostic::error(format!("cannot render {what} of {}: {detail}{line}", subject.describe()));
-        if let Some(s) = src_line {
-            d = d.note(format!("in `{s}`"));
+fn template_error(e: minijinja::Error, source: &str, what: &str, subject: &Subject<'_>) -> Error {
+    let line = e
+        .line()
+        .map(|l| format!(" (template line {l})"))
+        .unwrap_or_default();
+    let detail = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    let src_line = e
+        .line()
+        .and_then(|l| source.lines().nth(l.saturating_sub(1)))
+        .map(|s| s.trim().to_string());
+    let mut d = Diagnostic::error(format!(
+        "cannot render {what} of {}: {detail}{line}",
+        subject.describe()
+    ));
+    if let Some(s) = src_line {
+        d = d.note(format!("in `{s}`"));
+    }
+    if e.kind() == minijinja::ErrorKind::UndefinedError {
+        d = d.hint("a value used by the template is missing (templates use strict undefined): check the variable's fields");
+    }
+    Error::new(ErrorKind::Usage, d)
+}
+
+/// A version with its templates compiled once, to render many cases.
+pub struct Compiled<'a> {
+    artifact: &'a Artifact,
+    /// The message templates, named by their index.
+    env: minijinja::Environment<'a>,
+}
+
+impl<'a> Compiled<'a> {
+    pub fn new(artifact: &'a Artifact, subject: &Subject<'_>) -> Result<Compiled<'a>> {
+        let mut env = template::new_environment();
+        for (i, m) in artifact.messages.iter().enumerate() {
+            env.add_template_owned(format!("m{i}"), m.content.clone())
+                .map_err(|e| template_error(e, &m.content, &format!("`messages[{i}]`"), subject))?;
         }
-        if e.kind() == minijinja::ErrorKind::UndefinedError {
-            d = d.hint("a value used by the template is missing (templates use strict undefined): check the variable's fields");
+        Ok(Compiled { artifact, env })
+    }
+
+    fn template(&self, i: usize) -> Result<minijinja::Template<'_, 'a>> {
+        self.env
+            .get_template(&format!("m{i}"))
+            .map_err(|e| Error::usage(format!("template {i}: {e}")))
+    }
+
+    /// Render with already-bound variables (see [`bind_variables`]).
+    pub fn render(&self, vars: &Map<String, Value>, subject: &Subject<'_>) -> Result<Request> {
+        let artifact = self.artifact;
+        let ctx = minijinja::Value::from_serialize(vars);
+        let mut rendered: Vec<ChatMessage> =
+            Vec::with_capacity(artifact.messages.len() + 2 * artifact.few_shot.len());
+        for (i, m) in artifact.messages.iter().enumerate() {
+            rendered.push(ChatMessage {
+                role: m.role.as_str().to_string(),
+                content: self.template(i)?.render(&ctx).map_err(|e| {
+                    template_error(e, &m.content, &format!("`messages[{i}]`"), subject)
+                })?,
+            });
         }
-        Error::new(ErrorKind::Usage, d)
-    })
+        // Few-shot turns go after the leading system messages.
+        if !artifact.few_shot.is_empty() {
+            let last_user = artifact.messages.iter().rposition(|m| m.role == Role::User);
+            let mut shots = Vec::with_capacity(2 * artifact.few_shot.len());
+            for (i, ex) in artifact.few_shot.iter().enumerate() {
+                let user = match &ex.input {
+                    Value::String(s) => s.clone(),
+                    Value::Object(inputs) => {
+                        let idx = last_user.ok_or_else(|| {
+                            Error::usage(
+                                "few-shot inputs given as variables need a user message template",
+                            )
+                        })?;
+                        let mut merged = vars.clone();
+                        for (k, v) in inputs {
+                            merged.insert(k.clone(), v.clone());
+                        }
+                        self.template(idx)?
+                            .render(minijinja::Value::from_serialize(&merged))
+                            .map_err(|e| {
+                                template_error(
+                                    e,
+                                    &artifact.messages[idx].content,
+                                    &format!("few-shot example {i}"),
+                                    subject,
+                                )
+                            })?
+                    }
+                    other => other.to_string(),
+                };
+                let assistant = match &ex.output {
+                    Value::String(s) => s.clone(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                };
+                shots.push(ChatMessage {
+                    role: "user".into(),
+                    content: user,
+                });
+                shots.push(ChatMessage {
+                    role: "assistant".into(),
+                    content: assistant,
+                });
+            }
+            let at = artifact
+                .messages
+                .iter()
+                .take_while(|m| m.role == Role::System)
+                .count();
+            rendered.splice(at..at, shots);
+        }
+
+        let m = &artifact.model;
+        let mut params: BTreeMap<String, Value> = m.params.clone();
+        if let Some(t) = m.temperature {
+            params.insert("temperature".into(), Value::from(t));
+        }
+        if let Some(t) = m.max_tokens {
+            params.insert("max_tokens".into(), Value::from(t));
+        }
+        if let Some(t) = m.top_p {
+            params.insert("top_p".into(), Value::from(t));
+        }
+        if !m.stop.is_empty() {
+            params.insert("stop".into(), Value::from(m.stop.clone()));
+        }
+        if let Some(s) = m.seed {
+            params.insert("seed".into(), Value::from(s));
+        }
+        Ok(Request {
+            prompt: subject.prompt.to_string(),
+            version_id: subject.version_id.to_string(),
+            provider: m.provider.clone(),
+            model: m.name.clone(),
+            params,
+            messages: rendered,
+            tools: artifact
+                .tools
+                .iter()
+                .map(|t| ToolSpec {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters: t.parameters.clone(),
+                })
+                .collect(),
+            response_format: artifact.output_schema.as_ref().map(|s| ResponseFormat {
+                kind: "json_schema".into(),
+                name: "output".into(),
+                schema: s.clone(),
+                strict: true,
+            }),
+        })
+    }
 }
 
 /// Render a version with already-bound variables (see [`bind_variables`]).
@@ -165,99 +296,5 @@ pub fn render(
     vars: &Map<String, Value>,
     subject: &Subject<'_>,
 ) -> Result<Request> {
-    let mut rendered: Vec<ChatMessage> =
-        Vec::with_capacity(artifact.messages.len() + 2 * artifact.few_shot.len());
-    for (i, m) in artifact.messages.iter().enumerate() {
-        rendered.push(ChatMessage {
-            role: m.role.as_str().to_string(),
-            content: render_template(&m.content, vars, &format!("`messages[{i}]`"), subject)?,
-        });
-    }
-    // Few-shot turns go after the leading system messages.
-    if !artifact.few_shot.is_empty() {
-        let last_user = artifact.messages.iter().rposition(|m| m.role == Role::User);
-        let mut shots = Vec::with_capacity(2 * artifact.few_shot.len());
-        for (i, ex) in artifact.few_shot.iter().enumerate() {
-            let user = match &ex.input {
-                Value::String(s) => s.clone(),
-                Value::Object(inputs) => {
-                    let idx = last_user.ok_or_else(|| {
-                        Error::usage(
-                            "few-shot inputs given as variables need a user message template",
-                        )
-                    })?;
-                    let mut merged = vars.clone();
-                    for (k, v) in inputs {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                    render_template(
-                        &artifact.messages[idx].content,
-                        &merged,
-                        &format!("few-shot example {i}"),
-                        subject,
-                    )?
-                }
-                other => other.to_string(),
-            };
-            let assistant = match &ex.output {
-                Value::String(s) => s.clone(),
-                other => serde_json::to_string(other).unwrap_or_default(),
-            };
-            shots.push(ChatMessage {
-                role: "user".into(),
-                content: user,
-            });
-            shots.push(ChatMessage {
-                role: "assistant".into(),
-                content: assistant,
-            });
-        }
-        let at = artifact
-            .messages
-            .iter()
-            .take_while(|m| m.role == Role::System)
-            .count();
-        rendered.splice(at..at, shots);
-    }
-
-    let m = &artifact.model;
-    let mut params: BTreeMap<String, Value> = m.params.clone();
-    if let Some(t) = m.temperature {
-        params.insert("temperature".into(), Value::from(t));
-    }
-    if let Some(t) = m.max_tokens {
-        params.insert("max_tokens".into(), Value::from(t));
-    }
-    if let Some(t) = m.top_p {
-        params.insert("top_p".into(), Value::from(t));
-    }
-    if !m.stop.is_empty() {
-        params.insert("stop".into(), Value::from(m.stop.clone()));
-    }
-    if let Some(s) = m.seed {
-        params.insert("seed".into(), Value::from(s));
-    }
-    Ok(Request {
-        prompt: subject.prompt.to_string(),
-        version_id: subject.version_id.to_string(),
-        provider: m.provider.clone(),
-        model: m.name.clone(),
-        params,
-        messages: rendered,
-        tools: artifact
-            .tools
-            .iter()
-            .map(|t| ToolSpec {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                parameters: t.parameters.clone(),
-            })
-            .collect(),
-        response_format: artifact.output_schema.as_ref().map(|s| ResponseFormat {
-            kind: "json_schema".into(),
-            name: "output".into(),
-            schema: s.clone(),
-            strict: true,
-        }),
-    })
+    Compiled::new(artifact, subject)?.render(vars, subject)
 }

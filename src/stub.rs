@@ -56,6 +56,8 @@ pub struct Config {
     pub hang: Duration,
     pub seed: u64,
     pub responder: Responder,
+    /// Keep a log of every request ([`Stats::seen`]); benchmarks turn it off.
+    pub record: bool,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             hang: Duration::from_secs(5),
             seed: 7,
             responder: Arc::new(echo),
+            record: true,
         }
     }
 }
@@ -233,18 +236,27 @@ fn token_count(text: &str) -> u64 {
 
 async fn handle(s: Arc<Shared>, headers: HeaderMap, body: Bytes, shape: Shape) -> Response {
     let _guard = InFlight::enter(&s.stats);
-    let key = canonical::sha256_hex(&body);
+    let key = if s.config.record {
+        canonical::sha256_hex(&body)
+    } else {
+        String::new()
+    };
     let authorization = headers
         .get(header::AUTHORIZATION)
         .or_else(|| headers.get("x-api-key"))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let fault = {
+    let fault = if s.config.faults.is_empty() {
+        None
+    } else {
         let mut rng = s.rng.lock().unwrap_or_else(|e| e.into_inner());
         (!s.config.faults.is_empty() && rng.f64() < s.config.fault_rate)
             .then(|| s.config.faults[rng.usize(..s.config.faults.len())])
     };
     let log = |status: u16, retry_after: Option<Duration>| {
+        if !s.config.record {
+            return;
+        }
         if let Ok(mut l) = s.stats.log.lock() {
             l.push(Seen {
                 at: Instant::now(),

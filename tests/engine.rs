@@ -287,7 +287,18 @@ fn the_api_key_appears_nowhere() {
     }
     let mut files = Vec::new();
     walk(&repo.file(".promptgate"), &mut files);
-    assert!(files.len() > 10, "runs and cache were written");
+    assert!(
+        files.iter().any(|f| f.ends_with("responses.sqlite3")),
+        "the cache was written: {files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .filter(|f| f.ends_with("results.jsonl"))
+            .count()
+            == 2,
+        "two runs were written"
+    );
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         assert!(
@@ -515,4 +526,45 @@ fn spans_carry_prompt_identity_and_genai_attributes() {
     assert!(a["gen_ai.usage.input_tokens"].as_u64().unwrap() > 0);
     assert!(a["gen_ai.usage.output_tokens"].as_u64().unwrap() > 0);
     assert!(a["promptgate.case_id"].as_str().unwrap().starts_with('c'));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_name() == ".promptgate" {
+            continue;
+        }
+        if src.is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_bundled_example_evaluates_offline_from_its_cassette() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/support"),
+        dir.path(),
+    );
+    for v in ["v1", "v2", "v3", "production"] {
+        let out = std::process::Command::new(crate::support::BIN)
+            .arg("-C")
+            .arg(dir.path())
+            .args(["eval", &format!("support_agent@{v}"), "--json"])
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{v}: {stderr}\n(re-record with `cargo run --example record_support_cassette`)"
+        );
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["ok"], 12, "{v}: {s}");
+        assert_eq!(s["errors"], 0, "{v}: {s}");
+    }
 }

@@ -5,16 +5,20 @@ use minijinja::{Environment, UndefinedBehavior};
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-/// The shared environment (no auto-escaping: prompts are not HTML; trailing newlines kept).
+/// A new environment with promptgate's settings: strict undefined, no auto-escaping (prompts
+/// are not HTML), trailing newlines kept.
+pub fn new_environment<'a>() -> Environment<'a> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env
+}
+
+/// The shared environment, for one-off templates.
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_keep_trailing_newline(true);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env
-    })
+    ENV.get_or_init(new_environment)
 }
 
 /// The variables a template reads from its context (not the ones it sets itself, nor the

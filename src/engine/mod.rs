@@ -7,6 +7,7 @@ pub mod store;
 pub mod trace;
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -49,7 +50,8 @@ pub struct Plan {
     pub calls: Vec<PlannedCall>,
 }
 
-/// Render every case of every dataset (all problems reported at once, with file:line).
+/// Render every case of every dataset (all problems reported at once, with file:line). The
+/// version's templates are compiled once and the cases rendered in parallel.
 pub fn plan(
     prompt: &str,
     version_id: &str,
@@ -59,14 +61,23 @@ pub fn plan(
     repeats: u32,
     model_override: Option<&str>,
 ) -> Result<Plan> {
+    use rayon::prelude::*;
+    let compiled = render::Compiled::new(
+        artifact,
+        &Subject {
+            prompt,
+            version_id,
+            row: None,
+        },
+    )?;
     let mut problems = Vec::new();
-    let mut calls = Vec::new();
-    let mut cases = 0;
+    let mut rows: Vec<(&Dataset, &dataset::Case)> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     for ds in datasets {
         for case in &ds.cases {
-            cases += 1;
-            if !seen.insert(&case.id) {
+            if seen.insert(&case.id) {
+                rows.push((ds, case));
+            } else {
                 problems.push(
                     Diagnostic::error(format!(
                         "case id `{}` appears in more than one dataset",
@@ -78,30 +89,24 @@ pub fn plan(
                         case.line
                     )),
                 );
-                continue;
             }
+        }
+    }
+    type Rendered = std::result::Result<(Arc<Request>, Arc<str>, u64), Vec<Diagnostic>>;
+    let rendered: Vec<Rendered> = rows
+        .par_iter()
+        .map(|(ds, case)| {
             let row = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
             let subject = Subject {
                 prompt,
                 version_id,
                 row: Some(&row),
             };
-            let vars = match dataset::typed_vars(artifact, case, ds.textual) {
-                Ok(v) => v,
-                Err(msg) => {
-                    problems.push(Diagnostic::error(format!("{row}: {msg}")));
-                    continue;
-                }
-            };
-            let rendered = render::bind_variables(artifact, &vars, &subject, false)
-                .and_then(|bound| render::render(artifact, &bound, &subject));
-            let mut request = match rendered {
-                Ok(r) => r,
-                Err(e) => {
-                    problems.extend(e.diagnostics);
-                    continue;
-                }
-            };
+            let vars = dataset::typed_vars(artifact, case, ds.textual)
+                .map_err(|msg| vec![Diagnostic::error(format!("{row}: {msg}"))])?;
+            let mut request = render::bind_variables(artifact, &vars, &subject, false)
+                .and_then(|bound| compiled.render(&bound, &subject))
+                .map_err(|e| e.diagnostics)?;
             if let Some(m) = model_override {
                 request.model = m.to_string();
             }
@@ -112,16 +117,24 @@ pub fn plan(
                 .get("max_tokens")
                 .and_then(Value::as_u64)
                 .unwrap_or(256);
-            let request = Arc::new(request);
-            for sample in 0..repeats {
-                calls.push(PlannedCall {
-                    case_id: case.id.clone(),
-                    line: case.line,
-                    sample,
-                    request: request.clone(),
-                    request_hash: hash.clone(),
-                    est_tokens: (chars / 4) as u64 + max_tokens,
-                });
+            Ok((Arc::new(request), hash, (chars / 4) as u64 + max_tokens))
+        })
+        .collect();
+    let mut calls = Vec::with_capacity(rows.len() * repeats as usize);
+    for ((_, case), r) in rows.iter().zip(rendered) {
+        match r {
+            Err(ds) => problems.extend(ds),
+            Ok((request, hash, est_tokens)) => {
+                for sample in 0..repeats {
+                    calls.push(PlannedCall {
+                        case_id: case.id.clone(),
+                        line: case.line,
+                        sample,
+                        request: request.clone(),
+                        request_hash: hash.clone(),
+                        est_tokens,
+                    });
+                }
             }
         }
     }
@@ -132,7 +145,7 @@ pub fn plan(
         prompt: prompt.to_string(),
         version_id: version_id.to_string(),
         label: label.map(str::to_string),
-        cases,
+        cases: rows.len(),
         repeats,
         calls,
     })
@@ -355,9 +368,44 @@ pub async fn execute(
         already_done: plan.calls.len() - todo.len(),
     });
 
+    // Cache hits first, looked up in parallel: they need no permit, no task and no span (a
+    // span is a call to a provider, and a hit makes none).
+    let endpoint: Arc<str> = provider.endpoint().into();
+    let keyed: Vec<(&PlannedCall, Option<String>)> = todo
+        .into_iter()
+        .map(|c| {
+            (
+                c,
+                (opts.cache != CacheMode::Off)
+                    .then(|| Cache::key(&endpoint, &c.request_hash, c.sample)),
+            )
+        })
+        .collect();
+    let mut hits: std::collections::HashMap<String, Completion> = match (&cache, opts.cache) {
+        (Some(c), CacheMode::Use) if !interrupt.draining() => {
+            let keys: Vec<&str> = keyed.iter().filter_map(|(_, k)| k.as_deref()).collect();
+            c.get_many(&keys)
+        }
+        _ => Default::default(),
+    };
+    let now = crate::registry::audit::now();
+    let mut cached_records = Vec::new();
+    let mut misses = Vec::with_capacity(keyed.len());
+    for (call, key) in keyed {
+        match key.as_ref().and_then(|k| hits.remove(k)) {
+            Some(output) => {
+                let record = cached_record(call, output, opts, &now);
+                observer.on_event(&Event::Finished(&record));
+                cached_records.push(record);
+            }
+            None => misses.push((call, key)),
+        }
+    }
+
     // One writer thread owns the files: results, spans and cache entries are written in the
-    // order calls finish, each line in a single write.
-    let (mut results, mut traces) = run.appenders()?;
+    // order calls finish. Each answered call's line is flushed at once (a crash loses at most
+    // the calls in flight); cache hits, which cost nothing to redo, are written in one batch.
+    let (results, traces) = run.appenders()?;
     let (tx, rx) = mpsc::channel::<Finished>();
     let writer_cache = if opts.cache == CacheMode::Off {
         None
@@ -365,17 +413,42 @@ pub async fn execute(
         cache.clone()
     };
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
-        let mut out = Vec::new();
-        for f in rx {
+        let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
+        let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
+        for r in &cached_records {
+            store::append_line(&mut results, r)?;
+        }
+        results.flush()?;
+        let mut out = cached_records;
+        // A failed cache write costs a repeated call later, nothing more.
+        let mut cache_writer = writer_cache.and_then(|c| c.writer().ok());
+        loop {
+            let f = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(f) => f,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(w) = cache_writer.as_mut() {
+                        let _ = w.flush();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             store::append_line(&mut results, &f.record)?;
             store::append_line(&mut traces, &f.span)?;
-            if let (Some(c), Some(key), Some(output)) =
-                (&writer_cache, &f.cache_key, &f.record.output)
+            results.flush()?;
+            traces.flush()?;
+            if let (Some(w), Some(key), Some(output)) =
+                (cache_writer.as_mut(), &f.cache_key, &f.record.output)
             {
-                // A failed cache write costs a repeated call later, nothing more.
-                let _ = c.put(key, output);
+                w.put(key, output);
+                if w.pending() >= 256 {
+                    let _ = w.flush();
+                }
             }
             out.push(f.record);
+        }
+        if let Some(w) = cache_writer.as_mut() {
+            let _ = w.flush();
         }
         Ok(out)
     });
@@ -387,34 +460,12 @@ pub async fn execute(
         label: plan.label.clone(),
         system: provider.system().to_string(),
     });
-    let endpoint: Arc<str> = provider.endpoint().into();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let read_cache = if opts.cache == CacheMode::Use {
-        cache.clone()
-    } else {
-        None
-    };
 
-    for call in todo {
+    for (call, cache_key) in misses {
         if interrupt.draining() {
             break;
-        }
-        // Cache hits are answered here, without a permit or a task.
-        let cache_key = (opts.cache != CacheMode::Off)
-            .then(|| Cache::key(&endpoint, &call.request_hash, call.sample));
-        if let (Some(c), Some(key)) = (&read_cache, &cache_key)
-            && let Some(output) = c.get(key)
-        {
-            let record = cached_record(call, output, opts);
-            let span = make_span(&ctx, call, &record, trace::now_nanos(), trace::now_nanos());
-            observer.on_event(&Event::Finished(&record));
-            let _ = tx.send(Finished {
-                record,
-                span,
-                cache_key: None,
-            });
-            continue;
         }
         let permit = tokio::select! {
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -487,7 +538,7 @@ pub async fn execute(
     Ok((all, interrupt.draining()))
 }
 
-fn cached_record(call: &PlannedCall, output: Completion, opts: &Options) -> Record {
+fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &str) -> Record {
     let cost = price(opts, &output);
     Record {
         case_id: call.case_id.clone(),
@@ -501,7 +552,7 @@ fn cached_record(call: &PlannedCall, output: Completion, opts: &Options) -> Reco
         attempts: 0,
         cached: true,
         cost_usd: cost,
-        started_at: crate::registry::audit::now(),
+        started_at: now.to_string(),
     }
 }
 

@@ -114,16 +114,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             Err(e) => problems.extend(e.diagnostics),
         }
     }
-    for d in &datasets {
-        let target = dataset::Target {
-            prompt: &prompt.name,
-            version_id: &version.id,
-            artifact,
-        };
-        if let Err(e) = dataset::validate(d, &[target]) {
-            problems.extend(e.diagnostics);
-        }
-    }
+    // Every row is checked against the version's variables when the plan renders it.
     if !problems.is_empty() {
         return Err(Error::many(crate::ErrorKind::Usage, problems));
     }

@@ -226,7 +226,7 @@ impl RunDir {
 }
 
 /// Append one JSON line (a single write, so a crash loses at most the line being written).
-pub fn append_line<T: Serialize>(file: &mut File, value: &T) -> std::io::Result<()> {
+pub fn append_line<T: Serialize>(file: &mut impl Write, value: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     line.push(b'\n');
     file.write_all(&line)

@@ -17,20 +17,24 @@ pub const DEFAULT_MAX_TOKENS: u64 = 1024;
 pub struct Anthropic {
     name: String,
     base_url: String,
+    /// `{base_url}/messages`, parsed once.
+    url: reqwest::Url,
     key: Option<Secret>,
     http: reqwest::Client,
 }
 
 impl Anthropic {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<Anthropic> {
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
         Ok(Anthropic {
             name: name.to_string(),
-            base_url: config
-                .base_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
-                .trim_end_matches('/')
-                .to_string(),
+            url: super::endpoint_url(name, &base_url, "messages")?,
+            base_url,
             key: super::api_key(name, config)?,
             http: super::http_client(config)?,
         })
@@ -163,12 +167,11 @@ impl Provider for Anthropic {
         _key: &'a CallKey,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
-            let url = format!("{}/messages", self.base_url);
             let mut headers = vec![("anthropic-version", API_VERSION.to_string())];
             if let Some(k) = &self.key {
                 headers.push(("x-api-key", k.expose().to_string()));
             }
-            let bytes = post(&self.http, &url, headers, &encode(request)).await?;
+            let bytes = post(&self.http, self.url.clone(), headers, &encode(request)).await?;
             decode(&bytes)
         })
     }

@@ -269,6 +269,16 @@ pub fn http_client(config: &ProviderConfig) -> Result<reqwest::Client> {
         })
 }
 
+/// `{base_url}/{path}` as a URL, or a configuration error naming the provider.
+pub fn endpoint_url(name: &str, base_url: &str, path: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(&format!("{base_url}/{path}")).map_err(|e| {
+        Error::usage(format!(
+            "provider `{name}`: `base_url: {base_url}` is not a valid URL ({e})"
+        ))
+        .with_hint("e.g. `base_url: https://api.openai.com/v1` or `http://localhost:11434/v1`")
+    })
+}
+
 /// Read the API key from the environment variable the configuration names.
 pub fn api_key(name: &str, config: &ProviderConfig) -> Result<Option<Secret>> {
     let Some(var) = &config.api_key_env else {

@@ -13,20 +13,24 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub struct OpenAi {
     name: String,
     base_url: String,
+    /// `{base_url}/chat/completions`, parsed once.
+    url: reqwest::Url,
     key: Option<Secret>,
     http: reqwest::Client,
 }
 
 impl OpenAi {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAi> {
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
         Ok(OpenAi {
             name: name.to_string(),
-            base_url: config
-                .base_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
-                .trim_end_matches('/')
-                .to_string(),
+            url: super::endpoint_url(name, &base_url, "chat/completions")?,
+            base_url,
             key: super::api_key(name, config)?,
             http: super::http_client(config)?,
         })
@@ -133,7 +137,7 @@ pub(super) fn snippet(body: &[u8]) -> String {
 /// Send a JSON body and return the response bytes, classifying every failure.
 pub(super) async fn post(
     http: &reqwest::Client,
-    url: &str,
+    url: reqwest::Url,
     headers: Vec<(&'static str, String)>,
     body: &Value,
 ) -> Result<Vec<u8>, CallError> {
@@ -182,12 +186,11 @@ impl Provider for OpenAi {
         _key: &'a CallKey,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
-            let url = format!("{}/chat/completions", self.base_url);
             let mut headers = Vec::new();
             if let Some(k) = &self.key {
                 headers.push(("authorization", format!("Bearer {}", k.expose())));
             }
-            let bytes = post(&self.http, &url, headers, &encode(request)).await?;
+            let bytes = post(&self.http, self.url.clone(), headers, &encode(request)).await?;
             decode(&bytes)
         })
     }

@@ -1,0 +1,125 @@
+//! Benchmark: the engine against its own local stub server (`cargo bench --bench engine`).
+//!
+//! 1. 10,000 cases, stub latency 50 ms, concurrency 64: throughput as a share of the limit
+//!    64 / 0.05 s = 1,280 requests/s.
+//! 2. 10,000 cases, zero-latency stub: wall time and peak RSS of the `promptgate` process.
+//! 3. The same run again with a warm cache: wall time as a share of the cold one.
+//!
+//! The stub runs in this process, `promptgate eval` in a child, on the same 2 cores.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use promptgate::stub::{self, Server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
+const CASES: usize = 10_000;
+
+fn repo(dir: &Path, server: &Server, concurrency: usize) {
+    std::fs::write(
+        dir.join("promptgate.yaml"),
+        format!("version: 1\nproviders:\n  stub: {{ kind: openai, base_url: {}, concurrency: {concurrency}, max_retries: 0 }}\n", server.base_url()),
+    )
+    .unwrap();
+    let p = dir.join("prompts/p");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("v1.yaml"),
+        "model: { provider: stub, name: stub-model, temperature: 0 }\nvariables: { question: {} }\nmessages:\n  - { role: system, content: Answer in one sentence. }\n  - { role: user, content: \"{{ question }}\" }\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("suite.yaml"), "datasets: [data.jsonl]\n").unwrap();
+    let rows: String = (0..CASES)
+        .map(|i| format!("{{\"id\":\"c{i}\",\"question\":\"What is the status of order {i}?\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("data.jsonl"), rows).unwrap();
+    let ok = Command::new(BIN)
+        .arg("-C")
+        .arg(dir)
+        .args(["add", "p"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+}
+
+/// Run `promptgate eval` and return (wall time, peak RSS in MiB, summary).
+fn eval(dir: &Path, extra: &[&str]) -> (Duration, f64, serde_json::Value) {
+    let t = Instant::now();
+    let child = Command::new(BIN)
+        .arg("-C")
+        .arg(dir)
+        .args(["eval", "p@v1", "--json", "--quiet"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+    // wait4 gives the child's peak resident set size.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let wall = t.elapsed();
+    let rss_mib = usage.ru_maxrss as f64 / 1024.0; // Linux reports KiB
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("no summary: {text}"));
+    assert_eq!(summary["ok"], CASES as u64, "{summary}");
+    (wall, rss_mib, summary)
+}
+
+fn main() {
+    // `cargo bench --bench engine -- --fast-only` skips the 50 ms throughput run.
+    let fast_only = std::env::args().any(|a| a == "--fast-only");
+    if !fast_only {
+        throughput();
+    }
+    zero_latency();
+}
+
+fn throughput() {
+    // 1. Throughput against a 50 ms stub at concurrency 64.
+    let slow = Server::start(stub::Config {
+        latency: Duration::from_millis(50),
+        record: false,
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path(), &slow, 64);
+    let (wall, _, s) = eval(dir.path(), &["--no-cache"]);
+    let engine_wall = s["wall_ms"].as_f64().unwrap() / 1000.0;
+    let limit = 64.0 / 0.05;
+    println!(
+        "50 ms stub, concurrency 64: {CASES} calls in {engine_wall:.2} s of run time ({:.2} s process) = {:.0} req/s, {:.1} % of the {limit:.0} req/s limit",
+        wall.as_secs_f64(),
+        CASES as f64 / engine_wall,
+        100.0 * CASES as f64 / engine_wall / limit
+    );
+}
+
+fn zero_latency() {
+    // 2 and 3. Zero latency: cold, then warm cache.
+    let fast = Server::start(stub::Config {
+        record: false,
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    repo(dir.path(), &fast, 64);
+    let (cold, cold_rss, _) = eval(dir.path(), &[]);
+    let (warm, warm_rss, s) = eval(dir.path(), &[]);
+    assert_eq!(s["cached"], CASES as u64);
+    println!(
+        "zero-latency stub, cold cache: wall {:.3} s, peak RSS {cold_rss:.1} MiB",
+        cold.as_secs_f64()
+    );
+    println!(
+        "zero-latency stub, warm cache: wall {:.3} s ({:.1} % of cold), peak RSS {warm_rss:.1} MiB",
+        warm.as_secs_f64(),
+        100.0 * warm.as_secs_f64() / cold.as_secs_f64()
+    );
+}
