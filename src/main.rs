@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use promptgate::{ErrorKind, cli, exit_codes};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let code = match cli::run(args) {

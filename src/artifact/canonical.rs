@@ -52,7 +52,8 @@ pub fn content_hash(value: &Value) -> Result<String, String> {
     Ok(sha256_hex(to_canonical_string(value)?.as_bytes()))
 }
 
-fn write_value(out: &mut String, value: &Value) -> Result<(), String> {
+/// Append the canonical form of `value` to `out`.
+pub fn write_value(out: &mut String, value: &Value) -> Result<(), String> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -115,7 +116,8 @@ fn write_number(out: &mut String, n: &serde_json::Number) -> Result<(), String> 
     Ok(())
 }
 
-fn write_string(out: &mut String, s: &str) {
+/// Append `s` as a canonical JSON string.
+pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::artifact::canonical;
 use crate::config::{ProviderConfig, ProviderKind, defaults};
@@ -213,16 +213,138 @@ impl fmt::Debug for Secret {
 
 /// The content hash of a request as the model sees it: model, parameters, messages, tools and
 /// response format — not the prompt's name or version, so two versions that render the same
-/// request share answers.
+/// request share answers. It is the SHA-256 of the canonical JSON of
+/// `{"messages", "model", "params", "response_format", "tools"}`, written directly (this runs
+/// once per case) and tested to equal the generic canonical form.
 pub fn request_hash(req: &Request) -> String {
-    let core = json!({
-        "model": req.model,
-        "params": req.params,
-        "messages": req.messages,
-        "tools": req.tools,
-        "response_format": req.response_format,
-    });
-    canonical::content_hash(&core).unwrap_or_default()
+    use canonical::{write_string, write_value};
+    let mut out = String::with_capacity(512);
+    out.push_str("{\"messages\":[");
+    for (i, m) in req.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"content\":");
+        write_string(&mut out, &m.content);
+        out.push_str(",\"role\":");
+        write_string(&mut out, &m.role);
+        out.push('}');
+    }
+    out.push_str("],\"model\":");
+    write_string(&mut out, &req.model);
+    out.push_str(",\"params\":{");
+    // BTreeMap<String, _> iterates in byte order, the canonical key order.
+    for (i, (k, v)) in req.params.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(&mut out, k);
+        out.push(':');
+        let _ = write_value(&mut out, v);
+    }
+    out.push_str("},\"response_format\":");
+    match &req.response_format {
+        None => out.push_str("null"),
+        Some(rf) => {
+            out.push_str("{\"name\":");
+            write_string(&mut out, &rf.name);
+            out.push_str(",\"schema\":");
+            let _ = write_value(&mut out, &rf.schema);
+            out.push_str(if rf.strict {
+                ",\"strict\":true"
+            } else {
+                ",\"strict\":false"
+            });
+            out.push_str(",\"type\":");
+            write_string(&mut out, &rf.kind);
+            out.push('}');
+        }
+    }
+    out.push_str(",\"tools\":[");
+    for (i, t) in req.tools.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        if let Some(d) = &t.description {
+            out.push_str("\"description\":");
+            write_string(&mut out, d);
+            out.push(',');
+        }
+        out.push_str("\"name\":");
+        write_string(&mut out, &t.name);
+        out.push_str(",\"parameters\":");
+        let _ = write_value(&mut out, &t.parameters);
+        out.push('}');
+    }
+    out.push_str("]}");
+    canonical::sha256_hex(out.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
+    use serde_json::json;
+
+    #[test]
+    fn request_hash_equals_the_generic_canonical_hash() {
+        let mut req = Request {
+            prompt: "p".into(),
+            version_id: "v1-abc".into(),
+            provider: "openai".into(),
+            model: "m\"odel".into(),
+            params: [
+                ("temperature".to_string(), json!(0.5)),
+                ("max_tokens".to_string(), json!(10)),
+            ]
+            .into(),
+            messages: vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "Be \\ brief\n".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "héllo \u{1}".into(),
+                },
+            ],
+            tools: vec![],
+            response_format: None,
+        };
+        let generic = |r: &Request| {
+            canonical::content_hash(&json!({
+                "model": r.model, "params": r.params, "messages": r.messages,
+                "tools": r.tools, "response_format": r.response_format,
+            }))
+            .unwrap()
+        };
+        assert_eq!(request_hash(&req), generic(&req));
+        req.tools = vec![
+            ToolSpec {
+                name: "a".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object", "b": [1, 2.5]}),
+            },
+            ToolSpec {
+                name: "b".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+            },
+        ];
+        req.response_format = Some(ResponseFormat {
+            kind: "json_schema".into(),
+            name: "output".into(),
+            schema: json!({"z": 1, "a": null}),
+            strict: true,
+        });
+        assert_eq!(request_hash(&req), generic(&req));
+        // Name and version are not part of it.
+        let mut other = req.clone();
+        other.prompt = "q".into();
+        other.version_id = "v9".into();
+        assert_eq!(request_hash(&req), request_hash(&other));
+    }
 }
 
 /// `Retry-After` (seconds) or `retry-after-ms`, whichever is present.
