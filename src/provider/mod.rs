@@ -281,72 +281,6 @@ pub fn request_hash(req: &Request) -> String {
     canonical::sha256_hex(out.as_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
-    use serde_json::json;
-
-    #[test]
-    fn request_hash_equals_the_generic_canonical_hash() {
-        let mut req = Request {
-            prompt: "p".into(),
-            version_id: "v1-abc".into(),
-            provider: "openai".into(),
-            model: "m\"odel".into(),
-            params: [
-                ("temperature".to_string(), json!(0.5)),
-                ("max_tokens".to_string(), json!(10)),
-            ]
-            .into(),
-            messages: vec![
-                ChatMessage {
-                    role: "system".into(),
-                    content: "Be \\ brief\n".into(),
-                },
-                ChatMessage {
-                    role: "user".into(),
-                    content: "héllo \u{1}".into(),
-                },
-            ],
-            tools: vec![],
-            response_format: None,
-        };
-        let generic = |r: &Request| {
-            canonical::content_hash(&json!({
-                "model": r.model, "params": r.params, "messages": r.messages,
-                "tools": r.tools, "response_format": r.response_format,
-            }))
-            .unwrap()
-        };
-        assert_eq!(request_hash(&req), generic(&req));
-        req.tools = vec![
-            ToolSpec {
-                name: "a".into(),
-                description: Some("d".into()),
-                parameters: json!({"type": "object", "b": [1, 2.5]}),
-            },
-            ToolSpec {
-                name: "b".into(),
-                description: None,
-                parameters: json!({"type": "object"}),
-            },
-        ];
-        req.response_format = Some(ResponseFormat {
-            kind: "json_schema".into(),
-            name: "output".into(),
-            schema: json!({"z": 1, "a": null}),
-            strict: true,
-        });
-        assert_eq!(request_hash(&req), generic(&req));
-        // Name and version are not part of it.
-        let mut other = req.clone();
-        other.prompt = "q".into();
-        other.version_id = "v9".into();
-        assert_eq!(request_hash(&req), request_hash(&other));
-    }
-}
-
 /// `Retry-After` (seconds) or `retry-after-ms`, whichever is present.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
@@ -456,4 +390,70 @@ pub fn lookup<'a>(
 pub fn cost(config: &ProviderConfig, c: &Completion) -> f64 {
     config.price_input_per_1k.unwrap_or(0.0) * c.input_tokens as f64 / 1000.0
         + config.price_output_per_1k.unwrap_or(0.0) * c.output_tokens as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
+    use serde_json::json;
+
+    #[test]
+    fn request_hash_equals_the_generic_canonical_hash() {
+        let mut req = Request {
+            prompt: "p".into(),
+            version_id: "v1-abc".into(),
+            provider: "openai".into(),
+            model: "m\"odel".into(),
+            params: [
+                ("temperature".to_string(), json!(0.5)),
+                ("max_tokens".to_string(), json!(10)),
+            ]
+            .into(),
+            messages: vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "Be \\ brief\n".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "héllo \u{1}".into(),
+                },
+            ],
+            tools: vec![],
+            response_format: None,
+        };
+        let generic = |r: &Request| {
+            canonical::content_hash(&json!({
+                "model": r.model, "params": r.params, "messages": r.messages,
+                "tools": r.tools, "response_format": r.response_format,
+            }))
+            .unwrap()
+        };
+        assert_eq!(request_hash(&req), generic(&req));
+        req.tools = vec![
+            ToolSpec {
+                name: "a".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object", "b": [1, 2.5]}),
+            },
+            ToolSpec {
+                name: "b".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+            },
+        ];
+        req.response_format = Some(ResponseFormat {
+            kind: "json_schema".into(),
+            name: "output".into(),
+            schema: json!({"z": 1, "a": null}),
+            strict: true,
+        });
+        assert_eq!(request_hash(&req), generic(&req));
+        // Name and version are not part of it.
+        let mut other = req.clone();
+        other.prompt = "q".into();
+        other.version_id = "v9".into();
+        assert_eq!(request_hash(&req), request_hash(&other));
+    }
 }
