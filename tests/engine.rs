@@ -568,3 +568,101 @@ fn the_bundled_example_evaluates_offline_from_its_cassette() {
         assert_eq!(s["errors"], 0, "{v}: {s}");
     }
 }
+
+#[test]
+fn spans_are_exported_to_an_otlp_endpoint() {
+    use std::sync::{Arc, Mutex};
+    // A minimal OTLP/HTTP collector that keeps what it receives.
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock().unwrap().push(body);
+                        "{}"
+                    }
+                }),
+            );
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 4, "");
+    let config = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!("{config}telemetry:\n  otlp_endpoint: http://{addr}\n"),
+    );
+    let (out, _) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let spans = bodies[0]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    assert_eq!(spans.len(), 4);
+    let attrs = spans[0]["attributes"].as_array().unwrap();
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|a| a["key"] == k)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(get("prompt.name").unwrap()["stringValue"], "p");
+    assert_eq!(get("gen_ai.system").unwrap()["stringValue"], "openai");
+    assert!(get("gen_ai.usage.input_tokens").unwrap()["intValue"].is_string());
+    assert_eq!(spans[0]["kind"], 3);
+}
+
+#[test]
+fn two_processes_share_the_cache_at_once() {
+    let server = Server::start(stub::Config {
+        latency: Duration::from_millis(5),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 40, "    concurrency: 4\n");
+    let spawn = || {
+        let mut c = repo.command(&["eval", "p@v1", "--json"]);
+        c.env(KEY_VAR, SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Not a terminal: no progress bar in the output.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("ETA") && !stderr.contains('\r'),
+            "{stderr}"
+        );
+    }
+    let before = server.stats.requests();
+    assert!(before <= 80);
+    let (_, s) = eval(&repo, &[]);
+    assert_eq!(
+        server.stats.requests(),
+        before,
+        "everything was cached by one process or the other"
+    );
+    assert_eq!(s["cached"], 40);
+}

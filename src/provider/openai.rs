@@ -195,3 +195,66 @@ impl Provider for OpenAi {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
+
+    #[test]
+    fn encodes_tools_and_response_format() {
+        let req = Request {
+            prompt: "p".into(),
+            version_id: "v1".into(),
+            provider: "openai".into(),
+            model: "m".into(),
+            params: [("temperature".to_string(), json!(0.2))].into(),
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
+            tools: vec![ToolSpec {
+                name: "t".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object"}),
+            }],
+            response_format: Some(ResponseFormat {
+                kind: "json_schema".into(),
+                name: "output".into(),
+                schema: json!({"type": "object"}),
+                strict: true,
+            }),
+        };
+        let body = encode(&req);
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["tools"][0]["type"], "function");
+        assert_eq!(body["tools"][0]["function"]["name"], "t");
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    }
+
+    #[test]
+    fn decodes_tool_calls_and_classifies_garbage() {
+        let body = br#"{"choices":[{"message":{"content":null,"tool_calls":[{"function":{"name":"t","arguments":"{\"q\":1}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let c = decode(body).unwrap();
+        assert_eq!(c.content, "");
+        assert_eq!(c.tool_calls[0].arguments["q"], 1);
+        assert_eq!((c.input_tokens, c.output_tokens), (3, 4));
+        assert_eq!(
+            decode(b"{\"choices\": [").unwrap_err().class,
+            ErrorClass::Malformed
+        );
+        assert_eq!(
+            decode(b"{\"error\": 1}").unwrap_err().class,
+            ErrorClass::Malformed
+        );
+        assert_eq!(
+            CallError::from_status(401, "no", None).class,
+            ErrorClass::Fatal
+        );
+        assert_eq!(
+            CallError::from_status(503, "", None).class,
+            ErrorClass::Server
+        );
+        assert!(CallError::from_status(429, "", None).class.transient());
+    }
+}
