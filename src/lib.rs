@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod provider;
 pub mod registry;
 pub mod render;
+pub mod stats;
 pub mod stub;
 pub mod suite;
 

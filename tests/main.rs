@@ -8,3 +8,4 @@ mod engine;
 mod error_messages;
 mod help;
 mod identity;
+mod stats_reference;
