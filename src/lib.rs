@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod exit_codes;
 pub mod fsutil;
+pub mod gate;
 pub mod provider;
 pub mod registry;
 pub mod render;

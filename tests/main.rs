@@ -6,6 +6,7 @@ mod cli_registry;
 mod concurrency;
 mod engine;
 mod error_messages;
+mod gate;
 mod help;
 mod identity;
 mod stats_reference;

@@ -1,0 +1,735 @@
+//! The gate: the policy language (`gate:` in `suite.yaml`) and the decision — PASS, FAIL or
+//! INCONCLUSIVE — from paired candidate/baseline scores, with the reasons in plain language.
+//!
+//! For each gated metric, with [L, U] the two-sided (1 − 2α) interval of Δ = candidate −
+//! baseline: PASS if L > −δ, FAIL if U < −δ, INCONCLUSIVE otherwise. Overall: FAIL if any
+//! metric, floor or budget fails; PASS only if all pass; otherwise INCONCLUSIVE. Requiring every
+//! metric to pass is an intersection–union test (Berger 1982), whose level is the largest of
+//! the individual levels: no multiplicity correction is needed for PASS.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::stats::{self, Interval, binary, bootstrap, budgets, continuous, power};
+
+/// The defaults of every gate setting, in one table (documented in `docs/formats.md`).
+pub mod defaults {
+    /// Non-inferiority margin δ, absolute (5 points on a pass rate).
+    pub const MARGIN: f64 = 0.05;
+    /// One-sided α of each metric's test.
+    pub const ALPHA: f64 = 0.05;
+    /// Fewer paired cases than this is INCONCLUSIVE.
+    pub const MIN_CASES: usize = 30;
+    /// Largest share of errored calls before the run is invalid (exit 4).
+    pub const ERROR_BUDGET: f64 = crate::config::defaults::ERROR_BUDGET;
+    /// Bootstrap resamples (method `bootstrap`, latency ratios).
+    pub const RESAMPLES: usize = 10_000;
+    /// Seed of every resampling, so a gate is reproducible.
+    pub const SEED: u64 = 20_261_125;
+    /// Power the "cases needed" note aims for.
+    pub const POWER: f64 = 0.8;
+    /// The metric gated when the policy names none.
+    pub const METRIC: &str = "pass";
+}
+
+/// How a metric's interval is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Tango's score interval for binary metrics, the t interval for continuous ones, and the
+    /// clustered t interval when cases have groups.
+    #[default]
+    Auto,
+    Tango,
+    Newcombe,
+    T,
+    Bootstrap,
+}
+
+/// Per-metric settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+}
+
+/// `gate.cost`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostPolicy {
+    /// Mean cost may grow by at most this fraction (0.10 = +10 %).
+    pub max_increase: f64,
+}
+
+/// `gate.latency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyPolicy {
+    /// p95 latency may grow by at most this ratio (1.2 = +20 %).
+    pub p95_max_ratio: f64,
+}
+
+/// What INCONCLUSIVE does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInconclusive {
+    /// It blocks (exit 3).
+    #[default]
+    Block,
+    /// It lets the promotion through (exit 3 is still reported by `gate`).
+    Allow,
+}
+
+/// The `gate:` section of `suite.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Gated metrics; empty means the `pass` metric with the defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, MetricPolicy>,
+    /// Absolute floors: the candidate's mean of a metric must be at least this.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub floors: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cases: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_inconclusive: Option<OnInconclusive>,
+    /// Let a breaking change to the output or tool schemas through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_breaking: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Policy {
+    /// Parse the `gate:` value of a suite, naming the suite file on error.
+    pub fn from_value(v: Option<&Value>, file: &str) -> Result<Policy> {
+        let Some(v) = v else {
+            return Ok(Policy::default());
+        };
+        let p: Policy = serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let mut d = Diagnostic::error(format!(
+                "invalid `gate` policy at `gate.{path}`: {}",
+                e.inner()
+            ))
+            .in_context(file.to_string());
+            if let Some(s) = e
+                .inner()
+                .to_string()
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let keys = [
+                    "metrics",
+                    "floors",
+                    "cost",
+                    "latency",
+                    "min_cases",
+                    "error_budget",
+                    "on_inconclusive",
+                    "allow_breaking",
+                    "seed",
+                    "margin",
+                    "alpha",
+                    "method",
+                    "max_increase",
+                    "p95_max_ratio",
+                ];
+                if let Some(m) = crate::error::did_you_mean(s, keys) {
+                    d = d.hint(format!("did you mean `{m}`?"));
+                }
+            }
+            Error::from(d)
+        })?;
+        for (name, m) in &p.metrics {
+            if let Some(a) = m.alpha
+                && !(a > 0.0 && a < 0.5)
+            {
+                return Err(Diagnostic::error(format!(
+                    "`gate.metrics.{name}.alpha` must be in (0, 0.5), not {a}"
+                ))
+                .in_context(file.to_string())
+                .into());
+            }
+            if let Some(d) = m.margin
+                && d < 0.0
+            {
+                return Err(Diagnostic::error(format!(
+                    "`gate.metrics.{name}.margin` must not be negative"
+                ))
+                .in_context(file.to_string())
+                .into());
+            }
+        }
+        Ok(p)
+    }
+
+    /// The gated metrics with their effective settings.
+    pub fn gated(&self) -> Vec<(String, f64, f64, Method)> {
+        if self.metrics.is_empty() {
+            return vec![(
+                defaults::METRIC.to_string(),
+                defaults::MARGIN,
+                defaults::ALPHA,
+                Method::Auto,
+            )];
+        }
+        self.metrics
+            .iter()
+            .map(|(n, m)| {
+                (
+                    n.clone(),
+                    m.margin.unwrap_or(defaults::MARGIN),
+                    m.alpha.unwrap_or(defaults::ALPHA),
+                    m.method.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn min_cases(&self) -> usize {
+        self.min_cases.unwrap_or(defaults::MIN_CASES)
+    }
+
+    pub fn error_budget(&self) -> f64 {
+        self.error_budget.unwrap_or(defaults::ERROR_BUDGET)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(defaults::SEED)
+    }
+}
+
+/// A verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+    /// Too many errored calls: the comparison does not count (exit 4).
+    Invalid,
+}
+
+/// Paired per-case scores of one metric.
+#[derive(Debug, Clone, Default)]
+pub struct MetricData {
+    pub name: String,
+    pub candidate: Vec<f64>,
+    pub baseline: Vec<f64>,
+    /// Each case's group, for clustered errors (empty: no groups).
+    pub groups: Vec<String>,
+}
+
+/// Fail-closed pairing: an errored candidate case scores 0 (its worst), an errored baseline
+/// case scores 1 (its best, in the candidate's disfavour).
+pub fn fail_closed(candidate: Option<f64>, baseline: Option<f64>) -> (f64, f64) {
+    (candidate.unwrap_or(0.0), baseline.unwrap_or(1.0))
+}
+
+/// Everything the decision needs.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub metrics: Vec<MetricData>,
+    /// Per-case cost (candidate, baseline).
+    pub cost: Option<(Vec<f64>, Vec<f64>)>,
+    /// Per-case latency in ms (candidate, baseline).
+    pub latency: Option<(Vec<f64>, Vec<f64>)>,
+    pub calls: usize,
+    pub errored_calls: usize,
+    /// Breaking schema changes between baseline and candidate.
+    pub breaking: Vec<String>,
+}
+
+/// One gated metric's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricResult {
+    pub name: String,
+    pub n: usize,
+    pub binary: bool,
+    pub baseline_mean: f64,
+    pub candidate_mean: f64,
+    pub delta: f64,
+    pub interval: Interval,
+    /// Two-sided confidence of the interval (1 − 2α).
+    pub confidence: f64,
+    pub method: String,
+    /// One-sided p of the non-inferiority test (H₀: Δ ≤ −δ).
+    pub p_noninferiority: f64,
+    /// Two-sided p of "no difference" (McNemar exact, or Wilcoxon signed-rank).
+    pub p_difference: f64,
+    pub margin: f64,
+    pub alpha: f64,
+    pub verdict: Verdict,
+    /// L > 0 and the exact test agrees.
+    pub superior: bool,
+    pub reason: String,
+}
+
+/// A floor's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FloorResult {
+    pub metric: String,
+    pub floor: f64,
+    pub candidate_mean: f64,
+    pub lower_bound: f64,
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+/// The power note.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PowerNote {
+    pub metric: String,
+    pub n: usize,
+    pub sd_diff: f64,
+    /// The probability that a candidate identical to the baseline passes.
+    pub identical_pass_probability: f64,
+    pub minimum_detectable_effect: f64,
+    pub cases_needed: usize,
+    pub margin: f64,
+    /// The smallest detectable drop is larger than the margin.
+    pub underpowered: bool,
+    pub text: String,
+}
+
+/// The gate's decision: what reports render and the audit log digests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub n: usize,
+    pub metrics: Vec<MetricResult>,
+    pub floors: Vec<FloorResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<budgets::CostTest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<budgets::LatencyTest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_verdict: Option<Verdict>,
+    pub power: Vec<PowerNote>,
+    pub calls: usize,
+    pub errored_calls: usize,
+    pub breaking: Vec<String>,
+}
+
+fn is_binary(x: &[f64]) -> bool {
+    x.iter().all(|v| *v == 0.0 || *v == 1.0)
+}
+
+fn points(x: f64) -> String {
+    format!("{:.1}", (x * 100.0).abs())
+}
+
+/// The power note for a metric with per-case difference standard deviation `sd`.
+pub fn power_note(metric: &str, n: usize, sd: f64, margin: f64, alpha: f64) -> PowerNote {
+    let sd = if sd.is_finite() { sd } else { 0.5 };
+    let pass = power::pass_probability(n, sd, margin, alpha, 0.0);
+    let needed = power::cases_needed(sd, margin, alpha, defaults::POWER);
+    let mde = power::minimum_detectable_effect(n.max(1), sd, alpha, defaults::POWER);
+    let text = format!(
+        "with {n} cases an identical prompt passes {:.0} % of the time; {needed} cases are needed for a {}-point margin",
+        pass * 100.0,
+        points(margin)
+    );
+    PowerNote {
+        metric: metric.into(),
+        n,
+        sd_diff: sd,
+        identical_pass_probability: pass,
+        minimum_detectable_effect: mde,
+        cases_needed: needed,
+        margin,
+        underpowered: mde > margin,
+        text,
+    }
+}
+
+fn metric_result(
+    m: &MetricData,
+    margin: f64,
+    alpha: f64,
+    method: Method,
+    policy: &Policy,
+) -> MetricResult {
+    let n = m.candidate.len().min(m.baseline.len());
+    let d: Vec<f64> = m
+        .candidate
+        .iter()
+        .zip(&m.baseline)
+        .map(|(c, b)| c - b)
+        .collect();
+    let binary_metric = is_binary(&m.candidate) && is_binary(&m.baseline);
+    let conf = 1.0 - 2.0 * alpha;
+    let groups: Vec<&String> = m.groups.iter().collect();
+    let distinct = {
+        let mut g = groups.clone();
+        g.sort();
+        g.dedup();
+        g.len()
+    };
+    let clustered = groups.len() == n && distinct >= 2 && distinct < n;
+    let counts = binary_metric.then(|| {
+        let c: Vec<bool> = m.candidate.iter().map(|v| *v == 1.0).collect();
+        let b: Vec<bool> = m.baseline.iter().map(|v| *v == 1.0).collect();
+        binary::PairedCounts::from_pairs(&c, &b)
+    });
+    let method = match method {
+        Method::Auto if clustered => Method::T,
+        Method::Auto if binary_metric => Method::Tango,
+        Method::Auto => Method::T,
+        Method::Tango | Method::Newcombe if !binary_metric => Method::T,
+        other => other,
+    };
+    let mean_d = stats::mean(&d);
+    let (interval, p_ni, method_name) = match (method, counts) {
+        (Method::Tango, Some(c)) => (
+            binary::tango_interval(&c, conf),
+            binary::tango_noninferiority(&c, margin).1,
+            "Tango score interval".to_string(),
+        ),
+        (Method::Newcombe, Some(c)) => (
+            binary::newcombe_interval(&c, conf).0,
+            binary::tango_noninferiority(&c, margin).1,
+            "Newcombe hybrid score interval".to_string(),
+        ),
+        (Method::Bootstrap, _) => {
+            let cl: Option<Vec<usize>> = clustered.then(|| {
+                let mut ids: BTreeMap<&String, usize> = BTreeMap::new();
+                groups
+                    .iter()
+                    .map(|g| {
+                        let k = ids.len();
+                        *ids.entry(g).or_insert(k)
+                    })
+                    .collect()
+            });
+            let b = bootstrap::paired_bootstrap(
+                &d,
+                cl.as_deref(),
+                defaults::RESAMPLES,
+                conf,
+                policy.seed(),
+            );
+            let shifted: Vec<f64> = d.iter().map(|x| x + margin).collect();
+            let sf = continuous::sign_flip(&shifted, 20_000, policy.seed());
+            (
+                b.bca,
+                sf.p_greater,
+                format!(
+                    "BCa bootstrap ({} resamples{})",
+                    defaults::RESAMPLES,
+                    if clustered { ", clusters" } else { "" }
+                ),
+            )
+        }
+        _ if clustered => {
+            let se = stats::clustered_se(&d, &groups);
+            let df = (distinct - 1) as f64;
+            let q = stats::t_ppf(1.0 - alpha, df);
+            let t = (mean_d + margin) / se;
+            (
+                Interval::new(mean_d - q * se, mean_d + q * se),
+                1.0 - stats::t_cdf(t, df),
+                format!("t interval, clustered SE ({distinct} groups)"),
+            )
+        }
+        _ => {
+            let t = continuous::paired_t(&d, conf);
+            (
+                t.ci,
+                continuous::t_noninferiority(&d, margin).1,
+                "paired t interval".to_string(),
+            )
+        }
+    };
+    let (p_diff, exact_better_p) = match counts {
+        Some(c) => {
+            let mc = binary::mcnemar_exact(&c);
+            (mc.two_sided, mc.one_sided_better)
+        }
+        None => {
+            let w = continuous::wilcoxon(&d, continuous::ZeroMethod::Pratt, false, None);
+            (w.p_two_sided, w.p_greater)
+        }
+    };
+    let verdict = if n == 0 || interval.lower.is_nan() {
+        Verdict::Inconclusive
+    } else if interval.lower > -margin {
+        Verdict::Pass
+    } else if interval.upper < -margin {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
+    let superior = interval.lower > 0.0 && exact_better_p < alpha;
+    let conf_pct = format!("{:.0} %", (1.0 - alpha) * 100.0);
+    let worse_or_better = if interval.lower < 0.0 {
+        format!("at most {} points worse", points(interval.lower))
+    } else {
+        format!("at least {} points better", points(interval.lower))
+    };
+    let reason = match verdict {
+        Verdict::Pass => format!(
+            "`{}`: candidate is {worse_or_better} with {conf_pct} confidence, within the {}-point margin",
+            m.name,
+            points(margin)
+        ),
+        Verdict::Fail => format!(
+            "`{}`: candidate is at least {} points worse with {conf_pct} confidence, beyond the {}-point margin",
+            m.name,
+            points(interval.upper),
+            points(margin)
+        ),
+        _ if n == 0 => format!("`{}`: no paired cases", m.name),
+        _ => format!(
+            "`{}`: cannot tell — candidate is between {} points {} and {} points {} ({conf_pct} confidence), and the margin is {} points",
+            m.name,
+            points(interval.lower),
+            if interval.lower < 0.0 {
+                "worse"
+            } else {
+                "better"
+            },
+            points(interval.upper),
+            if interval.upper < 0.0 {
+                "worse"
+            } else {
+                "better"
+            },
+            points(margin)
+        ),
+    };
+    MetricResult {
+        name: m.name.clone(),
+        n,
+        binary: binary_metric,
+        baseline_mean: stats::mean(&m.baseline),
+        candidate_mean: stats::mean(&m.candidate),
+        delta: mean_d,
+        interval,
+        confidence: conf,
+        method: method_name,
+        p_noninferiority: p_ni,
+        p_difference: p_diff,
+        margin,
+        alpha,
+        verdict,
+        superior,
+        reason,
+    }
+}
+
+/// Decide.
+pub fn decide(policy: &Policy, input: &Input) -> Decision {
+    let n = input
+        .metrics
+        .iter()
+        .map(|m| m.candidate.len())
+        .max()
+        .unwrap_or(0);
+    let mut reasons = Vec::new();
+    let mut decision = Decision {
+        verdict: Verdict::Pass,
+        reasons: Vec::new(),
+        n,
+        metrics: Vec::new(),
+        floors: Vec::new(),
+        cost: None,
+        cost_verdict: None,
+        latency: None,
+        latency_verdict: None,
+        power: Vec::new(),
+        calls: input.calls,
+        errored_calls: input.errored_calls,
+        breaking: input.breaking.clone(),
+    };
+    let mut verdicts = Vec::new();
+
+    // Fail closed on errors.
+    if input.calls > 0 && input.errored_calls as f64 > policy.error_budget() * input.calls as f64 {
+        decision.verdict = Verdict::Invalid;
+        decision.reasons.push(format!(
+            "{} of {} calls errored, over the {:.0} % error budget: the comparison does not count",
+            input.errored_calls,
+            input.calls,
+            policy.error_budget() * 100.0
+        ));
+        return decision;
+    }
+    if !input.breaking.is_empty() && !policy.allow_breaking.unwrap_or(false) {
+        verdicts.push(Verdict::Fail);
+        reasons.push(format!(
+            "breaking schema change: {}",
+            input.breaking.join("; ")
+        ));
+    }
+
+    for (name, margin, alpha, method) in policy.gated() {
+        let Some(m) = input.metrics.iter().find(|m| m.name == name) else {
+            verdicts.push(Verdict::Inconclusive);
+            reasons.push(format!("`{name}`: no check scores this metric"));
+            continue;
+        };
+        let r = metric_result(m, margin, alpha, method, policy);
+        let d: Vec<f64> = m
+            .candidate
+            .iter()
+            .zip(&m.baseline)
+            .map(|(c, b)| c - b)
+            .collect();
+        decision
+            .power
+            .push(power_note(&name, r.n, stats::sd(&d), margin, alpha));
+        verdicts.push(r.verdict);
+        reasons.push(r.reason.clone());
+        decision.metrics.push(r);
+    }
+    for (metric, floor) in &policy.floors {
+        let Some(m) = input.metrics.iter().find(|m| &m.name == metric) else {
+            verdicts.push(Verdict::Inconclusive);
+            reasons.push(format!("floor on `{metric}`: no check scores this metric"));
+            continue;
+        };
+        let n = m.candidate.len();
+        let mean = stats::mean(&m.candidate);
+        let alpha = defaults::ALPHA;
+        let (lower, upper) = if is_binary(&m.candidate) {
+            let k = m.candidate.iter().filter(|v| **v == 1.0).count() as u64;
+            let w = binary::wilson(k, n as u64, 1.0 - 2.0 * alpha);
+            (w.lower, w.upper)
+        } else {
+            let t = continuous::paired_t(&m.candidate, 1.0 - 2.0 * alpha);
+            (t.ci.lower, t.ci.upper)
+        };
+        let verdict = if lower >= *floor {
+            Verdict::Pass
+        } else if upper < *floor {
+            Verdict::Fail
+        } else {
+            Verdict::Inconclusive
+        };
+        let reason = format!(
+            "floor `{metric}` ≥ {}: candidate {} ({:.0} % lower bound {})",
+            points(*floor),
+            points(mean),
+            (1.0 - alpha) * 100.0,
+            points(lower)
+        );
+        verdicts.push(verdict);
+        if verdict != Verdict::Pass {
+            reasons.push(reason.clone());
+        }
+        decision.floors.push(FloorResult {
+            metric: metric.clone(),
+            floor: *floor,
+            candidate_mean: mean,
+            lower_bound: lower,
+            verdict,
+            reason,
+        });
+    }
+    if let (Some(p), Some((c, b))) = (&policy.cost, &input.cost) {
+        let t = budgets::cost_budget(c, b, p.max_increase, 1.0 - defaults::ALPHA);
+        let lower = {
+            let e: Vec<f64> = c
+                .iter()
+                .zip(b)
+                .map(|(c, b)| c - (1.0 + p.max_increase) * b)
+                .collect();
+            let s = stats::sd(&e) / (e.len() as f64).sqrt();
+            t.mean_excess - stats::t_ppf(1.0 - defaults::ALPHA, e.len() as f64 - 1.0) * s
+        };
+        let v = if t.within {
+            Verdict::Pass
+        } else if lower > 0.0 {
+            Verdict::Fail
+        } else {
+            Verdict::Inconclusive
+        };
+        if v != Verdict::Pass {
+            reasons.push(format!(
+                "cost: candidate costs {:+.1} % of the baseline, budget +{:.0} %",
+                (t.ratio_of_means - 1.0) * 100.0,
+                p.max_increase * 100.0
+            ));
+        }
+        verdicts.push(v);
+        decision.cost = Some(t);
+        decision.cost_verdict = Some(v);
+    }
+    if let (Some(p), Some((c, b))) = (&policy.latency, &input.latency) {
+        let t = budgets::latency_p95(
+            c,
+            b,
+            1.0 - 2.0 * defaults::ALPHA,
+            defaults::RESAMPLES,
+            policy.seed(),
+        );
+        let v = if !t.supported {
+            reasons.push(format!(
+                "p95 latency ratio {:.2}: not statistically supported with {} cases ({} needed for a distribution-free bound)",
+                t.ratio,
+                c.len(),
+                t.min_n
+            ));
+            None
+        } else if t.ratio_interval.upper <= p.p95_max_ratio {
+            Some(Verdict::Pass)
+        } else if t.ratio_interval.lower > p.p95_max_ratio {
+            reasons.push(format!(
+                "p95 latency is {:.2}× the baseline's, over the {:.2}× budget",
+                t.ratio, p.p95_max_ratio
+            ));
+            Some(Verdict::Fail)
+        } else {
+            reasons.push(format!(
+                "p95 latency ratio {:.2} (interval {:.2}–{:.2}) straddles the {:.2}× budget",
+                t.ratio, t.ratio_interval.lower, t.ratio_interval.upper, p.p95_max_ratio
+            ));
+            Some(Verdict::Inconclusive)
+        };
+        if let Some(v) = v {
+            verdicts.push(v);
+        }
+        decision.latency = Some(t);
+        decision.latency_verdict = v;
+    }
+    if n < policy.min_cases() {
+        verdicts.push(Verdict::Inconclusive);
+        let needed = decision
+            .power
+            .iter()
+            .map(|p| p.cases_needed)
+            .max()
+            .unwrap_or(policy.min_cases())
+            .max(policy.min_cases());
+        reasons.push(format!("only {n} paired cases: at least {} are required, and {needed} are needed for the margin", policy.min_cases()));
+    }
+    decision.verdict = if verdicts.contains(&Verdict::Fail) {
+        Verdict::Fail
+    } else if verdicts.iter().all(|v| *v == Verdict::Pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Inconclusive
+    };
+    decision.reasons = reasons;
+    decision
+}

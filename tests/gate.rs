@@ -1,0 +1,237 @@
+//! The gate's decision: scenarios, the policy language, and calibration by simulation.
+
+use promptgate::gate::{self, Input, MetricData, Policy, Verdict};
+use promptgate::stats::power;
+use serde_json::json;
+
+fn metric(name: &str, candidate: Vec<f64>, baseline: Vec<f64>) -> MetricData {
+    MetricData {
+        name: name.into(),
+        candidate,
+        baseline,
+        groups: vec![],
+    }
+}
+
+fn input(m: MetricData) -> Input {
+    let calls = 2 * m.candidate.len();
+    Input {
+        metrics: vec![m],
+        calls,
+        ..Input::default()
+    }
+}
+
+/// Paired binary outcomes with given counts (n11, n10, n01, n00).
+fn table(n11: usize, n10: usize, n01: usize, n00: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut c = Vec::new();
+    let mut b = Vec::new();
+    for (k, (x, y)) in [
+        (n11, (1.0, 1.0)),
+        (n10, (1.0, 0.0)),
+        (n01, (0.0, 1.0)),
+        (n00, (0.0, 0.0)),
+    ] {
+        for _ in 0..k {
+            c.push(x);
+            b.push(y);
+        }
+    }
+    (c, b)
+}
+
+#[test]
+fn equal_on_many_cases_passes_worse_fails_few_is_inconclusive() {
+    let policy = Policy::default();
+    // 400 cases, identical outcomes: the interval is tight around 0.
+    let (c, b) = table(320, 4, 4, 72);
+    let d = gate::decide(&policy, &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Pass, "{:#?}", d.reasons);
+    assert!(
+        d.metrics[0].reason.contains("within the 5.0-point margin"),
+        "{}",
+        d.metrics[0].reason
+    );
+    assert_eq!(d.metrics[0].method, "Tango score interval");
+    // Clearly worse: 30 regressions, 2 improvements on 200 cases.
+    let (c, b) = table(140, 2, 30, 28);
+    let d = gate::decide(&policy, &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Fail, "{:#?}", d.reasons);
+    assert!(
+        d.reasons[0].contains("beyond the 5.0-point margin"),
+        "{:?}",
+        d.reasons
+    );
+    // Too few cases: INCONCLUSIVE with the number needed.
+    let (c, b) = table(15, 1, 1, 3);
+    let d = gate::decide(&policy, &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("only 20 paired cases: at least 30")),
+        "{:?}",
+        d.reasons
+    );
+    assert!(
+        d.power[0]
+            .text
+            .contains("cases are needed for a 5.0-point margin"),
+        "{}",
+        d.power[0].text
+    );
+}
+
+#[test]
+fn superiority_needs_the_interval_and_the_exact_test() {
+    let (c, b) = table(200, 40, 5, 55);
+    let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Pass);
+    assert!(d.metrics[0].superior);
+    assert!(d.metrics[0].p_difference < 0.001);
+    let (c, b) = table(300, 8, 4, 88);
+    let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+    assert!(
+        !d.metrics[0].superior,
+        "a small, non-significant gain is not superiority"
+    );
+}
+
+#[test]
+fn continuous_metrics_use_the_t_interval_and_clusters_widen_it() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let n = 120;
+    let b: Vec<f64> = (0..n).map(|_| 0.6 + 0.3 * rng.f64()).collect();
+    let c: Vec<f64> = b
+        .iter()
+        .map(|x| (x + 0.02 * (rng.f64() - 0.5)).clamp(0.0, 1.0))
+        .collect();
+    let mut m = metric("quality", c, b);
+    let policy: Policy = Policy::from_value(
+        Some(&json!({"metrics": {"quality": {"margin": 0.03}}})),
+        "suite.yaml",
+    )
+    .unwrap();
+    let plain = gate::decide(&policy, &input(m.clone()));
+    assert_eq!(plain.metrics[0].method, "paired t interval");
+    assert_eq!(plain.verdict, Verdict::Pass, "{:?}", plain.reasons);
+    // Cases in 6 groups whose differences are correlated: a wider, clustered interval.
+    for (i, (c, _)) in m.candidate.iter_mut().zip(&m.baseline).enumerate() {
+        *c += if i % 6 < 3 { 0.01 } else { -0.01 };
+    }
+    m.groups = (0..n).map(|i| format!("g{}", i % 6)).collect();
+    let clustered = gate::decide(&policy, &input(m));
+    assert!(
+        clustered.metrics[0]
+            .method
+            .contains("clustered SE (6 groups)"),
+        "{}",
+        clustered.metrics[0].method
+    );
+}
+
+#[test]
+fn errors_over_budget_are_invalid_and_floors_and_budgets_gate() {
+    let (c, b) = table(320, 4, 4, 72);
+    let mut i = input(metric("pass", c.clone(), b.clone()));
+    i.errored_calls = 50; // of 800
+    let d = gate::decide(&Policy::default(), &i);
+    assert_eq!(d.verdict, Verdict::Invalid);
+    // Fail-closed scoring.
+    assert_eq!(gate::fail_closed(None, Some(0.3)), (0.0, 0.3));
+    assert_eq!(gate::fail_closed(Some(0.7), None), (0.7, 1.0));
+    // A floor the candidate is clearly under fails.
+    let policy =
+        Policy::from_value(Some(&json!({"floors": {"pass": 0.95}})), "suite.yaml").unwrap();
+    let d = gate::decide(&policy, &input(metric("pass", c.clone(), b.clone())));
+    assert_eq!(d.verdict, Verdict::Fail);
+    assert_eq!(d.floors[0].verdict, Verdict::Fail);
+    // A cost budget: +50 % cost on a +10 % budget fails.
+    let policy =
+        Policy::from_value(Some(&json!({"cost": {"max_increase": 0.1}})), "suite.yaml").unwrap();
+    let mut i = input(metric("pass", c.clone(), b.clone()));
+    let base: Vec<f64> = (0..c.len())
+        .map(|k| 0.001 + (k % 7) as f64 * 1e-4)
+        .collect();
+    i.cost = Some((base.iter().map(|x| x * 1.5).collect(), base.clone()));
+    let d = gate::decide(&policy, &i);
+    assert_eq!(d.cost_verdict, Some(Verdict::Fail));
+    assert_eq!(d.verdict, Verdict::Fail);
+    // A breaking schema change fails unless allowed.
+    let mut i = input(metric("pass", c.clone(), b.clone()));
+    i.breaking = vec!["output_schema: field `category` became required".into()];
+    assert_eq!(gate::decide(&Policy::default(), &i).verdict, Verdict::Fail);
+    let allow = Policy::from_value(Some(&json!({"allow_breaking": true})), "suite.yaml").unwrap();
+    assert_eq!(gate::decide(&allow, &i).verdict, Verdict::Pass);
+}
+
+#[test]
+fn the_policy_rejects_unknown_keys_and_bad_values() {
+    let e = Policy::from_value(
+        Some(&json!({"metrics": {"pass": {"margn": 0.1}}})),
+        "prompts/p/suite.yaml",
+    )
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("gate.metrics.pass") && text.contains("margn"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `margin`"), "{text}");
+    assert!(Policy::from_value(Some(&json!({"min_case": 10})), "s").is_err());
+    assert!(Policy::from_value(Some(&json!({"metrics": {"pass": {"alpha": 0.7}}})), "s").is_err());
+    let p = Policy::from_value(None, "s").unwrap();
+    assert_eq!(
+        p.gated(),
+        vec![("pass".to_string(), 0.05, 0.05, gate::Method::Auto)]
+    );
+    assert_eq!(p.min_cases(), 30);
+}
+
+/// Simulate one gate on `n` cases: each case has a latent pass probability; baseline and
+/// candidate draw independently, the candidate `shift` lower.
+fn simulate(rng: &mut fastrand::Rng, n: usize, shift: f64) -> Verdict {
+    let mut c = Vec::with_capacity(n);
+    let mut b = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = if rng.f64() < 0.7 { 0.95 } else { 0.55 };
+        b.push(if rng.f64() < p { 1.0 } else { 0.0 });
+        c.push(if rng.f64() < p - shift { 1.0 } else { 0.0 });
+    }
+    let policy = Policy {
+        min_cases: Some(1),
+        ..Policy::default()
+    };
+    gate::decide(&policy, &input(metric("pass", c, b))).verdict
+}
+
+#[test]
+fn calibration_false_pass_rate_is_at_most_alpha() {
+    // Candidates exactly δ below the baseline: PASSed in at most α (+ Monte Carlo tolerance).
+    let mut rng = fastrand::Rng::with_seed(2026);
+    let gates = 2000;
+    let passes = (0..gates)
+        .filter(|_| simulate(&mut rng, 300, 0.05) == Verdict::Pass)
+        .count();
+    let rate = passes as f64 / gates as f64;
+    let tol = 3.0 * (0.05f64 * 0.95 / gates as f64).sqrt();
+    assert!(rate <= 0.05 + tol, "false PASS rate {rate} > α + {tol}");
+}
+
+#[test]
+fn calibration_identical_candidates_pass_at_the_planned_power() {
+    // σ_d of an identical candidate under the simulation's model: Var(d) = 2·E[p(1−p)].
+    let var: f64 = 2.0 * (0.7 * 0.95 * 0.05 + 0.3 * 0.55 * 0.45);
+    let n = power::cases_needed(var.sqrt(), 0.05, 0.05, 0.8);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let gates = 2000;
+    let passes = (0..gates)
+        .filter(|_| simulate(&mut rng, n, 0.0) == Verdict::Pass)
+        .count();
+    let rate = passes as f64 / gates as f64;
+    let tol = 3.0 * (0.8f64 * 0.2 / gates as f64).sqrt();
+    assert!(
+        rate >= 0.8 - tol,
+        "n = {n}: identical candidates passed only {rate}"
+    );
+}
