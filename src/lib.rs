@@ -8,6 +8,7 @@
 //! never prints; [`cli`] owns the terminal.
 
 pub mod artifact;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod dataset;

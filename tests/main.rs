@@ -2,6 +2,7 @@
 
 mod support;
 
+mod checks;
 mod cli_registry;
 mod concurrency;
 mod engine;

@@ -1,0 +1,759 @@
+//! Deterministic regression checks: each scores one output pass/fail with a score in [0, 1]
+//! and a short reason. Checks are declared in `suite.yaml` under `checks:`; each belongs to a
+//! metric (default `pass`) with a weight (default 1). A case's metric score is the weighted
+//! mean of its checks' scores; it passes the metric when all its checks pass, unless the metric
+//! has a threshold.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::artifact::{Artifact, template};
+use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean};
+use crate::provider::Completion;
+
+/// The defaults of check settings, in one table used by every input path.
+pub mod defaults {
+    pub const METRIC: &str = "pass";
+    pub const WEIGHT: f64 = 1.0;
+    /// `edit_similarity` passes at or above this normalised similarity.
+    pub const EDIT_SIMILARITY_THRESHOLD: f64 = 0.8;
+    /// `json_field` numeric comparisons allow this absolute tolerance.
+    pub const NUMERIC_TOLERANCE: f64 = 1e-9;
+}
+
+/// Every check type, for "did you mean".
+pub const TYPES: &[&str] = &[
+    "equals",
+    "contains",
+    "icontains",
+    "contains_all",
+    "contains_any",
+    "starts_with",
+    "regex",
+    "min_length",
+    "max_length",
+    "min_words",
+    "max_words",
+    "edit_similarity",
+    "json_valid",
+    "json_schema",
+    "json_field",
+    "tool_call",
+    "latency_ms",
+    "cost",
+    "output_tokens",
+    "not",
+];
+const OPTIONS: &[&str] = &[
+    "id",
+    "metric",
+    "weight",
+    "trim",
+    "case_insensitive",
+    "collapse_whitespace",
+    "threshold",
+    "tolerance",
+];
+
+/// A text value that may be a template over the case's variables and expectations.
+#[derive(Debug, Clone)]
+pub struct Text(String);
+
+impl Text {
+    fn render(&self, ctx: &Map<String, Value>) -> std::result::Result<String, String> {
+        if !self.0.contains("{{") && !self.0.contains("{%") {
+            return Ok(self.0.clone());
+        }
+        template::environment()
+            .render_str(&self.0, minijinja::Value::from_serialize(ctx))
+            .map_err(|e| {
+                format!(
+                    "cannot render `{}`: {}",
+                    self.0,
+                    e.detail().unwrap_or(&e.kind().to_string())
+                )
+            })
+    }
+}
+
+/// What a check tests.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Equals {
+        value: Text,
+        trim: bool,
+        case_insensitive: bool,
+        collapse_whitespace: bool,
+    },
+    Contains(Text),
+    IContains(Text),
+    ContainsAll(Vec<Text>),
+    ContainsAny(Vec<Text>),
+    StartsWith(Text),
+    Regex(regex::Regex),
+    MinLength(usize),
+    MaxLength(usize),
+    MinWords(usize),
+    MaxWords(usize),
+    EditSimilarity {
+        value: Text,
+        threshold: f64,
+    },
+    JsonValid,
+    /// `None`: the version's own `output_schema`.
+    JsonSchema(Option<Value>),
+    JsonField {
+        pointer: String,
+        equals: Value,
+        tolerance: f64,
+    },
+    ToolCall {
+        name: String,
+        arguments: Option<Value>,
+    },
+    LatencyMs(f64),
+    Cost(f64),
+    OutputTokens(u64),
+}
+
+/// A declared check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub id: String,
+    pub metric: String,
+    pub weight: f64,
+    pub negate: bool,
+    pub kind: Kind,
+}
+
+/// What a check found on one output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub check: String,
+    pub metric: String,
+    pub pass: bool,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// The output as checks see it.
+pub struct Output<'a> {
+    pub completion: &'a Completion,
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+}
+
+fn problem(file: &str, at: &str, msg: String) -> Diagnostic {
+    Diagnostic::error(format!("`{at}`: {msg}")).in_context(file.to_string())
+}
+
+fn text_of(v: &Value, file: &str, at: &str) -> std::result::Result<Text, Diagnostic> {
+    match v {
+        Value::String(s) => Ok(Text(s.clone())),
+        Value::Number(n) => Ok(Text(n.to_string())),
+        Value::Bool(b) => Ok(Text(b.to_string())),
+        other => Err(problem(file, at, format!("expected text, got {other}"))),
+    }
+}
+
+fn texts_of(v: &Value, file: &str, at: &str) -> std::result::Result<Vec<Text>, Diagnostic> {
+    match v {
+        Value::Array(items) => items.iter().map(|i| text_of(i, file, at)).collect(),
+        _ => Err(problem(file, at, "expected a list of texts".into())),
+    }
+}
+
+fn count_of(v: &Value, file: &str, at: &str) -> std::result::Result<usize, Diagnostic> {
+    v.as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| problem(file, at, format!("expected a whole number, got {v}")))
+}
+
+fn number_of(v: &Value, file: &str, at: &str) -> std::result::Result<f64, Diagnostic> {
+    v.as_f64()
+        .ok_or_else(|| problem(file, at, format!("expected a number, got {v}")))
+}
+
+/// Parse one check entry (a mapping with exactly one check type and optional settings).
+pub fn parse_check(
+    entry: &Value,
+    index: usize,
+    file: &str,
+) -> std::result::Result<Check, Diagnostic> {
+    let at = format!("checks[{index}]");
+    let Value::Object(map) = entry else {
+        return Err(problem(
+            file,
+            &at,
+            "a check is a mapping, e.g. `- contains: refund`".into(),
+        ));
+    };
+    let types: Vec<&String> = map.keys().filter(|k| TYPES.contains(&k.as_str())).collect();
+    for k in map.keys() {
+        if !TYPES.contains(&k.as_str()) && !OPTIONS.contains(&k.as_str()) {
+            let mut d = problem(file, &at, format!("unknown check type or setting `{k}`"));
+            if let Some(s) = did_you_mean(k, TYPES.iter().chain(OPTIONS).copied()) {
+                d = d.hint(format!("did you mean `{s}`?"));
+            }
+            return Err(d);
+        }
+    }
+    let ty = match types.as_slice() {
+        [one] => one.as_str(),
+        [] => {
+            return Err(problem(file, &at, "no check type".into())
+                .hint(format!("use one of: {}", TYPES.join(", "))));
+        }
+        many => {
+            return Err(problem(
+                file,
+                &at,
+                format!(
+                    "one check type per entry, found {}",
+                    many.iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    };
+    let value = &map[ty];
+    let flag = |k: &str| map.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let here = format!("{at}.{ty}");
+    let (kind, negate) = if ty == "not" {
+        let inner = parse_check(value, index, file).map_err(|mut d| {
+            d.message = d.message.replacen(&at, &format!("{at}.not"), 1);
+            d
+        })?;
+        return Ok(Check {
+            id: map
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("not_{}", inner.id)),
+            metric: map
+                .get("metric")
+                .and_then(Value::as_str)
+                .unwrap_or(&inner.metric)
+                .to_string(),
+            weight: map
+                .get("weight")
+                .and_then(Value::as_f64)
+                .unwrap_or(inner.weight),
+            negate: !inner.negate,
+            kind: inner.kind,
+        });
+    } else {
+        let kind = match ty {
+            "equals" => Kind::Equals {
+                value: text_of(value, file, &here)?,
+                trim: flag("trim"),
+                case_insensitive: flag("case_insensitive"),
+                collapse_whitespace: flag("collapse_whitespace"),
+            },
+            "contains" => Kind::Contains(text_of(value, file, &here)?),
+            "icontains" => Kind::IContains(text_of(value, file, &here)?),
+            "contains_all" => Kind::ContainsAll(texts_of(value, file, &here)?),
+            "contains_any" => Kind::ContainsAny(texts_of(value, file, &here)?),
+            "starts_with" => Kind::StartsWith(text_of(value, file, &here)?),
+            "regex" => {
+                let pattern = value
+                    .as_str()
+                    .ok_or_else(|| problem(file, &here, "expected a pattern".into()))?;
+                Kind::Regex(regex::Regex::new(pattern).map_err(|e| {
+                    problem(file, &here, format!("invalid regular expression: {e}"))
+                        .hint("the syntax is Rust's `regex` crate (RE2-like; no look-around)")
+                })?)
+            }
+            "min_length" => Kind::MinLength(count_of(value, file, &here)?),
+            "max_length" => Kind::MaxLength(count_of(value, file, &here)?),
+            "min_words" => Kind::MinWords(count_of(value, file, &here)?),
+            "max_words" => Kind::MaxWords(count_of(value, file, &here)?),
+            "edit_similarity" => Kind::EditSimilarity {
+                value: text_of(value, file, &here)?,
+                threshold: map
+                    .get("threshold")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(defaults::EDIT_SIMILARITY_THRESHOLD),
+            },
+            "json_valid" => Kind::JsonValid,
+            "json_schema" => match value {
+                Value::String(s) if s == "output" => Kind::JsonSchema(None),
+                Value::Bool(true) => Kind::JsonSchema(None),
+                Value::Object(_) => {
+                    if let Some(p) = crate::artifact::schema_problem(value) {
+                        return Err(problem(file, &here, format!("invalid JSON Schema: {p}")));
+                    }
+                    Kind::JsonSchema(Some(value.clone()))
+                }
+                _ => {
+                    return Err(problem(
+                        file,
+                        &here,
+                        "expected `output` (the version's output_schema) or a schema".into(),
+                    ));
+                }
+            },
+            "json_field" => {
+                let path = value.get("path").and_then(Value::as_str).ok_or_else(|| problem(file, &here, "needs `path` (a JSON pointer like /answer or a dotted path like answer.text)".into()))?;
+                let equals = value
+                    .get("equals")
+                    .cloned()
+                    .ok_or_else(|| problem(file, &here, "needs `equals`".into()))?;
+                Kind::JsonField {
+                    pointer: to_pointer(path),
+                    equals,
+                    tolerance: value
+                        .get("tolerance")
+                        .and_then(Value::as_f64)
+                        .or(map.get("tolerance").and_then(Value::as_f64))
+                        .unwrap_or(defaults::NUMERIC_TOLERANCE),
+                }
+            }
+            "tool_call" => match value {
+                Value::String(name) => Kind::ToolCall {
+                    name: name.clone(),
+                    arguments: None,
+                },
+                Value::Object(o) => Kind::ToolCall {
+                    name: o
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| problem(file, &here, "needs `name`".into()))?
+                        .to_string(),
+                    arguments: o.get("arguments").cloned(),
+                },
+                _ => {
+                    return Err(problem(
+                        file,
+                        &here,
+                        "expected a tool name or `{ name, arguments }`".into(),
+                    ));
+                }
+            },
+            "latency_ms" => Kind::LatencyMs(number_of(value, file, &here)?),
+            "cost" => Kind::Cost(number_of(value, file, &here)?),
+            "output_tokens" => Kind::OutputTokens(count_of(value, file, &here)? as u64),
+            _ => unreachable!("every type in TYPES is handled"),
+        };
+        (kind, false)
+    };
+    let weight = map
+        .get("weight")
+        .map(|w| number_of(w, file, &format!("{at}.weight")))
+        .transpose()?
+        .unwrap_or(defaults::WEIGHT);
+    if weight < 0.0 {
+        return Err(problem(
+            file,
+            &format!("{at}.weight"),
+            "a weight cannot be negative".into(),
+        ));
+    }
+    Ok(Check {
+        id: map
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{ty}#{index}")),
+        metric: map
+            .get("metric")
+            .and_then(Value::as_str)
+            .unwrap_or(defaults::METRIC)
+            .to_string(),
+        weight,
+        negate,
+        kind,
+    })
+}
+
+/// Parse a suite's `checks:` list, reporting every problem at once.
+pub fn parse_checks(entries: &[Value], file: &str) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        match parse_check(e, i, file) {
+            Ok(c) => out.push(c),
+            Err(d) => problems.push(d),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::many(ErrorKind::Usage, problems))
+    }
+}
+
+/// `answer.text` or `/answer/text` → a JSON pointer.
+fn to_pointer(path: &str) -> String {
+    if path.starts_with('/') || path.is_empty() {
+        path.to_string()
+    } else {
+        format!("/{}", path.replace('.', "/"))
+    }
+}
+
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn short(s: &str) -> String {
+    let s = s.replace('\n', " ");
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(39).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn verdict(pass: bool, reason: String) -> (bool, f64, String) {
+    (pass, if pass { 1.0 } else { 0.0 }, reason)
+}
+
+/// Run one check. `ctx` holds the case's variables plus `expected` and `expected_json`.
+pub fn run(
+    check: &Check,
+    out: &Output<'_>,
+    ctx: &Map<String, Value>,
+    artifact: &Artifact,
+) -> CheckResult {
+    let text = &out.completion.content;
+    let (pass, score, reason) = match evaluate(&check.kind, text, out, ctx, artifact) {
+        Ok((pass, score, reason)) if check.negate => (!pass, 1.0 - score, format!("not: {reason}")),
+        Ok(r) => r,
+        // A check that cannot apply fails, negated or not: garbage must not pass a `not:`.
+        Err(reason) => (false, 0.0, format!("cannot apply: {reason}")),
+    };
+    CheckResult {
+        check: check.id.clone(),
+        metric: check.metric.clone(),
+        pass,
+        score: score.clamp(0.0, 1.0),
+        reason,
+    }
+}
+
+fn evaluate(
+    kind: &Kind,
+    text: &str,
+    out: &Output<'_>,
+    ctx: &Map<String, Value>,
+    artifact: &Artifact,
+) -> std::result::Result<(bool, f64, String), String> {
+    Ok(match kind {
+        Kind::Equals {
+            value,
+            trim,
+            case_insensitive,
+            collapse_whitespace,
+        } => {
+            let want = value.render(ctx)?;
+            let norm = |s: &str| {
+                let mut s = s.to_string();
+                if *trim {
+                    s = s.trim().to_string();
+                }
+                if *collapse_whitespace {
+                    s = collapse(&s);
+                }
+                if *case_insensitive {
+                    s = s.to_lowercase();
+                }
+                s
+            };
+            let ok = norm(text) == norm(&want);
+            verdict(
+                ok,
+                if ok {
+                    format!("equals \"{}\"", short(&want))
+                } else {
+                    format!("\"{}\" is not \"{}\"", short(text), short(&want))
+                },
+            )
+        }
+        Kind::Contains(v) => {
+            let want = v.render(ctx)?;
+            let ok = text.contains(&want);
+            verdict(
+                ok,
+                format!(
+                    "{} \"{}\"",
+                    if ok { "contains" } else { "does not contain" },
+                    short(&want)
+                ),
+            )
+        }
+        Kind::IContains(v) => {
+            let want = v.render(ctx)?;
+            let ok = text.to_lowercase().contains(&want.to_lowercase());
+            verdict(
+                ok,
+                format!(
+                    "{} \"{}\" (any case)",
+                    if ok { "contains" } else { "does not contain" },
+                    short(&want)
+                ),
+            )
+        }
+        Kind::ContainsAll(vs) => {
+            let wants: Vec<String> = vs
+                .iter()
+                .map(|v| v.render(ctx))
+                .collect::<std::result::Result<_, _>>()?;
+            let missing: Vec<&String> = wants
+                .iter()
+                .filter(|w| !text.contains(w.as_str()))
+                .collect();
+            let found = wants.len() - missing.len();
+            let score = if wants.is_empty() {
+                1.0
+            } else {
+                found as f64 / wants.len() as f64
+            };
+            let reason = if missing.is_empty() {
+                format!("contains all {} texts", wants.len())
+            } else {
+                format!(
+                    "missing {}",
+                    missing
+                        .iter()
+                        .map(|m| format!("\"{}\"", short(m)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            (missing.is_empty(), score, reason)
+        }
+        Kind::ContainsAny(vs) => {
+            let wants: Vec<String> = vs
+                .iter()
+                .map(|v| v.render(ctx))
+                .collect::<std::result::Result<_, _>>()?;
+            let hit = wants.iter().find(|w| text.contains(w.as_str()));
+            verdict(
+                hit.is_some(),
+                match hit {
+                    Some(h) => format!("contains \"{}\"", short(h)),
+                    None => format!("contains none of {} texts", wants.len()),
+                },
+            )
+        }
+        Kind::StartsWith(v) => {
+            let want = v.render(ctx)?;
+            let ok = text.starts_with(&want);
+            verdict(
+                ok,
+                format!(
+                    "{} with \"{}\"",
+                    if ok { "starts" } else { "does not start" },
+                    short(&want)
+                ),
+            )
+        }
+        Kind::Regex(re) => {
+            let ok = re.is_match(text);
+            verdict(
+                ok,
+                format!(
+                    "{} /{}/",
+                    if ok { "matches" } else { "does not match" },
+                    re.as_str()
+                ),
+            )
+        }
+        Kind::MinLength(n) => {
+            let len = text.chars().count();
+            verdict(len >= *n, format!("{len} characters (minimum {n})"))
+        }
+        Kind::MaxLength(n) => {
+            let len = text.chars().count();
+            verdict(len <= *n, format!("{len} characters (maximum {n})"))
+        }
+        Kind::MinWords(n) => {
+            let w = text.split_whitespace().count();
+            verdict(w >= *n, format!("{w} words (minimum {n})"))
+        }
+        Kind::MaxWords(n) => {
+            let w = text.split_whitespace().count();
+            verdict(w <= *n, format!("{w} words (maximum {n})"))
+        }
+        Kind::EditSimilarity { value, threshold } => {
+            let want = value.render(ctx)?;
+            let sim = strsim::normalized_levenshtein(text, &want);
+            (
+                sim >= *threshold,
+                sim,
+                format!("edit similarity {sim:.2} (threshold {threshold:.2})"),
+            )
+        }
+        Kind::JsonValid => match serde_json::from_str::<Value>(text) {
+            Ok(_) => verdict(true, "valid JSON".into()),
+            Err(e) => verdict(false, format!("not JSON: {e}")),
+        },
+        Kind::JsonSchema(schema) => {
+            let schema = match schema.as_ref().or(artifact.output_schema.as_ref()) {
+                Some(s) => s,
+                None => return Err("the version has no output_schema to check against".into()),
+            };
+            let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+            let validator =
+                jsonschema::validator_for(schema).map_err(|e| format!("invalid schema: {e}"))?;
+            match validator.iter_errors(&v).next() {
+                None => verdict(true, "matches the schema".into()),
+                Some(e) => {
+                    let at = e.instance_path().to_string();
+                    verdict(
+                        false,
+                        format!(
+                            "at `{}`: {e}",
+                            if at.is_empty() { "/".to_string() } else { at }
+                        ),
+                    )
+                }
+            }
+        }
+        Kind::JsonField {
+            pointer,
+            equals,
+            tolerance,
+        } => {
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| format!("the output is not JSON, so it has no `{pointer}` ({e})"))?;
+            let Some(got) = v.pointer(pointer) else {
+                return Ok(verdict(false, format!("no field `{pointer}`")));
+            };
+            let want = match equals {
+                Value::String(s) => Value::String(Text(s.clone()).render(ctx)?),
+                other => other.clone(),
+            };
+            let ok = match (got.as_f64(), want.as_f64()) {
+                (Some(a), Some(b)) => (a - b).abs() <= *tolerance,
+                _ => got == &want,
+            };
+            verdict(
+                ok,
+                format!(
+                    "`{pointer}` is {got}{}",
+                    if ok {
+                        String::new()
+                    } else {
+                        format!(", expected {want}")
+                    }
+                ),
+            )
+        }
+        Kind::ToolCall { name, arguments } => {
+            let Some(call) = out.completion.tool_calls.iter().find(|c| &c.name == name) else {
+                let called: Vec<&str> = out
+                    .completion
+                    .tool_calls
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Ok(verdict(
+                    false,
+                    if called.is_empty() {
+                        format!("no tool call (expected `{name}`)")
+                    } else {
+                        format!("called {} instead of `{name}`", called.join(", "))
+                    },
+                ));
+            };
+            if let Some(tool) = artifact.tools.iter().find(|t| &t.name == name)
+                && let Ok(validator) = jsonschema::validator_for(&tool.parameters)
+                && let Some(e) = validator.iter_errors(&call.arguments).next()
+            {
+                let at = e.instance_path().to_string();
+                return Ok(verdict(
+                    false,
+                    format!(
+                        "`{name}` arguments invalid at `{}`: {e}",
+                        if at.is_empty() { "/".into() } else { at }
+                    ),
+                ));
+            }
+            if let Some(Value::Object(want)) = arguments {
+                for (k, v) in want {
+                    let want_v = match v {
+                        Value::String(s) => Value::String(Text(s.clone()).render(ctx)?),
+                        other => other.clone(),
+                    };
+                    if call.arguments.get(k) != Some(&want_v) {
+                        return Ok(verdict(
+                            false,
+                            format!(
+                                "`{name}` argument `{k}` is {}, expected {want_v}",
+                                call.arguments.get(k).cloned().unwrap_or(Value::Null)
+                            ),
+                        ));
+                    }
+                }
+            }
+            verdict(true, format!("called `{name}` with valid arguments"))
+        }
+        Kind::LatencyMs(max) => verdict(
+            out.latency_ms <= *max,
+            format!("{:.0} ms (maximum {max:.0})", out.latency_ms),
+        ),
+        Kind::Cost(max) => verdict(
+            out.cost_usd <= *max,
+            format!("${:.5} (maximum ${max})", out.cost_usd),
+        ),
+        Kind::OutputTokens(max) => verdict(
+            out.completion.output_tokens <= *max,
+            format!(
+                "{} output tokens (maximum {max})",
+                out.completion.output_tokens
+            ),
+        ),
+    })
+}
+
+/// A case's score on one metric: the weighted mean of its checks' scores (in [0, 1]), and
+/// whether it passes (all checks of the metric pass).
+pub fn metric_scores(
+    results: &[CheckResult],
+    weights: &BTreeMap<String, f64>,
+) -> BTreeMap<String, (f64, bool)> {
+    let mut acc: BTreeMap<String, (f64, f64, bool)> = BTreeMap::new();
+    for r in results {
+        let w = weights.get(&r.check).copied().unwrap_or(defaults::WEIGHT);
+        let e = acc.entry(r.metric.clone()).or_insert((0.0, 0.0, true));
+        e.0 += w * r.score;
+        e.1 += w;
+        e.2 &= r.pass;
+    }
+    acc.into_iter()
+        .map(|(m, (s, w, pass))| {
+            (
+                m,
+                (
+                    if w > 0.0 {
+                        (s / w).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    pass,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The context check templates see: the case's variables, `expected` and `expected_json`.
+pub fn context(
+    vars: &Map<String, Value>,
+    expected: Option<&Value>,
+    expected_json: Option<&Value>,
+) -> Map<String, Value> {
+    let mut ctx = vars.clone();
+    ctx.insert("expected".into(), expected.cloned().unwrap_or(Value::Null));
+    ctx.insert(
+        "expected_json".into(),
+        expected_json.cloned().unwrap_or(Value::Null),
+    );
+    ctx
+}

@@ -1,0 +1,266 @@
+//! Deterministic checks: every type, its negation and its reason; templated values; weights.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use promptgate::artifact;
+use promptgate::checks::{self, Output};
+use promptgate::provider::{Completion, ToolCall};
+
+const VERSION: &str = r#"
+model: { provider: openai, name: m }
+variables: { question: {} }
+messages: [ { role: user, content: "{{ question }}" } ]
+tools:
+  - name: search_kb
+    parameters: { type: object, properties: { query: { type: string }, top_k: { type: integer } }, required: [query] }
+output_schema:
+  type: object
+  properties:
+    answer: { type: string }
+    meta: { type: object, properties: { lang: { type: string } }, required: [lang] }
+  required: [answer, meta]
+"#;
+
+fn artifact() -> artifact::Artifact {
+    artifact::load(Path::new("v.yaml"), VERSION)
+        .unwrap()
+        .artifact
+}
+
+fn run(spec: Value, content: &str, tool_calls: Vec<ToolCall>) -> checks::CheckResult {
+    let check = checks::parse_check(&spec, 0, "suite.yaml").unwrap_or_else(|d| panic!("{d}"));
+    let completion = Completion {
+        content: content.into(),
+        tool_calls,
+        output_tokens: 42,
+        ..Completion::default()
+    };
+    let out = Output {
+        completion: &completion,
+        latency_ms: 800.0,
+        cost_usd: 0.002,
+    };
+    let vars = json!({"question": "How do I get a refund?", "product": "Acme"});
+    let ctx = checks::context(
+        vars.as_object().unwrap(),
+        Some(&json!("refund")),
+        Some(&json!({"answer": "x"})),
+    );
+    checks::run(&check, &out, &ctx, &artifact())
+}
+
+#[test]
+fn every_check_type_with_its_negation_and_reason() {
+    let answer = r#"{"answer": "Your refund is on its way", "meta": {"lang": "en"}}"#;
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"equals": "  Refund  issued ", "trim": true, "collapse_whitespace": true, "case_insensitive": true}),
+            "refund issued",
+        ),
+        (json!({"equals": "refund issued"}), "Refund issued"),
+        (
+            json!({"contains": "{{ expected }}"}),
+            "your refund is ready",
+        ),
+        (json!({"contains": "{{ expected }}"}), "no money back"),
+        (json!({"icontains": "REFUND"}), "your refund"),
+        (
+            json!({"contains_all": ["refund", "{{ product }}"]}),
+            "Acme sent your refund",
+        ),
+        (
+            json!({"contains_all": ["refund", "{{ product }}", "today"]}),
+            "Acme sent your refund",
+        ),
+        (
+            json!({"contains_any": ["refund", "credit"]}),
+            "store credit",
+        ),
+        (json!({"starts_with": "Sure"}), "Sure, here it is"),
+        (json!({"regex": "^\\d{3}-\\d{4}$"}), "555-1234"),
+        (json!({"regex": "^\\d{3}-\\d{4}$"}), "call 555-1234"),
+        (json!({"min_length": 10}), "short"),
+        (json!({"max_length": 10}), "short"),
+        (json!({"min_words": 3}), "one two three"),
+        (json!({"max_words": 2}), "one two three"),
+        (
+            json!({"edit_similarity": "refund issued", "threshold": 0.8}),
+            "refund issued!",
+        ),
+        (
+            json!({"edit_similarity": "refund issued"}),
+            "something else",
+        ),
+        (json!({"json_valid": true}), answer),
+        (json!({"json_valid": true}), "{not json"),
+        (json!({"json_schema": "output"}), answer),
+        (
+            json!({"json_schema": "output"}),
+            r#"{"answer": "x", "meta": {}}"#,
+        ),
+        (
+            json!({"json_field": {"path": "meta.lang", "equals": "en"}}),
+            answer,
+        ),
+        (
+            json!({"json_field": {"path": "/score", "equals": 0.5, "tolerance": 0.01}}),
+            r#"{"score": 0.505}"#,
+        ),
+        (
+            json!({"json_field": {"path": "/answer", "equals": "x"}}),
+            "plain text",
+        ),
+        (json!({"latency_ms": 1000}), "x"),
+        (json!({"cost": 0.001}), "x"),
+        (json!({"output_tokens": 40}), "x"),
+    ];
+    let mut table = String::new();
+    for (spec, content) in cases {
+        for negate in [false, true] {
+            let s = if negate {
+                json!({"not": spec.clone()})
+            } else {
+                spec.clone()
+            };
+            let r = run(s.clone(), content, vec![]);
+            let plain = run(spec.clone(), content, vec![]);
+            if plain.reason.starts_with("cannot apply") {
+                assert!(
+                    !r.pass && !plain.pass,
+                    "a check that cannot apply fails, negated or not"
+                );
+            } else if negate {
+                assert_eq!(r.pass, !plain.pass, "negation inverts {spec}");
+                assert!((r.score - (1.0 - plain.score)).abs() < 1e-12);
+            }
+            table.push_str(&format!(
+                "{:<5} {:.2}  {:<28} {}\n",
+                if r.pass { "pass" } else { "FAIL" },
+                r.score,
+                r.check,
+                r.reason
+            ));
+        }
+    }
+    insta::assert_snapshot!(table);
+}
+
+#[test]
+fn tool_calls_are_checked_against_the_versions_schema() {
+    let call = |args: Value| {
+        vec![ToolCall {
+            name: "search_kb".into(),
+            arguments: args,
+        }]
+    };
+    let ok = run(
+        json!({"tool_call": {"name": "search_kb", "arguments": {"query": "{{ expected }}"}}}),
+        "",
+        call(json!({"query": "refund", "top_k": 3})),
+    );
+    assert!(ok.pass, "{}", ok.reason);
+    let bad_type = run(
+        json!({"tool_call": "search_kb"}),
+        "",
+        call(json!({"query": "refund", "top_k": "three"})),
+    );
+    assert!(!bad_type.pass);
+    assert!(bad_type.reason.contains("/top_k"), "{}", bad_type.reason);
+    let missing = run(
+        json!({"tool_call": "search_kb"}),
+        "",
+        call(json!({"top_k": 3})),
+    );
+    assert!(
+        !missing.pass && missing.reason.contains("query"),
+        "{}",
+        missing.reason
+    );
+    let wrong_arg = run(
+        json!({"tool_call": {"name": "search_kb", "arguments": {"query": "billing"}}}),
+        "",
+        call(json!({"query": "refund"})),
+    );
+    assert!(
+        !wrong_arg.pass && wrong_arg.reason.contains("expected \"billing\""),
+        "{}",
+        wrong_arg.reason
+    );
+    let none = run(json!({"tool_call": "search_kb"}), "plain answer", vec![]);
+    assert!(
+        !none.pass && none.reason.contains("no tool call"),
+        "{}",
+        none.reason
+    );
+}
+
+#[test]
+fn bad_check_declarations_are_clear_errors() {
+    let err = |v: Value| {
+        checks::parse_check(&v, 2, "prompts/p/suite.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(json!({"contians": "x"}));
+    assert!(
+        e.contains("checks[2]") && e.contains("did you mean `contains`"),
+        "{e}"
+    );
+    let e = err(json!({"regex": "(unclosed"}));
+    assert!(e.contains("invalid regular expression"), "{e}");
+    let e = err(json!({"contains": "a", "regex": "b"}));
+    assert!(e.contains("one check type per entry"), "{e}");
+    let e = err(json!({"json_schema": {"type": "strng"}}));
+    assert!(e.contains("invalid JSON Schema"), "{e}");
+    let e = err(json!({"contains": "a", "weight": -1}));
+    assert!(e.contains("negative"), "{e}");
+}
+
+#[test]
+fn metric_scores_are_weighted_means() {
+    let r = |check: &str, metric: &str, pass: bool, score: f64| checks::CheckResult {
+        check: check.into(),
+        metric: metric.into(),
+        pass,
+        score,
+        reason: String::new(),
+    };
+    let results = vec![
+        r("a", "pass", true, 1.0),
+        r("b", "pass", false, 0.5),
+        r("c", "style", true, 1.0),
+    ];
+    let weights: BTreeMap<String, f64> = [("a".to_string(), 3.0), ("b".to_string(), 1.0)].into();
+    let m = checks::metric_scores(&results, &weights);
+    assert!((m["pass"].0 - 3.5 / 4.0).abs() < 1e-12);
+    assert!(
+        !m["pass"].1,
+        "a metric passes only when all its checks pass"
+    );
+    assert_eq!(m["style"], (1.0, true));
+}
+
+proptest! {
+    #[test]
+    fn negation_inverts_and_weighted_scores_stay_in_range(
+        text in "[a-z ]{0,30}",
+        needle in "[a-z]{1,4}",
+        weights in proptest::collection::vec(0.0f64..10.0, 1..6),
+        scores in proptest::collection::vec(0.0f64..=1.0, 1..6),
+    ) {
+        let plain = run(json!({"contains": needle.clone()}), &text, vec![]);
+        let negated = run(json!({"not": {"contains": needle}}), &text, vec![]);
+        prop_assert_eq!(plain.pass, !negated.pass);
+        let n = weights.len().min(scores.len());
+        let results: Vec<checks::CheckResult> = (0..n).map(|i| checks::CheckResult {
+            check: format!("c{i}"), metric: "m".into(), pass: scores[i] > 0.5, score: scores[i], reason: String::new(),
+        }).collect();
+        let w: BTreeMap<String, f64> = (0..n).map(|i| (format!("c{i}"), weights[i])).collect();
+        let (s, _) = checks::metric_scores(&results, &w)["m"];
+        prop_assert!((0.0..=1.0).contains(&s));
+    }
+}
