@@ -666,3 +666,45 @@ fn two_processes_share_the_cache_at_once() {
     );
     assert_eq!(s["cached"], 40);
 }
+
+#[test]
+fn eval_scores_checks_and_writes_them_beside_the_results() {
+    let server = Server::start(faulty(0.0, vec![])).unwrap();
+    let repo = repo_for(&server, 10, "");
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - starts_with: \"echo:\"\n  - contains: \"{{ question }}\"\n    metric: faithful\n  - regex: \"number [0-4]$\"\n    id: low-numbers\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let metrics = s["metrics"].as_array().unwrap();
+    let get = |m: &str| metrics.iter().find(|x| x["metric"] == m).unwrap().clone();
+    assert_eq!(get("faithful")["pass_rate"], 1.0);
+    assert_eq!(get("pass")["passed"], 5, "c000..c004 match the regex: {s}");
+    let failing = &s["failing_checks"][0];
+    assert_eq!(failing["check"], "low-numbers");
+    assert_eq!(failing["failures"], 5);
+    let lines: Vec<Value> = repo
+        .read(&format!(
+            ".promptgate/runs/{}/checks.jsonl",
+            s["run_id"].as_str().unwrap()
+        ))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10);
+    assert_eq!(lines[0]["results"].as_array().unwrap().len(), 3);
+    // A bad check declaration is an error before any call.
+    let before = server.stats.requests();
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - regex: \"(\"\n",
+    );
+    let out = repo.pg(&["eval", "p@v1", "--no-cache"]).code(2);
+    assert!(
+        out.stderr.contains("invalid regular expression"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.stats.requests(), before);
+}

@@ -4,6 +4,8 @@
 //! mean of its checks' scores; it passes the metric when all its checks pass, unless the metric
 //! has a threshold.
 
+pub mod score;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -387,6 +389,51 @@ pub fn parse_checks(entries: &[Value], file: &str) -> Result<Vec<Check>> {
     }
 }
 
+/// A value that may be a template: a templated string renders, and its text becomes JSON when
+/// it parses as JSON (`"{{ expected_json.escalate }}"` → `true`); plain strings stay strings.
+fn templated_value(v: &Value, ctx: &Map<String, Value>) -> std::result::Result<Value, String> {
+    match v {
+        // Exactly one `{{ expression }}`: evaluate it and keep its type (a bool stays a bool).
+        Value::String(s) if is_single_expression(s) => {
+            let expr = s
+                .trim()
+                .trim_start_matches("{{")
+                .trim_end_matches("}}")
+                .trim();
+            let compiled = template::environment()
+                .compile_expression(expr)
+                .map_err(|e| {
+                    format!(
+                        "cannot compile `{s}`: {}",
+                        e.detail().unwrap_or(&e.kind().to_string())
+                    )
+                })?;
+            let value = compiled
+                .eval(minijinja::Value::from_serialize(ctx))
+                .map_err(|e| {
+                    format!(
+                        "cannot evaluate `{s}`: {}",
+                        e.detail().unwrap_or(&e.kind().to_string())
+                    )
+                })?;
+            serde_json::to_value(&value).map_err(|e| format!("`{s}` is not a JSON value: {e}"))
+        }
+        Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            let text = Text(s.clone()).render(ctx)?;
+            Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+fn is_single_expression(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with("{{")
+        && t.ends_with("}}")
+        && t.matches("{{").count() == 1
+        && t.matches("}}").count() == 1
+}
+
 /// `answer.text` or `/answer/text` → a JSON pointer.
 fn to_pointer(path: &str) -> String {
     if path.starts_with('/') || path.is_empty() {
@@ -625,10 +672,7 @@ fn evaluate(
             let Some(got) = v.pointer(pointer) else {
                 return Ok(verdict(false, format!("no field `{pointer}`")));
             };
-            let want = match equals {
-                Value::String(s) => Value::String(Text(s.clone()).render(ctx)?),
-                other => other.clone(),
-            };
+            let want = templated_value(equals, ctx)?;
             let ok = match (got.as_f64(), want.as_f64()) {
                 (Some(a), Some(b)) => (a - b).abs() <= *tolerance,
                 _ => got == &want,
@@ -677,10 +721,7 @@ fn evaluate(
             }
             if let Some(Value::Object(want)) = arguments {
                 for (k, v) in want {
-                    let want_v = match v {
-                        Value::String(s) => Value::String(Text(s.clone()).render(ctx)?),
-                        other => other.clone(),
-                    };
+                    let want_v = templated_value(v, ctx)?;
                     if call.arguments.get(k) != Some(&want_v) {
                         return Ok(verdict(
                             false,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{Outcome, open_repo, progress::Bar};
+use crate::checks::score::{self, FailingCheck, MetricSummary, Scorable};
 use crate::config::defaults;
 use crate::engine::session::{self, EvalRequest};
 use crate::engine::{Interrupt, Summary, over_error_budget};
@@ -100,10 +101,23 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         eprintln!("warning: {w}");
     }
     let s = &evaluation.summary;
+    let (metrics, failing) = score_checks(&evaluation)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "metrics".into(),
+                serde_json::to_value(&metrics).unwrap_or_default(),
+            );
+            o.insert(
+                "failing_checks".into(),
+                serde_json::to_value(&failing).unwrap_or_default(),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", render_summary(s, &evaluation.manifest, &repo.root));
+        print!("{}", render_checks(&metrics, &failing));
     }
     // Drop the runtime without waiting for the signal task.
     runtime.shutdown_background();
@@ -124,6 +138,64 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         return Ok(Outcome::Infrastructure);
     }
     Ok(Outcome::Success)
+}
+
+/// Score the run's outputs with the suite's checks and write `checks.jsonl` beside the results.
+fn score_checks(
+    ev: &crate::engine::session::Evaluation,
+) -> Result<(Vec<MetricSummary>, Vec<FailingCheck>)> {
+    if ev.checks.is_empty() {
+        return Ok((vec![], vec![]));
+    }
+    let outputs: Vec<Scorable<'_>> = ev
+        .records
+        .iter()
+        .map(|r| Scorable {
+            case_id: &r.case_id,
+            sample: r.sample,
+            output: r.output.as_ref(),
+            latency_ms: r.latency_ms,
+            cost_usd: r.cost_usd,
+        })
+        .collect();
+    let scored = score::score_all(&ev.checks, &ev.artifact, &ev.plan.contexts, &outputs);
+    let path = ev.run.path.join("checks.jsonl");
+    let mut text = String::new();
+    for s in &scored {
+        text.push_str(&serde_json::to_string(s).unwrap_or_default());
+        text.push('\n');
+    }
+    crate::fsutil::write_atomic(&path, text.as_bytes())?;
+    Ok(score::summarize(&scored))
+}
+
+/// Per-metric pass rates and the checks that fail most, one example each.
+pub fn render_checks(metrics: &[MetricSummary], failing: &[FailingCheck]) -> String {
+    let mut out = String::new();
+    if metrics.is_empty() {
+        return out;
+    }
+    out.push_str("  metrics\n");
+    for m in metrics {
+        out.push_str(&format!(
+            "    {:<12} {:>5.1} % pass ({}/{}), mean score {:.2}\n",
+            m.metric,
+            m.pass_rate * 100.0,
+            m.passed,
+            m.scored,
+            m.mean_score
+        ));
+    }
+    if !failing.is_empty() {
+        out.push_str("  failing checks\n");
+        for f in failing.iter().take(5) {
+            out.push_str(&format!(
+                "    {:<24} {:>4} x  e.g. case `{}`: {}\n",
+                f.check, f.failures, f.example_case, f.example_reason
+            ));
+        }
+    }
+    out
 }
 
 fn ms(v: Option<f64>) -> String {

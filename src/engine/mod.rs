@@ -48,6 +48,8 @@ pub struct Plan {
     pub cases: usize,
     pub repeats: u32,
     pub calls: Vec<PlannedCall>,
+    /// What check templates see for each case: its variables, `expected`, `expected_json`.
+    pub contexts: std::collections::HashMap<String, Map<String, Value>>,
 }
 
 /// Render every case of every dataset (all problems reported at once, with file:line). The
@@ -141,6 +143,15 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(Error::many(ErrorKind::Usage, problems));
     }
+    let contexts = rows
+        .iter()
+        .map(|(_, c)| {
+            (
+                c.id.clone(),
+                crate::checks::context(&c.vars, c.expected.as_ref(), c.expected_json.as_ref()),
+            )
+        })
+        .collect();
     Ok(Plan {
         prompt: prompt.to_string(),
         version_id: version_id.to_string(),
@@ -148,6 +159,7 @@ pub fn plan(
         cases: rows.len(),
         repeats,
         calls,
+        contexts,
     })
 }
 

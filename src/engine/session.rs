@@ -38,6 +38,9 @@ pub struct EvalRequest {
 /// A finished (or interrupted) evaluation.
 pub struct Evaluation {
     pub run: RunDir,
+    /// The suite's checks (empty: none declared).
+    pub checks: Vec<crate::checks::Check>,
+    pub artifact: crate::artifact::Artifact,
     pub manifest: Manifest,
     pub plan: Plan,
     pub records: Vec<Record>,
@@ -49,6 +52,8 @@ pub struct Evaluation {
 /// Everything prepared before the first call.
 pub struct Prepared {
     pub plan: Plan,
+    pub checks: Vec<crate::checks::Check>,
+    pub artifact: crate::artifact::Artifact,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
     pub options: Options,
@@ -118,6 +123,12 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     if !problems.is_empty() {
         return Err(Error::many(crate::ErrorKind::Usage, problems));
     }
+    let suite_file = suite
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "suite".into());
+    let checks = crate::checks::parse_checks(&suite.suite.checks, &suite_file)?;
     let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
     let model = req.model.clone().or(suite.suite.model.clone());
     let plan = plan(
@@ -274,6 +285,8 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     };
     Ok(Prepared {
         plan,
+        checks,
+        artifact: loaded.artifact.clone(),
         provider,
         provider_config,
         options,
@@ -292,6 +305,8 @@ pub async fn run(
 ) -> Result<Evaluation> {
     let Prepared {
         plan,
+        checks,
+        artifact,
         provider,
         options,
         run,
@@ -327,6 +342,8 @@ pub async fn run(
     }
     Ok(Evaluation {
         run,
+        checks,
+        artifact,
         manifest,
         plan,
         records,

@@ -1,0 +1,141 @@
+//! The scoring engine: every check on every output of a run, in parallel with rayon, and the
+//! per-metric summary `eval` prints.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{Check, CheckResult, Output, metric_scores, run};
+use crate::artifact::Artifact;
+use crate::provider::Completion;
+
+/// One output to score.
+pub struct Scorable<'a> {
+    pub case_id: &'a str,
+    pub sample: u32,
+    /// `None`: the call errored.
+    pub output: Option<&'a Completion>,
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+}
+
+/// A metric's score on one output.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricScore {
+    pub score: f64,
+    pub pass: bool,
+}
+
+/// Every check's result on one output: a line of `checks.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    pub case_id: String,
+    pub sample: u32,
+    /// The call errored: no check ran (the gate scores it fail-closed).
+    pub errored: bool,
+    pub results: Vec<CheckResult>,
+    pub metrics: BTreeMap<String, MetricScore>,
+}
+
+/// Score every output. `contexts` maps a case id to what check templates see.
+pub fn score_all(
+    checks: &[Check],
+    artifact: &Artifact,
+    contexts: &HashMap<String, Map<String, Value>>,
+    outputs: &[Scorable<'_>],
+) -> Vec<Scored> {
+    let weights: BTreeMap<String, f64> = checks.iter().map(|c| (c.id.clone(), c.weight)).collect();
+    let empty = Map::new();
+    outputs
+        .par_iter()
+        .map(|o| {
+            let Some(completion) = o.output else {
+                return Scored {
+                    case_id: o.case_id.to_string(),
+                    sample: o.sample,
+                    errored: true,
+                    results: vec![],
+                    metrics: BTreeMap::new(),
+                };
+            };
+            let out = Output {
+                completion,
+                latency_ms: o.latency_ms,
+                cost_usd: o.cost_usd,
+            };
+            let ctx = contexts.get(o.case_id).unwrap_or(&empty);
+            let results: Vec<CheckResult> =
+                checks.iter().map(|c| run(c, &out, ctx, artifact)).collect();
+            let metrics = metric_scores(&results, &weights)
+                .into_iter()
+                .map(|(m, (score, pass))| (m, MetricScore { score, pass }))
+                .collect();
+            Scored {
+                case_id: o.case_id.to_string(),
+                sample: o.sample,
+                errored: false,
+                results,
+                metrics,
+            }
+        })
+        .collect()
+}
+
+/// One metric over a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSummary {
+    pub metric: String,
+    pub scored: usize,
+    pub passed: usize,
+    pub pass_rate: f64,
+    pub mean_score: f64,
+}
+
+/// A check that failed, with one example.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingCheck {
+    pub check: String,
+    pub failures: usize,
+    pub example_case: String,
+    pub example_reason: String,
+}
+
+/// Per-metric pass rates and the checks that fail most (each with one example).
+pub fn summarize(scored: &[Scored]) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
+    let mut metrics: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
+    let mut failing: BTreeMap<String, FailingCheck> = BTreeMap::new();
+    for s in scored.iter().filter(|s| !s.errored) {
+        for (m, v) in &s.metrics {
+            let e = metrics.entry(m.clone()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(v.pass);
+            e.2 += v.score;
+        }
+        for r in s.results.iter().filter(|r| !r.pass) {
+            failing
+                .entry(r.check.clone())
+                .and_modify(|f| f.failures += 1)
+                .or_insert_with(|| FailingCheck {
+                    check: r.check.clone(),
+                    failures: 1,
+                    example_case: s.case_id.clone(),
+                    example_reason: r.reason.clone(),
+                });
+        }
+    }
+    let metrics = metrics
+        .into_iter()
+        .map(|(metric, (n, p, sum))| MetricSummary {
+            metric,
+            scored: n,
+            passed: p,
+            pass_rate: p as f64 / n.max(1) as f64,
+            mean_score: sum / n.max(1) as f64,
+        })
+        .collect();
+    let mut failing: Vec<FailingCheck> = failing.into_values().collect();
+    failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.check.cmp(&b.check)));
+    (metrics, failing)
+}
