@@ -460,36 +460,120 @@ fn verdict(pass: bool, reason: String) -> (bool, f64, String) {
     (pass, if pass { 1.0 } else { 0.0 }, reason)
 }
 
-/// Run one check. `ctx` holds the case's variables plus `expected` and `expected_json`.
+/// Checks prepared to score many outputs: JSON Schemas compiled once.
+pub struct Scorer<'a> {
+    pub checks: &'a [Check],
+    pub artifact: &'a Artifact,
+    schemas: Vec<Option<std::result::Result<jsonschema::Validator, String>>>,
+    tools: std::collections::HashMap<&'a str, jsonschema::Validator>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(checks: &'a [Check], artifact: &'a Artifact) -> Scorer<'a> {
+        let schemas = checks
+            .iter()
+            .map(|c| match &c.kind {
+                Kind::JsonSchema(schema) => {
+                    Some(match schema.as_ref().or(artifact.output_schema.as_ref()) {
+                        None => {
+                            Err("the version has no output_schema to check against".to_string())
+                        }
+                        Some(s) => {
+                            jsonschema::validator_for(s).map_err(|e| format!("invalid schema: {e}"))
+                        }
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let tools = artifact
+            .tools
+            .iter()
+            .filter_map(|t| {
+                jsonschema::validator_for(&t.parameters)
+                    .ok()
+                    .map(|v| (t.name.as_str(), v))
+            })
+            .collect();
+        Scorer {
+            checks,
+            artifact,
+            schemas,
+            tools,
+        }
+    }
+
+    /// Run every check on one output. `ctx` holds the case's variables plus `expected` and
+    /// `expected_json`. The output's JSON is parsed once, for all the checks that need it.
+    pub fn run_all(&self, out: &Output<'_>, ctx: &Map<String, Value>) -> Vec<CheckResult> {
+        let json = std::cell::OnceCell::new();
+        (0..self.checks.len())
+            .map(|i| self.run_one(i, out, ctx, &json))
+            .collect()
+    }
+
+    fn run_one(
+        &self,
+        i: usize,
+        out: &Output<'_>,
+        ctx: &Map<String, Value>,
+        json: &std::cell::OnceCell<std::result::Result<Value, String>>,
+    ) -> CheckResult {
+        let check = &self.checks[i];
+        let env = Env {
+            out,
+            ctx,
+            schema: self.schemas[i].as_ref(),
+            tools: &self.tools,
+            json,
+        };
+        let (pass, score, reason) = match evaluate(&check.kind, &env) {
+            Ok((pass, score, reason)) if check.negate => {
+                (!pass, 1.0 - score, format!("not: {reason}"))
+            }
+            Ok(r) => r,
+            // A check that cannot apply fails, negated or not: garbage must not pass a `not:`.
+            Err(reason) => (false, 0.0, format!("cannot apply: {reason}")),
+        };
+        CheckResult {
+            check: check.id.clone(),
+            metric: check.metric.clone(),
+            pass,
+            score: score.clamp(0.0, 1.0),
+            reason,
+        }
+    }
+}
+
+/// Run one check (compiling what it needs; use [`Scorer`] for many outputs).
 pub fn run(
     check: &Check,
     out: &Output<'_>,
     ctx: &Map<String, Value>,
     artifact: &Artifact,
 ) -> CheckResult {
-    let text = &out.completion.content;
-    let (pass, score, reason) = match evaluate(&check.kind, text, out, ctx, artifact) {
-        Ok((pass, score, reason)) if check.negate => (!pass, 1.0 - score, format!("not: {reason}")),
-        Ok(r) => r,
-        // A check that cannot apply fails, negated or not: garbage must not pass a `not:`.
-        Err(reason) => (false, 0.0, format!("cannot apply: {reason}")),
-    };
-    CheckResult {
-        check: check.id.clone(),
-        metric: check.metric.clone(),
-        pass,
-        score: score.clamp(0.0, 1.0),
-        reason,
+    let checks = std::slice::from_ref(check);
+    Scorer::new(checks, artifact).run_all(out, ctx).remove(0)
+}
+
+struct Env<'a, 'b> {
+    out: &'b Output<'b>,
+    ctx: &'b Map<String, Value>,
+    schema: Option<&'b std::result::Result<jsonschema::Validator, String>>,
+    tools: &'b std::collections::HashMap<&'a str, jsonschema::Validator>,
+    json: &'b std::cell::OnceCell<std::result::Result<Value, String>>,
+}
+
+impl Env<'_, '_> {
+    fn json(&self) -> &std::result::Result<Value, String> {
+        self.json.get_or_init(|| {
+            serde_json::from_str(&self.out.completion.content).map_err(|e| e.to_string())
+        })
     }
 }
 
-fn evaluate(
-    kind: &Kind,
-    text: &str,
-    out: &Output<'_>,
-    ctx: &Map<String, Value>,
-    artifact: &Artifact,
-) -> std::result::Result<(bool, f64, String), String> {
+fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, String), String> {
+    let (text, out, ctx) = (env.out.completion.content.as_str(), env.out, env.ctx);
     Ok(match kind {
         Kind::Equals {
             value,
@@ -629,26 +713,27 @@ fn evaluate(
         }
         Kind::EditSimilarity { value, threshold } => {
             let want = value.render(ctx)?;
-            let sim = strsim::normalized_levenshtein(text, &want);
+            // Bit-parallel Levenshtein (Hyyrö 2003); 1 − distance / longer length in characters.
+            let sim =
+                rapidfuzz::distance::levenshtein::normalized_similarity(text.chars(), want.chars());
             (
                 sim >= *threshold,
                 sim,
                 format!("edit similarity {sim:.2} (threshold {threshold:.2})"),
             )
         }
-        Kind::JsonValid => match serde_json::from_str::<Value>(text) {
+        Kind::JsonValid => match env.json() {
             Ok(_) => verdict(true, "valid JSON".into()),
             Err(e) => verdict(false, format!("not JSON: {e}")),
         },
-        Kind::JsonSchema(schema) => {
-            let schema = match schema.as_ref().or(artifact.output_schema.as_ref()) {
-                Some(s) => s,
-                None => return Err("the version has no output_schema to check against".into()),
+        Kind::JsonSchema(_) => {
+            let validator = match env.schema {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(e.clone()),
+                None => return Err("no schema".into()),
             };
-            let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-            let validator =
-                jsonschema::validator_for(schema).map_err(|e| format!("invalid schema: {e}"))?;
-            match validator.iter_errors(&v).next() {
+            let v = env.json().as_ref().map_err(|e| format!("not JSON: {e}"))?;
+            match validator.iter_errors(v).next() {
                 None => verdict(true, "matches the schema".into()),
                 Some(e) => {
                     let at = e.instance_path().to_string();
@@ -667,7 +752,9 @@ fn evaluate(
             equals,
             tolerance,
         } => {
-            let v: Value = serde_json::from_str(text)
+            let v = env
+                .json()
+                .as_ref()
                 .map_err(|e| format!("the output is not JSON, so it has no `{pointer}` ({e})"))?;
             let Some(got) = v.pointer(pointer) else {
                 return Ok(verdict(false, format!("no field `{pointer}`")));
@@ -706,8 +793,7 @@ fn evaluate(
                     },
                 ));
             };
-            if let Some(tool) = artifact.tools.iter().find(|t| &t.name == name)
-                && let Ok(validator) = jsonschema::validator_for(&tool.parameters)
+            if let Some(validator) = env.tools.get(name.as_str())
                 && let Some(e) = validator.iter_errors(&call.arguments).next()
             {
                 let at = e.instance_path().to_string();

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Check, CheckResult, Output, metric_scores, run};
+use super::{Check, CheckResult, Output, Scorer, metric_scores};
 use crate::artifact::Artifact;
 use crate::provider::Completion;
 
@@ -47,6 +47,7 @@ pub fn score_all(
     outputs: &[Scorable<'_>],
 ) -> Vec<Scored> {
     let weights: BTreeMap<String, f64> = checks.iter().map(|c| (c.id.clone(), c.weight)).collect();
+    let scorer = Scorer::new(checks, artifact);
     let empty = Map::new();
     outputs
         .par_iter()
@@ -66,8 +67,7 @@ pub fn score_all(
                 cost_usd: o.cost_usd,
             };
             let ctx = contexts.get(o.case_id).unwrap_or(&empty);
-            let results: Vec<CheckResult> =
-                checks.iter().map(|c| run(c, &out, ctx, artifact)).collect();
+            let results: Vec<CheckResult> = scorer.run_all(&out, ctx);
             let metrics = metric_scores(&results, &weights)
                 .into_iter()
                 .map(|(m, (score, pass))| (m, MetricScore { score, pass }))
