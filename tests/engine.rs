@@ -330,7 +330,12 @@ fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(900));
+    // Interrupt once a few calls have finished (polling, not a fixed sleep: robust under load).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.stats.requests() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
