@@ -161,7 +161,8 @@ fn main() {
     .expect("stub server");
     // Work on a copy whose provider is the stub: request hashes do not depend on the provider.
     let work = tempfile::tempdir().expect("tempdir");
-    copy_dir(&example, work.path());
+    promptgate::fsutil::copy_tree(&example, work.path(), &[".promptgate"])
+        .expect("copy the example");
     std::fs::write(
         work.path().join("promptgate.yaml"),
         format!(
@@ -209,19 +210,4 @@ fn main() {
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, lines.join("\n") + "\n").unwrap();
     println!("wrote {} recordings to {}", lines.len(), out.display());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if e.file_name() == ".promptgate" {
-            continue;
-        }
-        if src.is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
 }

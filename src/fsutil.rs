@@ -52,6 +52,24 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))
 }
 
+/// Copy a directory tree, skipping entries named in `skip` (e.g. `.promptgate`).
+pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
+    create_dir_all(to)?;
+    for entry in fs::read_dir(from).map_err(|e| Error::io(from, "list", e))? {
+        let entry = entry.map_err(|e| Error::io(from, "list", e))?;
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst, skip)?;
+        } else {
+            fs::copy(&src, &dst).map_err(|e| Error::io(&src, "copy", e))?;
+        }
+    }
+    Ok(())
+}
+
 /// An exclusive advisory lock held until dropped (released by the OS if the process dies).
 #[derive(Debug)]
 pub struct LockGuard {

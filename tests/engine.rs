@@ -533,28 +533,11 @@ fn spans_carry_prompt_identity_and_genai_attributes() {
     assert!(a["promptgate.case_id"].as_str().unwrap().starts_with('c'));
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if e.file_name() == ".promptgate" {
-            continue;
-        }
-        if src.is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_dir(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_bundled_example_evaluates_offline_from_its_cassette() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/support"),
-        dir.path(),
-    );
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/support");
+    promptgate::fsutil::copy_tree(&example, dir.path(), &[".promptgate"]).unwrap();
     for v in ["v1", "v2", "v3", "production"] {
         let out = std::process::Command::new(crate::support::BIN)
             .arg("-C")

@@ -236,6 +236,17 @@ pub struct MetricData {
     pub groups: Vec<String>,
 }
 
+impl MetricData {
+    /// dᵢ = candidateᵢ − baselineᵢ.
+    pub fn differences(&self) -> Vec<f64> {
+        self.candidate
+            .iter()
+            .zip(&self.baseline)
+            .map(|(c, b)| c - b)
+            .collect()
+    }
+}
+
 /// Fail-closed pairing: an errored candidate case scores 0 (its worst), an errored baseline
 /// case scores 1 (its best, in the candidate's disfavour).
 pub fn fail_closed(candidate: Option<f64>, baseline: Option<f64>) -> (f64, f64) {
@@ -275,6 +286,8 @@ pub struct MetricResult {
     pub p_difference: f64,
     pub margin: f64,
     pub alpha: f64,
+    /// Standard deviation of the per-case differences (for the power note).
+    pub sd_diff: f64,
     pub verdict: Verdict,
     /// L > 0 and the exact test agrees.
     pub superior: bool,
@@ -370,12 +383,7 @@ fn metric_result(
     policy: &Policy,
 ) -> MetricResult {
     let n = m.candidate.len().min(m.baseline.len());
-    let d: Vec<f64> = m
-        .candidate
-        .iter()
-        .zip(&m.baseline)
-        .map(|(c, b)| c - b)
-        .collect();
+    let d = m.differences();
     let binary_metric = is_binary(&m.candidate) && is_binary(&m.baseline);
     let conf = 1.0 - 2.0 * alpha;
     let groups: Vec<&String> = m.groups.iter().collect();
@@ -531,6 +539,7 @@ fn metric_result(
         p_difference: p_diff,
         margin,
         alpha,
+        sd_diff: stats::sd(&d),
         verdict,
         superior,
         reason,
@@ -589,15 +598,9 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
             continue;
         };
         let r = metric_result(m, margin, alpha, method, policy);
-        let d: Vec<f64> = m
-            .candidate
-            .iter()
-            .zip(&m.baseline)
-            .map(|(c, b)| c - b)
-            .collect();
         decision
             .power
-            .push(power_note(&name, r.n, stats::sd(&d), margin, alpha));
+            .push(power_note(&name, r.n, r.sd_diff, margin, alpha));
         verdicts.push(r.verdict);
         reasons.push(r.reason.clone());
         decision.metrics.push(r);

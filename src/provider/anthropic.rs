@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::openai::{post, snippet};
-use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, Secret, ToolCall};
+use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, ToolCall};
 use crate::config::ProviderConfig;
 use crate::error::Result;
 use crate::render::Request;
@@ -15,28 +15,13 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_MAX_TOKENS: u64 = 1024;
 
 pub struct Anthropic {
-    name: String,
-    base_url: String,
-    /// `{base_url}/messages`, parsed once.
-    url: reqwest::Url,
-    key: Option<Secret>,
-    http: reqwest::Client,
+    ep: super::HttpEndpoint,
 }
 
 impl Anthropic {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<Anthropic> {
-        let base_url = config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
-            .trim_end_matches('/')
-            .to_string();
         Ok(Anthropic {
-            name: name.to_string(),
-            url: super::endpoint_url(name, &base_url, "messages")?,
-            base_url,
-            key: super::api_key(name, config)?,
-            http: super::http_client(config)?,
+            ep: super::HttpEndpoint::new(name, config, DEFAULT_BASE_URL, "messages")?,
         })
     }
 }
@@ -150,7 +135,7 @@ pub fn decode(body: &[u8]) -> Result<Completion, CallError> {
 
 impl Provider for Anthropic {
     fn name(&self) -> &str {
-        &self.name
+        &self.ep.name
     }
 
     fn system(&self) -> &str {
@@ -158,7 +143,7 @@ impl Provider for Anthropic {
     }
 
     fn endpoint(&self) -> String {
-        format!("anthropic {}", self.base_url)
+        format!("anthropic {}", self.ep.base_url)
     }
 
     fn complete<'a>(
@@ -168,10 +153,16 @@ impl Provider for Anthropic {
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
             let mut headers = vec![("anthropic-version", API_VERSION.to_string())];
-            if let Some(k) = &self.key {
+            if let Some(k) = &self.ep.key {
                 headers.push(("x-api-key", k.expose().to_string()));
             }
-            let bytes = post(&self.http, self.url.clone(), headers, &encode(request)).await?;
+            let bytes = post(
+                &self.ep.http,
+                self.ep.url.clone(),
+                headers,
+                &encode(request),
+            )
+            .await?;
             decode(&bytes)
         })
     }

@@ -325,6 +325,40 @@ pub fn http_client(config: &ProviderConfig) -> Result<reqwest::Client> {
         })
 }
 
+/// What an HTTP provider client holds: its name, base URL, the parsed URL it posts to, the
+/// key (from the environment) and the shared HTTP client.
+pub struct HttpEndpoint {
+    pub name: String,
+    pub base_url: String,
+    pub url: reqwest::Url,
+    pub key: Option<Secret>,
+    pub http: reqwest::Client,
+}
+
+impl HttpEndpoint {
+    /// `path` is appended to the configured base URL (or `default_base`).
+    pub fn new(
+        name: &str,
+        config: &ProviderConfig,
+        default_base: &str,
+        path: &str,
+    ) -> Result<HttpEndpoint> {
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        Ok(HttpEndpoint {
+            name: name.to_string(),
+            url: endpoint_url(name, &base_url, path)?,
+            base_url,
+            key: api_key(name, config)?,
+            http: http_client(config)?,
+        })
+    }
+}
+
 /// `{base_url}/{path}` as a URL, or a configuration error naming the provider.
 pub fn endpoint_url(name: &str, base_url: &str, path: &str) -> Result<reqwest::Url> {
     reqwest::Url::parse(&format!("{base_url}/{path}")).map_err(|e| {

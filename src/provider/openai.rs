@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, Secret, ToolCall};
+use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, ToolCall};
 use crate::config::ProviderConfig;
 use crate::error::Result;
 use crate::render::Request;
@@ -11,28 +11,13 @@ use crate::render::Request;
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 pub struct OpenAi {
-    name: String,
-    base_url: String,
-    /// `{base_url}/chat/completions`, parsed once.
-    url: reqwest::Url,
-    key: Option<Secret>,
-    http: reqwest::Client,
+    ep: super::HttpEndpoint,
 }
 
 impl OpenAi {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAi> {
-        let base_url = config
-            .base_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
-            .trim_end_matches('/')
-            .to_string();
         Ok(OpenAi {
-            name: name.to_string(),
-            url: super::endpoint_url(name, &base_url, "chat/completions")?,
-            base_url,
-            key: super::api_key(name, config)?,
-            http: super::http_client(config)?,
+            ep: super::HttpEndpoint::new(name, config, DEFAULT_BASE_URL, "chat/completions")?,
         })
     }
 }
@@ -169,7 +154,7 @@ pub(super) async fn post(
 
 impl Provider for OpenAi {
     fn name(&self) -> &str {
-        &self.name
+        &self.ep.name
     }
 
     fn system(&self) -> &str {
@@ -177,7 +162,7 @@ impl Provider for OpenAi {
     }
 
     fn endpoint(&self) -> String {
-        format!("openai {}", self.base_url)
+        format!("openai {}", self.ep.base_url)
     }
 
     fn complete<'a>(
@@ -187,10 +172,16 @@ impl Provider for OpenAi {
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
             let mut headers = Vec::new();
-            if let Some(k) = &self.key {
+            if let Some(k) = &self.ep.key {
                 headers.push(("authorization", format!("Bearer {}", k.expose())));
             }
-            let bytes = post(&self.http, self.url.clone(), headers, &encode(request)).await?;
+            let bytes = post(
+                &self.ep.http,
+                self.ep.url.clone(),
+                headers,
+                &encode(request),
+            )
+            .await?;
             decode(&bytes)
         })
     }
