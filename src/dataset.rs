@@ -10,6 +10,7 @@
 //! | `expected` | the expected output (text, or any JSON value in JSONL) |
 //! | `expected_json` | an expected JSON value (in CSV, a cell holding JSON text) |
 //! | `group` | cases sharing a group are clustered in the statistics (the suite may name another column) |
+//! | `checks` | checks for this case only, added to the suite's (a JSON list in the suite's format) |
 //! | anything else | a template variable |
 //!
 //! In CSV every cell is text; cells for variables declared `number`, `integer`, `boolean`,
@@ -31,6 +32,7 @@ use crate::error::{Diagnostic, Error, ErrorKind, Result};
 pub const ID: &str = "id";
 pub const EXPECTED: &str = "expected";
 pub const EXPECTED_JSON: &str = "expected_json";
+pub const CHECKS: &str = "checks";
 pub const DEFAULT_GROUP: &str = "group";
 
 /// One golden case.
@@ -44,6 +46,8 @@ pub struct Case {
     pub expected: Option<Value>,
     pub expected_json: Option<Value>,
     pub group: Option<String>,
+    /// Checks for this case only (a list in the suite's `checks:` format), added to the suite's.
+    pub checks: Option<Value>,
 }
 
 /// A loaded dataset.
@@ -250,6 +254,17 @@ fn case_from_row(
         Some(Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };
+    let checks = match row.remove(CHECKS) {
+        Some(Value::String(s)) if textual => {
+            Some(serde_json::from_str(&s).map_err(|e| format!("`checks` is not valid JSON: {e}"))?)
+        }
+        other => other,
+    };
+    if let Some(c) = &checks
+        && !c.is_array()
+    {
+        return Err("`checks` must be a list of checks, e.g. [{\"contains\": \"refund\"}]".into());
+    }
     Ok(Case {
         id,
         line,
@@ -257,6 +272,7 @@ fn case_from_row(
         expected,
         expected_json,
         group,
+        checks,
     })
 }
 

@@ -696,3 +696,49 @@ fn eval_scores_checks_and_writes_them_beside_the_results() {
     );
     assert_eq!(server.stats.requests(), before);
 }
+
+#[test]
+fn cases_can_carry_their_own_checks() {
+    let server = Server::start(faulty(0.0, vec![])).unwrap();
+    let repo = repo_for(&server, 0, "");
+    repo.write(
+        "datasets/p.jsonl",
+        "{\"id\": \"a\", \"question\": \"alpha\", \"checks\": [{\"contains\": \"alpha\", \"id\": \"says-alpha\"}]}\n{\"id\": \"b\", \"question\": \"beta\"}\n{\"id\": \"c\", \"question\": \"gamma\", \"checks\": [{\"contains\": \"delta\", \"id\": \"says-delta\"}]}\n",
+    );
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - starts_with: \"echo:\"\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<Value> = repo
+        .read(&format!(
+            ".promptgate/runs/{}/checks.jsonl",
+            s["run_id"].as_str().unwrap()
+        ))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |id: &str| {
+        lines.iter().find(|l| l["case_id"] == id).unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("a").len(), 2);
+    assert_eq!(of("b").len(), 1, "only the suite's check");
+    assert_eq!(of("c")[1]["check"], "says-delta");
+    assert_eq!(of("c")[1]["pass"], false);
+    assert_eq!(s["failing_checks"][0]["check"], "says-delta");
+    // A malformed case check names the file, line and case before any call.
+    let before = server.stats.requests();
+    repo.write("datasets/p.jsonl", "{\"id\": \"a\", \"question\": \"alpha\"}\n{\"id\": \"x\", \"question\": \"q\", \"checks\": [{\"contians\": \"q\"}]}\n");
+    let out = repo.pg(&["eval", "p@v1", "--no-cache"]).code(2);
+    assert!(
+        out.stderr.contains("p.jsonl:2 (case `x`)")
+            && out.stderr.contains("did you mean `contains`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.stats.requests(), before);
+}

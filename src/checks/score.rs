@@ -46,6 +46,17 @@ pub fn score_all(
     contexts: &HashMap<String, Map<String, Value>>,
     outputs: &[Scorable<'_>],
 ) -> Vec<Scored> {
+    score_with_case_checks(checks, &HashMap::new(), artifact, contexts, outputs)
+}
+
+/// Score every output with the suite's checks plus, for cases that declare them, their own.
+pub fn score_with_case_checks(
+    checks: &[Check],
+    case_checks: &HashMap<String, Vec<Check>>,
+    artifact: &Artifact,
+    contexts: &HashMap<String, Map<String, Value>>,
+    outputs: &[Scorable<'_>],
+) -> Vec<Scored> {
     let weights: BTreeMap<String, f64> = checks.iter().map(|c| (c.id.clone(), c.weight)).collect();
     let scorer = Scorer::new(checks, artifact);
     let empty = Map::new();
@@ -67,8 +78,23 @@ pub fn score_all(
                 cost_usd: o.cost_usd,
             };
             let ctx = contexts.get(o.case_id).unwrap_or(&empty);
-            let results: Vec<CheckResult> = scorer.run_all(&out, ctx);
-            let metrics = metric_scores(&results, &weights)
+            let (results, metrics) = match case_checks.get(o.case_id) {
+                None => {
+                    let results: Vec<CheckResult> = scorer.run_all(&out, ctx);
+                    let metrics = metric_scores(&results, &weights);
+                    (results, metrics)
+                }
+                Some(own) => {
+                    // Rare: compile the combined list for this case.
+                    let all: Vec<Check> = checks.iter().chain(own).cloned().collect();
+                    let w: BTreeMap<String, f64> =
+                        all.iter().map(|c| (c.id.clone(), c.weight)).collect();
+                    let results = Scorer::new(&all, artifact).run_all(&out, ctx);
+                    let metrics = metric_scores(&results, &w);
+                    (results, metrics)
+                }
+            };
+            let metrics = metrics
                 .into_iter()
                 .map(|(m, (score, pass))| (m, MetricScore { score, pass }))
                 .collect();

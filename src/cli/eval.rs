@@ -144,7 +144,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
 fn score_checks(
     ev: &crate::engine::session::Evaluation,
 ) -> Result<(Vec<MetricSummary>, Vec<FailingCheck>)> {
-    if ev.checks.is_empty() {
+    if ev.checks.is_empty() && ev.plan.case_checks.is_empty() {
         return Ok((vec![], vec![]));
     }
     let outputs: Vec<Scorable<'_>> = ev
@@ -158,7 +158,13 @@ fn score_checks(
             cost_usd: r.cost_usd,
         })
         .collect();
-    let scored = score::score_all(&ev.checks, &ev.artifact, &ev.plan.contexts, &outputs);
+    let scored = score::score_with_case_checks(
+        &ev.checks,
+        &ev.plan.case_checks,
+        &ev.artifact,
+        &ev.plan.contexts,
+        &outputs,
+    );
     let path = ev.run.path.join("checks.jsonl");
     let mut text = String::new();
     for s in &scored {

@@ -50,6 +50,8 @@ pub struct Plan {
     pub calls: Vec<PlannedCall>,
     /// What check templates see for each case: its variables, `expected`, `expected_json`.
     pub contexts: std::collections::HashMap<String, Map<String, Value>>,
+    /// Checks declared by a case itself (the dataset's `checks` column).
+    pub case_checks: std::collections::HashMap<String, Vec<crate::checks::Check>>,
 }
 
 /// Render every case of every dataset (all problems reported at once, with file:line). The
@@ -143,6 +145,21 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(Error::many(ErrorKind::Usage, problems));
     }
+    let mut case_checks = std::collections::HashMap::new();
+    for (ds, case) in &rows {
+        if let Some(Value::Array(list)) = &case.checks {
+            let place = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
+            match crate::checks::parse_checks(list, &place) {
+                Ok(parsed) => {
+                    case_checks.insert(case.id.clone(), parsed);
+                }
+                Err(e) => problems.extend(e.diagnostics),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::many(ErrorKind::Usage, problems));
+    }
     let contexts = rows
         .iter()
         .map(|(_, c)| {
@@ -160,6 +177,7 @@ pub fn plan(
         repeats,
         calls,
         contexts,
+        case_checks,
     })
 }
 
