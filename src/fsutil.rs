@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -74,7 +74,6 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
 #[derive(Debug)]
 pub struct LockGuard {
     file: File,
-    path: PathBuf,
 }
 
 impl LockGuard {
@@ -90,14 +89,7 @@ impl LockGuard {
             .open(path)
             .map_err(|e| Error::io(path, "open lock file", e))?;
         file.lock().map_err(|e| Error::io(path, "lock", e))?;
-        Ok(LockGuard {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(LockGuard { file })
     }
 }
 

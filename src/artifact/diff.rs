@@ -153,12 +153,7 @@ pub fn diff(old: &Artifact, new: &Artifact) -> VersionDiff {
             false,
         ));
     }
-    map_changes(
-        Area::Metadata,
-        &to_map(&old.metadata),
-        &to_map(&new.metadata),
-        &mut out,
-    );
+    map_changes(Area::Metadata, &old.metadata, &new.metadata, &mut out);
     let (om, nm) = (
         serde_json::to_value(&old.model).unwrap_or(Value::Null),
         serde_json::to_value(&new.model).unwrap_or(Value::Null),
@@ -291,10 +286,6 @@ pub fn diff(old: &Artifact, new: &Artifact) -> VersionDiff {
         messages,
         changes: out,
     }
-}
-
-fn to_map(m: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    m.clone()
 }
 
 fn map_changes(

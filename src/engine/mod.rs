@@ -22,7 +22,7 @@ use crate::dataset::{self, Dataset};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::provider::cache::Cache;
 use crate::provider::limiter::{RateLimiter, backoff};
-use crate::provider::{CallError, CallKey, Completion, ErrorClass, Provider, request_hash};
+use crate::provider::{CallError, CallKey, Completion, Provider, request_hash};
 use crate::render::{self, Request, Subject};
 use store::{Record, RunDir};
 use trace::Span;
@@ -709,9 +709,4 @@ fn make_span(
 /// Whether errors exceed the budget (a fraction of calls): the run is then invalid.
 pub fn over_error_budget(summary: &Summary, budget: f64) -> bool {
     summary.calls > 0 && (summary.errors as f64) > budget * summary.calls as f64
-}
-
-/// A human label for an error class.
-pub fn class_name(c: ErrorClass) -> &'static str {
-    c.as_str()
 }

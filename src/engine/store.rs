@@ -2,7 +2,6 @@
 //! which settings — never a secret), `results.jsonl` (one line per call, appended as results
 //! arrive) and `traces.jsonl` (one span per call).
 
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -188,15 +187,6 @@ impl RunDir {
             }
         }
         Ok(out)
-    }
-
-    /// The (case, sample) pairs already recorded.
-    pub fn done(&self) -> Result<HashSet<(String, u32)>> {
-        Ok(self
-            .records()?
-            .into_iter()
-            .map(|r| (r.case_id, r.sample))
-            .collect())
     }
 
     /// Open `results.jsonl` and `traces.jsonl` for appending. A torn last line is cut first so

@@ -141,27 +141,17 @@ impl CallError {
         } else {
             ErrorClass::Connection
         };
-        let mut msg = e.without_url_ref().to_string();
+        // The URL is dropped from the text: it may carry credentials.
+        let mut msg = e.to_string();
+        if let Some(url) = e.url() {
+            msg = msg.replace(url.as_str(), "<url>");
+        }
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
             msg.push_str(&format!(": {s}"));
             src = s.source();
         }
         CallError::new(class, msg)
-    }
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut s = self.to_string();
-        if let Some(url) = self.url() {
-            s = s.replace(url.as_str(), "<url>");
-        }
-        s
     }
 }
 
@@ -418,12 +408,6 @@ pub fn lookup<'a>(
         }
         Error::new(ErrorKind::Usage, d)
     })
-}
-
-/// Price of a completion in USD.
-pub fn cost(config: &ProviderConfig, c: &Completion) -> f64 {
-    config.price_input_per_1k.unwrap_or(0.0) * c.input_tokens as f64 / 1000.0
-        + config.price_output_per_1k.unwrap_or(0.0) * c.output_tokens as f64 / 1000.0
 }
 
 #[cfg(test)]
