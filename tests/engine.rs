@@ -37,6 +37,11 @@ fn repo_for(server: &Server, cases: usize, provider_extra: &str) -> TestRepo {
     repo
 }
 
+/// `promptgate eval p@v1 --json …` with the provider's key set.
+fn eval_run(repo: &TestRepo, extra: &[&str]) -> crate::support::Run {
+    eval(repo, extra).0
+}
+
 fn eval(repo: &TestRepo, extra: &[&str]) -> (crate::support::Run, Value) {
     let mut args = vec!["eval", "p@v1", "--json"];
     args.extend_from_slice(extra);
@@ -688,7 +693,7 @@ fn eval_scores_checks_and_writes_them_beside_the_results() {
         "prompts/p/suite.yaml",
         "datasets: [datasets/p.jsonl]\nchecks:\n  - regex: \"(\"\n",
     );
-    let out = repo.pg(&["eval", "p@v1", "--no-cache"]).code(2);
+    let out = eval_run(&repo, &["--no-cache"]).code(2);
     assert!(
         out.stderr.contains("invalid regular expression"),
         "{}",
@@ -733,7 +738,7 @@ fn cases_can_carry_their_own_checks() {
     // A malformed case check names the file, line and case before any call.
     let before = server.stats.requests();
     repo.write("datasets/p.jsonl", "{\"id\": \"a\", \"question\": \"alpha\"}\n{\"id\": \"x\", \"question\": \"q\", \"checks\": [{\"contians\": \"q\"}]}\n");
-    let out = repo.pg(&["eval", "p@v1", "--no-cache"]).code(2);
+    let out = eval_run(&repo, &["--no-cache"]).code(2);
     assert!(
         out.stderr.contains("p.jsonl:2 (case `x`)")
             && out.stderr.contains("did you mean `contains`"),
@@ -741,4 +746,33 @@ fn cases_can_carry_their_own_checks() {
         out.stderr
     );
     assert_eq!(server.stats.requests(), before);
+}
+
+#[test]
+fn eval_reads_the_suites_gate_policy_before_any_call() {
+    let server = Server::start(faulty(0.2, vec![Fault::ServerError])).unwrap();
+    let repo = repo_for(&server, 40, "    max_retries: 0\n");
+    // A typo in `gate:` is an error before any call.
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\ngate:\n  error_budgt: 0.5\n",
+    );
+    let out = eval_run(&repo, &[]).code(2);
+    assert!(
+        out.stderr.contains("error_budgt") && out.stderr.contains("did you mean `error_budget`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.stats.requests(), 0);
+    // A generous budget lets a run with ~20 % errored calls count; the default would not.
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\ngate:\n  error_budget: 0.6\n",
+    );
+    let (out, s) = eval(&repo, &["--no-cache"]);
+    assert!(s["errors"].as_u64().unwrap() > 2, "{s}");
+    assert_eq!(out.code, 0, "within the suite's budget: {}", out.stderr);
+    repo.write("prompts/p/suite.yaml", "datasets: [datasets/p.jsonl]\n");
+    let (out, _) = eval(&repo, &["--no-cache"]);
+    assert_eq!(out.code, 4, "over the default 5 % budget: {}", out.stderr);
 }

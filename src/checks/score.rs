@@ -165,3 +165,49 @@ pub fn summarize(scored: &[Scored]) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
     failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.check.cmp(&b.check)));
     (metrics, failing)
 }
+
+/// What scoring needs to know about the cases: the template context of each case, and the
+/// checks a case declares itself (the dataset's `checks` column).
+#[derive(Debug, Default)]
+pub struct Cases {
+    pub contexts: HashMap<String, Map<String, Value>>,
+    pub own: HashMap<String, Vec<Check>>,
+}
+
+impl Cases {
+    /// Parse the cases' own checks (every problem at once, with file:line) and build the
+    /// contexts — for every case when the suite has checks, else only for cases with their own.
+    pub fn from_plan(
+        cases: &[crate::engine::PlanCase],
+        suite_has_checks: bool,
+    ) -> crate::error::Result<Cases> {
+        let mut out = Cases::default();
+        let mut problems = Vec::new();
+        for pc in cases {
+            let c = &pc.case;
+            if let Some(Value::Array(list)) = &c.checks {
+                let place = format!("{}:{} (case `{}`)", pc.file, c.line, c.id);
+                match super::parse_checks(list, &place) {
+                    Ok(parsed) => {
+                        out.own.insert(c.id.clone(), parsed);
+                    }
+                    Err(e) => problems.extend(e.diagnostics),
+                }
+            }
+            if suite_has_checks || c.checks.is_some() {
+                out.contexts.insert(
+                    c.id.clone(),
+                    super::context(&c.vars, c.expected.as_ref(), c.expected_json.as_ref()),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(crate::error::Error::many(
+                crate::error::ErrorKind::Usage,
+                problems,
+            ))
+        }
+    }
+}

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{Outcome, open_repo, progress::Bar};
-use crate::checks::score::{self, FailingCheck, MetricSummary, Scorable};
-use crate::config::defaults;
+use crate::checks::Check;
+use crate::checks::score::{self, Cases, FailingCheck, MetricSummary, Scorable};
 use crate::engine::session::{self, EvalRequest};
 use crate::engine::{Interrupt, Summary, over_error_budget};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
+use crate::gate::Policy;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls.\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done, 2 bad input, 4 more errored calls than the 5 % budget, 130 interrupted."
+    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls.\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done, 2 bad input, 4 more errored calls than the error budget
+(`gate.error_budget` in the suite, default 5 %), 130 interrupted."
 )]
 pub struct EvalArgs {
     /// The version, e.g. `support_agent@v3`.
@@ -73,6 +75,16 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         replay: args.replay.clone(),
     };
     let prepared = session::prepare(&repo, &req)?;
+    // Everything the stages after the run need is validated before the first call.
+    let suite_file = prepared
+        .suite
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "suite".into());
+    let checks = crate::checks::parse_checks(&prepared.suite.suite.checks, &suite_file)?;
+    let policy = Policy::from_value(prepared.suite.suite.gate.as_ref(), &suite_file)?;
+    let cases = Cases::from_plan(&prepared.plan.case_data, !checks.is_empty())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,7 +113,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         eprintln!("warning: {w}");
     }
     let s = &evaluation.summary;
-    let (metrics, failing) = score_checks(&evaluation)?;
+    let (metrics, failing) = score_checks(&evaluation, &checks, &cases)?;
     if args.json {
         let mut v = serde_json::to_value(s).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
@@ -128,23 +140,26 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         );
         return Ok(Outcome::Interrupted);
     }
-    if over_error_budget(s, defaults::ERROR_BUDGET) {
+    if over_error_budget(s, policy.error_budget()) {
         eprintln!(
             "error: {} of {} calls errored, over the {:.0} % budget: this run does not count",
             s.errors,
             s.calls,
-            defaults::ERROR_BUDGET * 100.0
+            policy.error_budget() * 100.0
         );
         return Ok(Outcome::Infrastructure);
     }
     Ok(Outcome::Success)
 }
 
-/// Score the run's outputs with the suite's checks and write `checks.jsonl` beside the results.
+/// Score the run's outputs with the suite's and the cases' checks and write `checks.jsonl`
+/// beside the results.
 fn score_checks(
     ev: &crate::engine::session::Evaluation,
+    checks: &[Check],
+    cases: &Cases,
 ) -> Result<(Vec<MetricSummary>, Vec<FailingCheck>)> {
-    if ev.checks.is_empty() && ev.plan.case_checks.is_empty() {
+    if checks.is_empty() && cases.own.is_empty() {
         return Ok((vec![], vec![]));
     }
     let outputs: Vec<Scorable<'_>> = ev
@@ -158,20 +173,14 @@ fn score_checks(
             cost_usd: r.cost_usd,
         })
         .collect();
-    let scored = score::score_with_case_checks(
-        &ev.checks,
-        &ev.plan.case_checks,
-        &ev.artifact,
-        &ev.plan.contexts,
-        &outputs,
-    );
-    let path = ev.run.path.join("checks.jsonl");
+    let scored =
+        score::score_with_case_checks(checks, &cases.own, &ev.artifact, &cases.contexts, &outputs);
     let mut text = String::new();
     for s in &scored {
         text.push_str(&serde_json::to_string(s).unwrap_or_default());
         text.push('\n');
     }
-    crate::fsutil::write_atomic(&path, text.as_bytes())?;
+    crate::fsutil::write_atomic(&ev.run.path.join("checks.jsonl"), text.as_bytes())?;
     Ok(score::summarize(&scored))
 }
 

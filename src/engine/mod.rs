@@ -48,10 +48,15 @@ pub struct Plan {
     pub cases: usize,
     pub repeats: u32,
     pub calls: Vec<PlannedCall>,
-    /// What check templates see for each case: its variables, `expected`, `expected_json`.
-    pub contexts: std::collections::HashMap<String, Map<String, Value>>,
-    /// Checks declared by a case itself (the dataset's `checks` column).
-    pub case_checks: std::collections::HashMap<String, Vec<crate::checks::Check>>,
+    /// The cases themselves (variables, expectations), for whatever scores the outputs.
+    pub case_data: Vec<PlanCase>,
+}
+
+/// A planned case and the dataset file it came from.
+#[derive(Debug, Clone)]
+pub struct PlanCase {
+    pub file: Arc<str>,
+    pub case: dataset::Case,
 }
 
 /// Render every case of every dataset (all problems reported at once, with file:line). The
@@ -145,30 +150,6 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(Error::many(ErrorKind::Usage, problems));
     }
-    let mut case_checks = std::collections::HashMap::new();
-    for (ds, case) in &rows {
-        if let Some(Value::Array(list)) = &case.checks {
-            let place = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
-            match crate::checks::parse_checks(list, &place) {
-                Ok(parsed) => {
-                    case_checks.insert(case.id.clone(), parsed);
-                }
-                Err(e) => problems.extend(e.diagnostics),
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::many(ErrorKind::Usage, problems));
-    }
-    let contexts = rows
-        .iter()
-        .map(|(_, c)| {
-            (
-                c.id.clone(),
-                crate::checks::context(&c.vars, c.expected.as_ref(), c.expected_json.as_ref()),
-            )
-        })
-        .collect();
     Ok(Plan {
         prompt: prompt.to_string(),
         version_id: version_id.to_string(),
@@ -176,8 +157,7 @@ pub fn plan(
         cases: rows.len(),
         repeats,
         calls,
-        contexts,
-        case_checks,
+        case_data: Vec::new(),
     })
 }
 

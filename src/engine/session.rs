@@ -13,7 +13,7 @@ use crate::registry::{Ref, Repo};
 use crate::suite;
 
 use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
-use super::{CacheMode, Interrupt, Observer, Options, Plan, Summary, execute, plan};
+use super::{CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Summary, execute, plan};
 
 /// What to evaluate and how.
 #[derive(Debug, Clone, Default)]
@@ -38,8 +38,6 @@ pub struct EvalRequest {
 /// A finished (or interrupted) evaluation.
 pub struct Evaluation {
     pub run: RunDir,
-    /// The suite's checks (empty: none declared).
-    pub checks: Vec<crate::checks::Check>,
     pub artifact: crate::artifact::Artifact,
     pub manifest: Manifest,
     pub plan: Plan,
@@ -52,7 +50,8 @@ pub struct Evaluation {
 /// Everything prepared before the first call.
 pub struct Prepared {
     pub plan: Plan,
-    pub checks: Vec<crate::checks::Check>,
+    /// The suite (its `checks:` and `gate:` are for the stages after the run).
+    pub suite: suite::Loaded,
     pub artifact: crate::artifact::Artifact,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
@@ -123,12 +122,6 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     if !problems.is_empty() {
         return Err(Error::many(crate::ErrorKind::Usage, problems));
     }
-    let suite_file = suite
-        .path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "suite".into());
-    let checks = crate::checks::parse_checks(&suite.suite.checks, &suite_file)?;
     let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
     let model = req.model.clone().or(suite.suite.model.clone());
     let plan = plan(
@@ -283,9 +276,21 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             (run, m)
         }
     };
+    // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
+    let mut plan = plan;
+    plan.case_data = datasets
+        .into_iter()
+        .flat_map(|d| {
+            let file: Arc<str> = d.path.display().to_string().into();
+            d.cases.into_iter().map(move |case| PlanCase {
+                file: file.clone(),
+                case,
+            })
+        })
+        .collect();
     Ok(Prepared {
         plan,
-        checks,
+        suite,
         artifact: loaded.artifact.clone(),
         provider,
         provider_config,
@@ -305,7 +310,6 @@ pub async fn run(
 ) -> Result<Evaluation> {
     let Prepared {
         plan,
-        checks,
         artifact,
         provider,
         options,
@@ -342,7 +346,6 @@ pub async fn run(
     }
     Ok(Evaluation {
         run,
-        checks,
         artifact,
         manifest,
         plan,
