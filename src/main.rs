@@ -16,6 +16,8 @@ fn main() -> ExitCode {
             cli::Outcome::Problems => exit_codes::USAGE,
             cli::Outcome::Infrastructure => exit_codes::INFRASTRUCTURE,
             cli::Outcome::Interrupted => exit_codes::INTERRUPTED,
+            cli::Outcome::GateFail => exit_codes::GATE_FAIL,
+            cli::Outcome::Inconclusive => exit_codes::INCONCLUSIVE,
         },
         Err(err) => {
             eprint!("{err}");

@@ -25,3 +25,18 @@ fn label_set_help() {
 fn render_help() {
     insta::assert_snapshot!(help(&["render", "--help"]));
 }
+
+#[test]
+fn gate_help() {
+    insta::assert_snapshot!(help(&["gate", "--help"]));
+}
+
+#[test]
+fn promote_help() {
+    insta::assert_snapshot!(help(&["promote", "--help"]));
+}
+
+#[test]
+fn rollback_help() {
+    insta::assert_snapshot!(help(&["rollback", "--help"]));
+}

@@ -10,4 +10,5 @@ mod error_messages;
 mod gate;
 mod help;
 mod identity;
+mod promotion;
 mod stats_reference;

@@ -6,21 +6,16 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{Outcome, open_repo, progress::Bar};
-use crate::checks::Check;
-use crate::checks::score::{self, Cases, FailingCheck, MetricSummary, Scorable};
+use crate::checks::score::{self, FailingCheck, MetricSummary};
 use crate::engine::session::{self, EvalRequest};
+use crate::engine::store::{RunDir, list_runs};
 use crate::engine::{Interrupt, Summary, over_error_budget};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
-use crate::gate::Policy;
+use crate::pipeline::{RunSide, Scoring};
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls.\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done, 2 bad input, 4 more errored calls than the error budget
-(`gate.error_budget` in the suite, default 5 %), 130 interrupted."
-)]
-pub struct EvalArgs {
-    /// The version, e.g. `support_agent@v3`.
-    pub reference: String,
+/// How to run a suite: shared by `eval`, `gate` and `promote`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     /// The suite file.
     #[arg(long, value_name = "FILE")]
     pub suite: Option<PathBuf>,
@@ -45,46 +40,96 @@ pub struct EvalArgs {
     /// Make every call again and overwrite the cache.
     #[arg(long, conflicts_with = "no_cache")]
     pub refresh: bool,
-    /// Finish an interrupted run: make only the calls it is missing.
-    #[arg(long, value_name = "RUN")]
-    pub resume: Option<String>,
     /// Serve answers recorded in a run (id or folder) or a cassette file; make no live calls.
     #[arg(long, value_name = "RUN|FILE")]
     pub replay: Option<String>,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
 }
 
-pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<Outcome> {
-    let repo = open_repo(start, from_cwd)?;
-    let req = EvalRequest {
-        reference: args.reference.clone(),
-        suite: args.suite.clone(),
-        datasets: args.datasets.clone(),
-        provider: args.provider.clone(),
-        model: args.model.clone(),
-        concurrency: args.concurrency,
-        repeats: args.repeat,
-        no_cache: args.no_cache,
-        refresh: args.refresh,
-        resume: args.resume.clone(),
-        replay: args.replay.clone(),
-    };
-    let prepared = session::prepare(&repo, &req)?;
-    // Everything the stages after the run need is validated before the first call.
-    let suite_file = prepared
-        .suite
-        .path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "suite".into());
-    let checks = crate::checks::parse_checks(&prepared.suite.suite.checks, &suite_file)?;
-    let policy = Policy::from_value(prepared.suite.suite.gate.as_ref(), &suite_file)?;
-    let cases = Cases::from_plan(&prepared.plan.case_data, !checks.is_empty())?;
+impl RunArgs {
+    pub fn request(&self, reference: &str, resume: Option<String>) -> EvalRequest {
+        EvalRequest {
+            reference: reference.to_string(),
+            suite: self.suite.clone(),
+            datasets: self.datasets.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            concurrency: self.concurrency,
+            repeats: self.repeat,
+            no_cache: self.no_cache,
+            refresh: self.refresh,
+            resume,
+            replay: self.replay.clone(),
+        }
+    }
+}
+
+/// Where reports go: shared by `eval --compare-to`, `gate` and `promote`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Also write these reports: any of md, json, junit, html, terminal (comma-separated).
+    #[arg(long, value_name = "FORMATS")]
+    pub report: Option<String>,
+    /// Folder for --report files (default: the candidate's run folder).
+    #[arg(long, value_name = "DIR", requires = "report")]
+    pub out: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// Validate `--report` before any call is made.
+    pub fn formats(&self) -> Result<Vec<&'static dyn crate::report::Sink>> {
+        match &self.report {
+            Some(spec) => crate::report::parse_formats(spec),
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Write the chosen formats and say where.
+    pub fn write(
+        &self,
+        formats: &[&'static dyn crate::report::Sink],
+        report: &crate::report::Report,
+        run_dir: &std::path::Path,
+    ) -> Result<()> {
+        if formats.is_empty() {
+            return Ok(());
+        }
+        let dir = self.out.clone().unwrap_or_else(|| run_dir.to_path_buf());
+        for path in crate::report::write(report, formats, &dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls (nightly\ndrift checks pass --refresh).\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@production --refresh --compare-to last --report md,junit\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done (or no significant drop), 1 a significant drop against --compare-to,\n2 bad input, 3 --compare-to cannot tell, 4 more errored calls than the error budget\n(`gate.error_budget` in the suite, default 5 %), 130 interrupted."
+)]
+pub struct EvalArgs {
+    /// The version, e.g. `support_agent@v3`.
+    pub reference: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Finish an interrupted run: make only the calls it is missing.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Compare with a stored run (id, folder, or `last`: the latest complete run of this
+    /// version) using the gate's statistics: model or provider drift.
+    #[arg(long, value_name = "RUN|last")]
+    pub compare_to: Option<String>,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Build the runtime, run `work` with Ctrl-C wired to an [`Interrupt`] (first: drain, second:
+/// abort), and shut the runtime down without waiting for the signal task.
+pub fn run_interruptible<T>(work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,9 +139,8 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
                 Diagnostic::error(format!("cannot start the async runtime: {e}")),
             )
         })?;
-    let bar = Arc::new(Bar::new(args.quiet || args.json));
     let interrupt = Arc::new(Interrupt::new());
-    let evaluation = runtime.block_on(async {
+    let out = runtime.block_on(async {
         let i = interrupt.clone();
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
@@ -106,14 +150,45 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
                 }
             }
         });
-        session::run(&repo, prepared, bar.clone(), interrupt.clone()).await
+        work(interrupt.clone()).await
+    });
+    runtime.shutdown_background();
+    out
+}
+
+pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<Outcome> {
+    let repo = open_repo(start, from_cwd)?;
+    let formats = args.reports.formats()?;
+    if args.compare_to.is_none() && !formats.is_empty() {
+        return Err(
+            Error::usage("`--report` needs `--compare-to`: a report compares two runs")
+                .with_hint("add `--compare-to last` to compare with this version's previous run"),
+        );
+    }
+    let req = args.run.request(&args.reference, args.resume.clone());
+    let prepared = session::prepare(&repo, &req)?;
+    // Everything the stages after the run need is validated before the first call.
+    let scoring = Scoring::from_prepared(&prepared)?;
+    let stored = match &args.compare_to {
+        Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
+        None => None,
+    };
+    let order = crate::pipeline::case_order(&prepared.plan);
+    let bar = Arc::new(Bar::new(args.run.quiet || args.json));
+    let evaluation = run_interruptible(async |interrupt| {
+        session::run(&repo, prepared, bar.clone(), interrupt).await
     })?;
     bar.finish();
     for w in &evaluation.warnings {
         eprintln!("warning: {w}");
     }
     let s = &evaluation.summary;
-    let (metrics, failing) = score_checks(&evaluation, &checks, &cases)?;
+    let scored =
+        crate::pipeline::score_records(&evaluation.records, &evaluation.artifact, &scoring);
+    if !scoring.is_empty() {
+        crate::pipeline::write_scored(&evaluation.run, &scored)?;
+    }
+    let (metrics, failing) = score::summarize(&scored);
     if args.json {
         let mut v = serde_json::to_value(s).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
@@ -131,8 +206,6 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         print!("{}", render_summary(s, &evaluation.manifest, &repo.root));
         print!("{}", render_checks(&metrics, &failing));
     }
-    // Drop the runtime without waiting for the signal task.
-    runtime.shutdown_background();
     if s.missing > 0 {
         eprintln!(
             "interrupted: {} of {} calls not made; finish with `promptgate eval {} --resume {}`",
@@ -140,48 +213,97 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         );
         return Ok(Outcome::Interrupted);
     }
-    if over_error_budget(s, policy.error_budget()) {
+    if over_error_budget(s, scoring.policy.error_budget()) {
         eprintln!(
             "error: {} of {} calls errored, over the {:.0} % budget: this run does not count",
             s.errors,
             s.calls,
-            policy.error_budget() * 100.0
+            scoring.policy.error_budget() * 100.0
         );
         return Ok(Outcome::Infrastructure);
     }
-    Ok(Outcome::Success)
+    let Some((run, manifest)) = stored else {
+        return Ok(Outcome::Success);
+    };
+    // Nightly drift: the stored run is the baseline, this one the candidate.
+    let prompt = repo.prompt(&manifest.prompt)?;
+    let version = prompt
+        .version(&manifest.version_id)
+        .cloned()
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "run `{}` evaluated `{}@{}`, which is not registered any more",
+                run.id, manifest.prompt, manifest.version_id
+            ))
+        })?;
+    let stored_artifact = repo.load_version(&prompt, &version)?.artifact;
+    let stored_records = run.records()?;
+    let report = crate::pipeline::compare(
+        "compare",
+        &scoring,
+        &RunSide {
+            reference: run.id.clone(),
+            run: &run,
+            manifest: &manifest,
+            labels: vec![],
+            records: &stored_records,
+            artifact: &stored_artifact,
+        },
+        &RunSide {
+            reference: args.reference.clone(),
+            run: &evaluation.run,
+            manifest: &evaluation.manifest,
+            labels: vec![],
+            records: &evaluation.records,
+            artifact: &evaluation.artifact,
+        },
+        &order,
+        false,
+    )?;
+    crate::pipeline::gating::persist(&evaluation.run, &report)?;
+    if !args.json {
+        println!();
+        print!("{}", crate::report::terminal(&report));
+    }
+    args.reports
+        .write(&formats, &report, &evaluation.run.path)?;
+    Ok(super::gate::outcome_of(report.decision.verdict))
 }
 
-/// Score the run's outputs with the suite's and the cases' checks and write `checks.jsonl`
-/// beside the results.
-fn score_checks(
-    ev: &crate::engine::session::Evaluation,
-    checks: &[Check],
-    cases: &Cases,
-) -> Result<(Vec<MetricSummary>, Vec<FailingCheck>)> {
-    if checks.is_empty() && cases.own.is_empty() {
-        return Ok((vec![], vec![]));
+/// The stored run `--compare-to` names: an id, a folder, or `last` (the latest complete run of
+/// the same version, before this one).
+fn stored_run(
+    repo: &crate::registry::Repo,
+    which: &str,
+    current: &crate::engine::store::Manifest,
+) -> Result<(RunDir, crate::engine::store::Manifest)> {
+    if which == "last" {
+        return list_runs(&repo.state_dir())
+            .into_iter()
+            .rev()
+            .find(|(r, m)| {
+                r.id != current.run_id
+                    && m.prompt == current.prompt
+                    && m.version_hash == current.version_hash
+                    && m.status == "complete"
+            })
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "no earlier complete run of `{}@{}` to compare with",
+                    current.prompt, current.version_id
+                ))
+                .with_hint("run `promptgate eval` once first; later runs compare against it")
+            });
     }
-    let outputs: Vec<Scorable<'_>> = ev
-        .records
-        .iter()
-        .map(|r| Scorable {
-            case_id: &r.case_id,
-            sample: r.sample,
-            output: r.output.as_ref(),
-            latency_ms: r.latency_ms,
-            cost_usd: r.cost_usd,
-        })
-        .collect();
-    let scored =
-        score::score_with_case_checks(checks, &cases.own, &ev.artifact, &cases.contexts, &outputs);
-    let mut text = String::new();
-    for s in &scored {
-        text.push_str(&serde_json::to_string(s).unwrap_or_default());
-        text.push('\n');
+    let run = RunDir::open(&repo.state_dir(), which)?;
+    let m = run.manifest()?;
+    if m.prompt != current.prompt {
+        return Err(Error::usage(format!(
+            "run `{}` evaluated prompt `{}`, not `{}`",
+            run.id, m.prompt, current.prompt
+        )));
     }
-    crate::fsutil::write_atomic(&ev.run.path.join("checks.jsonl"), text.as_bytes())?;
-    Ok(score::summarize(&scored))
+    Ok((run, m))
 }
 
 /// Per-metric pass rates and the checks that fail most, one example each.

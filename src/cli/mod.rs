@@ -2,7 +2,9 @@
 //! terminal: data goes to stdout, diagnostics and warnings to stderr.
 
 mod eval;
+mod gate;
 mod progress;
+mod runs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ pub enum Outcome {
     Infrastructure,
     /// Interrupted before every call was made: exit 130.
     Interrupted,
+    /// The gate decided FAIL: exit 1.
+    GateFail,
+    /// The gate decided INCONCLUSIVE: exit 3.
+    Inconclusive,
 }
 
 #[derive(Debug, Parser)]
@@ -128,8 +134,19 @@ pub enum Command {
     /// Who changed what, when and why — newest first.
     #[command(after_help = "Example:\n  promptgate log support_agent --label production")]
     Log(LogArgs),
-    /// Run a version over its suite's golden datasets (nightly regression).
+    /// Run a version over its suite's golden datasets (nightly regression with --compare-to).
     Eval(eval::EvalArgs),
+    /// Decide statistically whether a candidate version is not worse than a baseline.
+    Gate(gate::GateArgs),
+    /// Gate a version against a label's target, then move the label (compare-and-swap, audited).
+    Promote(gate::PromoteArgs),
+    /// Move a label back to its previous target, instantly (compare-and-swap, audited).
+    Rollback(gate::RollbackArgs),
+    /// List, inspect and prune stored runs.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
     /// Lint everything: files parse, hashes match, labels resolve, audit chains verify.
     #[command(after_help = "Lists every problem; exits 2 if there is any.")]
     Check,
@@ -232,6 +249,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Log(args) => log(&open()?, &args),
         Command::Check => check(&open()?),
         Command::Eval(args) => eval::eval(&cwd, cli.repo.is_none(), args),
+        Command::Gate(args) => gate::gate(&open()?, args),
+        Command::Promote(args) => gate::promote(&open()?, args, &actor()),
+        Command::Rollback(args) => gate::rollback(&open()?, args, &actor()),
+        Command::Runs { command } => runs::runs(&open()?, command),
     }
 }
 

@@ -215,6 +215,32 @@ impl RunDir {
     }
 }
 
+/// Every run folder with a readable manifest, oldest first (run ids start with their UTC start
+/// time). Folders without one (a run that died before writing it) are skipped.
+pub fn list_runs(state_dir: &Path) -> Vec<(RunDir, Manifest)> {
+    let root = RunDir::runs_root(state_dir);
+    let mut out: Vec<(RunDir, Manifest)> = fs::read_dir(&root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let run = RunDir {
+                        id: e.file_name().to_string_lossy().into_owned(),
+                        path: e.path(),
+                    };
+                    let m = run.manifest().ok()?;
+                    Some((run, m))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| {
+        a.1.started_at
+            .cmp(&b.1.started_at)
+            .then_with(|| a.0.id.cmp(&b.0.id))
+    });
+    out
+}
+
 /// Append one JSON line (a single write, so a crash loses at most the line being written).
 pub fn append_line<T: Serialize>(file: &mut impl Write, value: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;

@@ -1,0 +1,308 @@
+//! `promptgate gate`, `promote` and `rollback`: the evaluation gate, and the only ways a label
+//! moves besides the raw `label set`.
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::eval::{ReportArgs, RunArgs, run_interruptible};
+use super::{Outcome, progress::Bar};
+use crate::error::{Error, Result};
+use crate::gate::Verdict;
+use crate::pipeline::gating::{GatePlan, GateRequest, GateResult, admits};
+use crate::registry::{Expect, LabelMove, Ref, Repo, audit};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Runs both versions over the prompt's suite (one cache: an unchanged baseline costs\nnothing), pairs them case by case and decides with the suite's `gate:` policy. The decision\nand report.json go into the candidate's run folder.\n\nExamples:\n  promptgate gate support_agent --candidate v3\n  promptgate gate support_agent --candidate v4 --baseline canary --report md,junit --out reports/\n\nExit codes: 0 PASS, 1 FAIL, 2 bad input, 3 INCONCLUSIVE, 4 too many errored calls\n(the comparison does not count), 130 interrupted."
+)]
+pub struct GateArgs {
+    /// The prompt, e.g. `support_agent`.
+    pub prompt: String,
+    /// The version to judge: `v3`, a label, a hash prefix, or `name@…`.
+    #[arg(long, value_name = "REF")]
+    pub candidate: String,
+    /// What it must not be worse than.
+    #[arg(long, value_name = "REF", default_value = "production")]
+    pub baseline: String,
+    /// Let breaking changes to the output or tool schemas through (they FAIL by default).
+    #[arg(long)]
+    pub allow_breaking: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+    /// Print the JSON report instead of the terminal one.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Gates the version against the label's current target and, only on PASS, moves the label\nwith compare-and-swap against the version it was gated against: if someone moved the label\nmeanwhile, nothing is overwritten (exit 5). The audit entry carries the gate's run id and\nthe SHA-256 of its JSON report.\n\nExamples:\n  promptgate promote support_agent@v3 --label production -m 'shorter answers'\n  promptgate promote support_agent@v3 --label production --skip-gate -m 'hotfix: INC-1234'\n\nExit codes: 0 moved, 1 FAIL, 2 bad input, 3 INCONCLUSIVE, 4 too many errored calls,\n5 the label moved during the gate."
+)]
+pub struct PromoteArgs {
+    /// The version to promote, e.g. `support_agent@v3`.
+    pub reference: String,
+    /// The label to move, e.g. `production`.
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+    /// Why (recorded in the audit log; required with --skip-gate).
+    #[arg(short = 'm', long = "message", value_name = "WHY")]
+    pub message: Option<String>,
+    /// Move without gating (emergencies only; recorded as such in the audit log).
+    #[arg(long)]
+    pub skip_gate: bool,
+    /// Let breaking changes to the output or tool schemas through.
+    #[arg(long)]
+    pub allow_breaking: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Moves LABEL back to the version it pointed at before its last move (from the audit log),\nor to --to. No gate: a rollback must be instant. Compare-and-swap and audited like every move.\n\nExamples:\n  promptgate rollback support_agent --label production -m 'v3 escalates too little'\n  promptgate rollback support_agent --label production --to v1 -m 'back to the known good'"
+)]
+pub struct RollbackArgs {
+    /// The prompt, e.g. `support_agent`.
+    pub prompt: String,
+    /// The label to move back.
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+    /// Why (recorded in the audit log).
+    #[arg(short = 'm', long = "message", value_name = "WHY")]
+    pub message: String,
+    /// Move to this version instead of the previous target.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+/// The exit a verdict maps to.
+pub fn outcome_of(v: Verdict) -> Outcome {
+    match v {
+        Verdict::Pass => Outcome::Success,
+        Verdict::Fail => Outcome::GateFail,
+        Verdict::Inconclusive => Outcome::Inconclusive,
+        Verdict::Invalid => Outcome::Infrastructure,
+    }
+}
+
+/// Run a gate and print it; `None` when interrupted.
+fn run_gate(
+    repo: &Repo,
+    req: &GateRequest,
+    run: &RunArgs,
+    reports: &ReportArgs,
+    json: bool,
+) -> Result<Option<crate::pipeline::gating::GateOutcome>> {
+    let formats = reports.formats()?;
+    let plan = GatePlan::prepare(repo, req)?;
+    for p in plan
+        .power
+        .iter()
+        .filter(|p| p.identical_pass_probability < 0.8)
+    {
+        eprintln!(
+            "warning: `{}` is underpowered: {} (estimated from the baseline's last run)",
+            p.metric, p.text
+        );
+    }
+    let bar = Arc::new(Bar::new(run.quiet || json));
+    let result = run_interruptible(async |interrupt| plan.run(repo, bar.clone(), interrupt).await)?;
+    bar.finish();
+    let outcome = match result {
+        GateResult::Interrupted { missing } => {
+            eprintln!(
+                "interrupted: {missing} calls not made; run the gate again — answers already received are cached"
+            );
+            return Ok(None);
+        }
+        GateResult::Decided(o) => *o,
+    };
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        print!("{}", outcome.report.to_json());
+    } else {
+        print!("{}", crate::report::terminal(&outcome.report));
+        println!(
+            "  report   {} (sha256 {})",
+            outcome
+                .candidate_run
+                .path
+                .join(crate::pipeline::gating::REPORT_FILE)
+                .display(),
+            &outcome.digest[..12]
+        );
+    }
+    reports.write(&formats, &outcome.report, &outcome.candidate_run.path)?;
+    Ok(Some(outcome))
+}
+
+pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
+    let req = GateRequest {
+        prompt: args.prompt.clone(),
+        candidate: args.candidate.clone(),
+        baseline: args.baseline.clone(),
+        options: args.run.request("", None),
+        allow_breaking: args.allow_breaking,
+    };
+    match run_gate(repo, &req, &args.run, &args.reports, args.json)? {
+        None => Ok(Outcome::Interrupted),
+        Some(o) => Ok(outcome_of(o.report.decision.verdict)),
+    }
+}
+
+pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
+    let r = Ref::parse(&args.reference)?;
+    let (prompt, candidate, _) = repo.resolve(&r)?;
+    let current = prompt.registry.labels.get(&args.label).cloned();
+    if current.as_deref() == Some(candidate.id.as_str()) {
+        return Err(Error::usage(format!(
+            "`{}@{}` already points at `{}`: nothing to promote",
+            prompt.name, args.label, candidate.id
+        )));
+    }
+    let mv = |reason: String, gate_run, digest, skip_gate| LabelMove {
+        prompt: prompt.name.clone(),
+        label: args.label.clone(),
+        target: candidate.id.clone(),
+        expect: current
+            .clone()
+            .map(Expect::Version)
+            .unwrap_or(Expect::Absent),
+        actor: actor.to_string(),
+        reason,
+        action: audit::Action::Promote,
+        gate_run,
+        report_digest: digest,
+        skip_gate,
+    };
+    if args.skip_gate {
+        let Some(why) = args.message.clone().filter(|m| !m.trim().is_empty()) else {
+            return Err(Error::usage("`--skip-gate` needs a reason").with_hint(
+                "say why the gate is skipped with `-m \"…\"`; it goes into the audit log",
+            ));
+        };
+        let e = repo.move_label(&mv(why, None, None, true))?;
+        eprintln!("warning: promoted without a gate (recorded in the audit log)");
+        println!(
+            "{}@{}: {} → {} (gate skipped)",
+            prompt.name,
+            args.label,
+            e.from.as_deref().unwrap_or("(new)"),
+            candidate.id
+        );
+        return Ok(Outcome::Success);
+    }
+    let Some(baseline) = current.clone() else {
+        return Err(Error::usage(format!(
+            "label `{}` of `{}` does not exist yet: there is nothing to gate against",
+            args.label, prompt.name
+        ))
+        .with_hint(format!(
+            "create it with `promptgate label set {} {} {} --expect none -m \"…\"`",
+            prompt.name, args.label, candidate.id
+        )));
+    };
+    let req = GateRequest {
+        prompt: prompt.name.clone(),
+        candidate: candidate.id.clone(),
+        // The version, not the label: the comparison must not change under us.
+        baseline: baseline.clone(),
+        options: args.run.request("", None),
+        allow_breaking: args.allow_breaking,
+    };
+    let Some(outcome) = run_gate(repo, &req, &args.run, &args.reports, false)? else {
+        return Ok(Outcome::Interrupted);
+    };
+    let verdict = outcome.report.decision.verdict;
+    if !admits(verdict, &outcome.policy) {
+        eprintln!(
+            "not promoted: the gate decided {}; `{}@{}` still points at `{baseline}`",
+            crate::report::verdict_word(verdict),
+            prompt.name,
+            args.label
+        );
+        return Ok(outcome_of(verdict));
+    }
+    let why = args.message.clone().unwrap_or_else(|| {
+        format!(
+            "gate {} (run {})",
+            crate::report::verdict_word(verdict),
+            outcome.candidate_run.id
+        )
+    });
+    let e = repo.move_label(&mv(
+        why,
+        Some(outcome.candidate_run.id.clone()),
+        Some(outcome.digest.clone()),
+        false,
+    ))?;
+    println!(
+        "promoted {}@{}: {} → {} (audit #{})",
+        prompt.name, args.label, baseline, candidate.id, e.seq
+    );
+    Ok(Outcome::Success)
+}
+
+pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome> {
+    let prompt = repo.prompt(&args.prompt)?;
+    let Some(current) = prompt.registry.labels.get(&args.label).cloned() else {
+        let known: Vec<&String> = prompt.registry.labels.keys().collect();
+        return Err(
+            Error::usage(format!("`{}` has no label `{}`", prompt.name, args.label))
+                .with_hint(format!("its labels: {}", crate::error::list_names(&known))),
+        );
+    };
+    let target = match &args.to {
+        Some(t) => t.clone(),
+        None => {
+            let log = repo.audit(&prompt.name)?;
+            let last = log
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.label.as_deref() == Some(args.label.as_str()))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "the audit log has no move of `{}@{}`",
+                        prompt.name, args.label
+                    ))
+                    .with_hint("name the target with `--to VERSION`")
+                })?;
+            last.from.clone().ok_or_else(|| {
+                Error::usage(format!(
+                    "`{}@{}` was created by its last move (audit #{}): there is no previous target",
+                    prompt.name, args.label, last.seq
+                ))
+                .with_hint("name the target with `--to VERSION`")
+            })?
+        }
+    };
+    let e = repo.move_label(&LabelMove {
+        prompt: prompt.name.clone(),
+        label: args.label.clone(),
+        target,
+        expect: Expect::Version(current.clone()),
+        actor: actor.to_string(),
+        reason: args.message.clone(),
+        action: audit::Action::Rollback,
+        gate_run: None,
+        report_digest: None,
+        skip_gate: false,
+    })?;
+    println!(
+        "rolled back {}@{}: {} → {} (audit #{})",
+        prompt.name,
+        args.label,
+        current,
+        e.to.as_deref().unwrap_or("?"),
+        e.seq
+    );
+    Ok(Outcome::Success)
+}

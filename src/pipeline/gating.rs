@@ -1,0 +1,238 @@
+//! The gate: run the baseline and the candidate over the same suite (through the same cache,
+//! so an unchanged baseline costs nothing), compare them and persist the decision and its
+//! report into the candidate's run folder.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{RunSide, Scoring, case_order, compare, power_before_run};
+use crate::engine::session::{self, EvalRequest, Prepared};
+use crate::engine::store::RunDir;
+use crate::engine::{Interrupt, Observer};
+use crate::error::{Error, Result};
+use crate::gate::{PowerNote, Verdict};
+use crate::registry::{Ref, Repo};
+use crate::report::Report;
+
+/// What to gate.
+#[derive(Debug, Clone, Default)]
+pub struct GateRequest {
+    /// The prompt both sides belong to.
+    pub prompt: String,
+    /// The candidate: a selector (`v3`) or a full reference (`support_agent@v3`).
+    pub candidate: String,
+    /// The baseline, likewise (usually a label such as `production`).
+    pub baseline: String,
+    /// Run options shared by both sides (`reference` is ignored).
+    pub options: EvalRequest,
+    /// Let breaking schema changes through.
+    pub allow_breaking: bool,
+}
+
+/// `gate.json` in the candidate's run folder: the decision and where its evidence is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub verdict: String,
+    pub prompt: String,
+    pub candidate: String,
+    pub baseline: String,
+    pub candidate_run: String,
+    pub baseline_run: String,
+    /// SHA-256 of `report.json` in the same folder.
+    pub report_digest: String,
+    pub decided_at: String,
+}
+
+/// Name of the decision file in a run folder.
+pub const GATE_FILE: &str = "gate.json";
+/// Name of the JSON report in a run folder.
+pub const REPORT_FILE: &str = "report.json";
+
+/// A gate ready to run: both sides planned, the suite's checks and policy parsed.
+pub struct GatePlan {
+    pub baseline: Prepared,
+    pub candidate: Prepared,
+    pub scoring: Scoring,
+    pub baseline_ref: String,
+    pub candidate_ref: String,
+    /// The power note before any call, from the baseline's last scored run (if any).
+    pub power: Vec<PowerNote>,
+    allow_breaking: bool,
+}
+
+/// A decided gate.
+pub struct GateOutcome {
+    pub report: Report,
+    /// SHA-256 of the JSON report written to the candidate's run folder.
+    pub digest: String,
+    pub candidate_run: RunDir,
+    pub baseline_run: RunDir,
+    /// The policy the gate applied (its `on_inconclusive` decides what a promotion does).
+    pub policy: crate::gate::Policy,
+    pub warnings: Vec<String>,
+}
+
+/// How a gate run ended.
+pub enum GateResult {
+    Decided(Box<GateOutcome>),
+    /// Ctrl-C before every call was made; answers received so far are cached.
+    Interrupted {
+        missing: usize,
+    },
+}
+
+fn full_ref(prompt: &str, r: &str) -> String {
+    if r.contains('@') {
+        r.to_string()
+    } else {
+        format!("{prompt}@{r}")
+    }
+}
+
+impl GatePlan {
+    /// Resolve both sides, load the suite, plan both runs and parse checks and policy: every
+    /// problem that does not need a model is found here.
+    pub fn prepare(repo: &Repo, req: &GateRequest) -> Result<GatePlan> {
+        let candidate_ref = full_ref(&req.prompt, &req.candidate);
+        let baseline_ref = full_ref(&req.prompt, &req.baseline);
+        for r in [&candidate_ref, &baseline_ref] {
+            let parsed = Ref::parse(r)?;
+            if parsed.prompt != req.prompt {
+                return Err(Error::usage(format!(
+                    "`{r}` is not a version of `{}`: a gate compares two versions of one prompt",
+                    req.prompt
+                )));
+            }
+        }
+        // Resolve both before creating any run folder.
+        let (prompt, b, _) = repo.resolve(&Ref::parse(&baseline_ref)?)?;
+        repo.resolve(&Ref::parse(&candidate_ref)?)?;
+        let side = |reference: &str| EvalRequest {
+            reference: reference.to_string(),
+            resume: None,
+            ..req.options.clone()
+        };
+        let candidate = session::prepare(repo, &side(&candidate_ref))?;
+        let scoring = Scoring::from_prepared(&candidate)?;
+        if scoring.is_empty() {
+            return Err(Error::usage(format!(
+                "the suite of `{}` has no checks: there is nothing to compare",
+                prompt.name
+            ))
+            .with_hint(format!(
+                "add `checks:` to {}",
+                prompt.dir.join(crate::registry::SUITE_FILE).display()
+            )));
+        }
+        let baseline = session::prepare(repo, &side(&baseline_ref))?;
+        let power = power_before_run(
+            &repo.state_dir(),
+            &b.hash,
+            candidate.plan.cases,
+            &scoring.policy,
+        );
+        Ok(GatePlan {
+            baseline,
+            candidate,
+            scoring,
+            baseline_ref,
+            candidate_ref,
+            power,
+            allow_breaking: req.allow_breaking,
+        })
+    }
+
+    /// Run the baseline, then the candidate, then decide.
+    pub async fn run(
+        self,
+        repo: &Repo,
+        observer: Arc<dyn Observer>,
+        interrupt: Arc<Interrupt>,
+    ) -> Result<GateResult> {
+        let order = case_order(&self.candidate.plan);
+        let base = session::run(repo, self.baseline, observer.clone(), interrupt.clone()).await?;
+        if base.summary.missing > 0 {
+            return Ok(GateResult::Interrupted {
+                missing: base.summary.missing,
+            });
+        }
+        let cand = session::run(repo, self.candidate, observer, interrupt).await?;
+        if cand.summary.missing > 0 {
+            return Ok(GateResult::Interrupted {
+                missing: cand.summary.missing,
+            });
+        }
+        let prompt = repo.prompt(&cand.manifest.prompt)?;
+        let labels = |id: &str| -> Vec<String> {
+            prompt
+                .labels_of(id)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        let report = compare(
+            "gate",
+            &self.scoring,
+            &RunSide {
+                reference: self.baseline_ref.clone(),
+                run: &base.run,
+                manifest: &base.manifest,
+                labels: labels(&base.manifest.version_id),
+                records: &base.records,
+                artifact: &base.artifact,
+            },
+            &RunSide {
+                reference: self.candidate_ref.clone(),
+                run: &cand.run,
+                manifest: &cand.manifest,
+                labels: labels(&cand.manifest.version_id),
+                records: &cand.records,
+                artifact: &cand.artifact,
+            },
+            &order,
+            self.allow_breaking,
+        )?;
+        let digest = persist(&cand.run, &report)?;
+        let mut warnings = base.warnings;
+        warnings.extend(cand.warnings);
+        Ok(GateResult::Decided(Box::new(GateOutcome {
+            report,
+            digest,
+            candidate_run: cand.run,
+            baseline_run: base.run,
+            policy: self.scoring.policy.clone(),
+            warnings,
+        })))
+    }
+}
+
+/// Write `report.json` and `gate.json` into the candidate's run folder; returns the report's
+/// SHA-256.
+pub fn persist(run: &RunDir, report: &Report) -> Result<String> {
+    let json = report.to_json();
+    let digest = crate::artifact::canonical::sha256_hex(json.as_bytes());
+    crate::fsutil::write_atomic(&run.path.join(REPORT_FILE), json.as_bytes())?;
+    let record = GateRecord {
+        verdict: crate::report::verdict_word(report.decision.verdict).to_string(),
+        prompt: report.prompt.clone(),
+        candidate: report.candidate.version_id.clone(),
+        baseline: report.baseline.version_id.clone(),
+        candidate_run: report.candidate.run_id.clone(),
+        baseline_run: report.baseline.run_id.clone(),
+        report_digest: digest.clone(),
+        decided_at: report.generated_at.clone(),
+    };
+    let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    crate::fsutil::write_atomic(&run.path.join(GATE_FILE), &text)?;
+    Ok(digest)
+}
+
+/// Whether a verdict lets a promotion through under the policy.
+pub fn admits(verdict: Verdict, policy: &crate::gate::Policy) -> bool {
+    match verdict {
+        Verdict::Pass => true,
+        Verdict::Inconclusive => policy.on_inconclusive == Some(crate::gate::OnInconclusive::Allow),
+        Verdict::Fail | Verdict::Invalid => false,
+    }
+}

@@ -1,0 +1,472 @@
+//! Composes the stages after a run: score a run's outputs, pair two scored runs case by case
+//! (fail-closed), decide with the gate policy and build the report. `eval`, `gate`, `promote`
+//! and `eval --compare-to` all go through here, so they cannot disagree.
+
+pub mod gating;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::artifact::{Artifact, diff};
+use crate::checks::Check;
+use crate::checks::score::{self, Cases, Scorable, Scored};
+use crate::engine::session::Prepared;
+use crate::engine::store::{Record, RunDir};
+use crate::error::Result;
+use crate::gate::{self, Decision, Input, MetricData, Policy};
+
+/// What scoring and deciding need, parsed from the suite before the first call.
+#[derive(Debug)]
+pub struct Scoring {
+    pub checks: Vec<Check>,
+    pub policy: Policy,
+    pub cases: Cases,
+    /// Metric names of the suite's checks (every case is scored on these).
+    pub suite_metrics: BTreeSet<String>,
+}
+
+impl Scoring {
+    /// Parse the suite's checks, the cases' own checks and the gate policy: every problem is
+    /// reported now, not after the model calls were paid for.
+    pub fn from_prepared(p: &Prepared) -> Result<Scoring> {
+        let suite_file = p
+            .suite
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "suite".into());
+        let checks = crate::checks::parse_checks(&p.suite.suite.checks, &suite_file)?;
+        let policy = Policy::from_value(p.suite.suite.gate.as_ref(), &suite_file)?;
+        let cases = Cases::from_plan(&p.plan.case_data, !checks.is_empty())?;
+        let suite_metrics = checks.iter().map(|c| c.metric.clone()).collect();
+        Ok(Scoring {
+            checks,
+            policy,
+            cases,
+            suite_metrics,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty() && self.cases.own.is_empty()
+    }
+
+    /// The metrics a case is scored on: the suite's, plus those of its own checks.
+    fn metrics_of(&self, case_id: &str) -> BTreeSet<String> {
+        let mut m = self.suite_metrics.clone();
+        if let Some(own) = self.cases.own.get(case_id) {
+            m.extend(own.iter().map(|c| c.metric.clone()));
+        }
+        m
+    }
+}
+
+/// Score every record of a run with the suite's and the cases' checks.
+pub fn score_records(records: &[Record], artifact: &Artifact, scoring: &Scoring) -> Vec<Scored> {
+    if scoring.is_empty() {
+        return vec![];
+    }
+    let outputs: Vec<Scorable<'_>> = records
+        .iter()
+        .map(|r| Scorable {
+            case_id: &r.case_id,
+            sample: r.sample,
+            output: r.output.as_ref(),
+            latency_ms: r.latency_ms,
+            cost_usd: r.cost_usd,
+        })
+        .collect();
+    score::score_with_case_checks(
+        &scoring.checks,
+        &scoring.cases.own,
+        artifact,
+        &scoring.cases.contexts,
+        &outputs,
+    )
+}
+
+/// Write `checks.jsonl` (one line per output) into a run folder.
+pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
+    let mut text = String::new();
+    for s in scored {
+        text.push_str(&serde_json::to_string(s).unwrap_or_default());
+        text.push('\n');
+    }
+    crate::fsutil::write_atomic(&run.path.join("checks.jsonl"), text.as_bytes())
+}
+
+/// A check that failed on an output, as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedCheck {
+    pub check: String,
+    pub reason: String,
+}
+
+/// One side of one case, as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SideCase {
+    /// Per-metric value: the share of samples that passed, errored samples fail-closed.
+    pub metrics: BTreeMap<String, f64>,
+    /// The first sample's output (cut at [`OUTPUT_CHARS`] characters), or empty.
+    pub output: String,
+    /// The first error, when a sample errored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Checks that failed on the first scored sample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<FailedCheck>,
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+}
+
+/// One paired case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRow {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub baseline: SideCase,
+    pub candidate: SideCase,
+    /// Metrics on which the baseline did better than the candidate on this case.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regressed: Vec<String>,
+    /// Metrics on which the candidate did better.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub improved: Vec<String>,
+}
+
+/// Outputs longer than this are cut in reports.
+pub const OUTPUT_CHARS: usize = 2000;
+
+/// Gather one side's samples per case.
+#[derive(Default)]
+struct Acc {
+    samples: u32,
+    errored: u32,
+    /// metric → (sum of passes over scored samples)
+    passes: BTreeMap<String, f64>,
+    latency: f64,
+    cost: f64,
+    output: Option<String>,
+    error: Option<String>,
+    failed: Option<Vec<FailedCheck>>,
+}
+
+fn output_text(r: &Record) -> String {
+    let Some(c) = &r.output else {
+        return String::new();
+    };
+    let mut s = c.content.clone();
+    for t in &c.tool_calls {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!("→ {}({})", t.name, t.arguments));
+    }
+    if s.chars().count() > OUTPUT_CHARS {
+        s = s.chars().take(OUTPUT_CHARS).collect::<String>() + "…";
+    }
+    s
+}
+
+fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
+    let mut by_key: HashMap<(&str, u32), &Scored> = HashMap::with_capacity(scored.len());
+    for s in scored {
+        by_key.insert((s.case_id.as_str(), s.sample), s);
+    }
+    let mut out: HashMap<String, Acc> = HashMap::new();
+    for r in records {
+        let a = out.entry(r.case_id.clone()).or_default();
+        a.samples += 1;
+        a.latency += r.latency_ms;
+        a.cost += r.cost_usd;
+        if a.output.is_none() && r.output.is_some() {
+            a.output = Some(output_text(r));
+        }
+        match &r.error {
+            Some(e) => {
+                a.errored += 1;
+                if a.error.is_none() {
+                    a.error = Some(e.to_string());
+                }
+            }
+            None => {
+                if let Some(s) = by_key.get(&(r.case_id.as_str(), r.sample)) {
+                    for (m, v) in &s.metrics {
+                        *a.passes.entry(m.clone()).or_default() += f64::from(u8::from(v.pass));
+                    }
+                    if a.failed.is_none() {
+                        a.failed = Some(
+                            s.results
+                                .iter()
+                                .filter(|c| !c.pass)
+                                .map(|c| FailedCheck {
+                                    check: c.check.clone(),
+                                    reason: c.reason.clone(),
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The paired view of two runs: the decision's input and the rows reports show.
+#[derive(Debug, Default)]
+pub struct Paired {
+    pub input: Input,
+    pub cases: Vec<CaseRow>,
+    /// Cases only one side has (an interrupted or different run), left out of the pairing.
+    pub unpaired: Vec<String>,
+}
+
+/// Pair a baseline and a candidate run case by case. Each case's metric value is the mean over
+/// its samples of "passed"; an errored candidate sample counts as failed and an errored
+/// baseline sample as passed (fail closed: errors never help the candidate).
+pub fn pair(
+    scoring: &Scoring,
+    baseline: (&[Record], &[Scored]),
+    candidate: (&[Record], &[Scored]),
+    case_order: &[(String, Option<String>)],
+) -> Paired {
+    let b = accumulate(baseline.0, baseline.1);
+    let c = accumulate(candidate.0, candidate.1);
+    let mut metrics: BTreeMap<String, MetricData> = BTreeMap::new();
+    let mut paired = Paired::default();
+    let (mut cost_c, mut cost_b, mut lat_c, mut lat_b) = (vec![], vec![], vec![], vec![]);
+    let mut seen = BTreeSet::new();
+    for (id, group) in case_order {
+        if !seen.insert(id.as_str()) {
+            continue;
+        }
+        let (Some(bc), Some(cc)) = (b.get(id), c.get(id)) else {
+            if b.contains_key(id) || c.contains_key(id) {
+                paired.unpaired.push(id.clone());
+            }
+            continue;
+        };
+        let side = |a: &Acc, fill: f64, names: &BTreeSet<String>| -> SideCase {
+            let metrics = names
+                .iter()
+                .map(|m| {
+                    let passes = a.passes.get(m).copied().unwrap_or(0.0);
+                    let v = (passes + fill * f64::from(a.errored)) / f64::from(a.samples.max(1));
+                    (m.clone(), v)
+                })
+                .collect();
+            SideCase {
+                metrics,
+                output: a.output.clone().unwrap_or_default(),
+                error: a.error.clone(),
+                failed_checks: a.failed.clone().unwrap_or_default(),
+                latency_ms: a.latency / f64::from(a.samples.max(1)),
+                cost_usd: a.cost / f64::from(a.samples.max(1)),
+            }
+        };
+        let names = scoring.metrics_of(id);
+        let bs = side(bc, 1.0, &names);
+        let cs = side(cc, 0.0, &names);
+        let mut row = CaseRow {
+            id: id.clone(),
+            group: group.clone(),
+            regressed: vec![],
+            improved: vec![],
+            baseline: bs,
+            candidate: cs,
+        };
+        for m in &names {
+            let (bv, cv) = (row.baseline.metrics[m], row.candidate.metrics[m]);
+            let d = metrics.entry(m.clone()).or_insert_with(|| MetricData {
+                name: m.clone(),
+                ..MetricData::default()
+            });
+            d.baseline.push(bv);
+            d.candidate.push(cv);
+            d.groups.push(group.clone().unwrap_or_default());
+            if bv > cv {
+                row.regressed.push(m.clone());
+            } else if cv > bv {
+                row.improved.push(m.clone());
+            }
+        }
+        if bc.errored == 0 && cc.errored == 0 {
+            cost_c.push(row.candidate.cost_usd);
+            cost_b.push(row.baseline.cost_usd);
+            lat_c.push(row.candidate.latency_ms);
+            lat_b.push(row.baseline.latency_ms);
+        }
+        paired.cases.push(row);
+    }
+    for d in metrics.values_mut() {
+        // Groups only count when every case has one.
+        if d.groups.iter().any(String::is_empty) {
+            d.groups.clear();
+        }
+    }
+    paired.input = Input {
+        metrics: metrics.into_values().collect(),
+        cost: Some((cost_c, cost_b)),
+        latency: Some((lat_c, lat_b)),
+        calls: baseline.0.len() + candidate.0.len(),
+        errored_calls: baseline.0.iter().filter(|r| r.error.is_some()).count()
+            + candidate.0.iter().filter(|r| r.error.is_some()).count(),
+        breaking: vec![],
+    };
+    paired
+}
+
+/// Breaking changes to the output schema or tool schemas from `baseline` to `candidate`, in
+/// words.
+pub fn breaking_changes(baseline: &Artifact, candidate: &Artifact) -> Vec<String> {
+    diff::diff(baseline, candidate)
+        .breaking_schema_changes()
+        .map(|c| format!("{} `{}`: {}", c.area.title(), c.path, c.detail))
+        .collect()
+}
+
+/// Decide: pair, add the breaking changes, apply the policy.
+pub fn decide(policy: &Policy, mut paired: Paired, breaking: Vec<String>) -> (Decision, Paired) {
+    paired.input.breaking = breaking;
+    let d = gate::decide(policy, &paired.input);
+    (d, paired)
+}
+
+/// The cases of a plan in dataset order with their groups.
+pub fn case_order(plan: &crate::engine::Plan) -> Vec<(String, Option<String>)> {
+    plan.case_data
+        .iter()
+        .map(|pc| (pc.case.id.clone(), pc.case.group.clone()))
+        .collect()
+}
+
+/// One side of a comparison: a finished run and what it evaluated.
+pub struct RunSide<'a> {
+    /// What the user named (`support_agent@production`, a run id).
+    pub reference: String,
+    pub run: &'a RunDir,
+    pub manifest: &'a crate::engine::store::Manifest,
+    pub labels: Vec<String>,
+    pub records: &'a [Record],
+    pub artifact: &'a Artifact,
+}
+
+impl RunSide<'_> {
+    fn side(&self) -> crate::report::Side {
+        let m = self.manifest;
+        crate::report::Side {
+            reference: self.reference.clone(),
+            version_id: m.version_id.clone(),
+            version_hash: m.version_hash.clone(),
+            labels: self.labels.clone(),
+            run_id: self.run.id.clone(),
+            provider: m.provider.name.clone(),
+            model: m.provider.model.clone(),
+            calls: self.records.len(),
+            errors: self.records.iter().filter(|r| r.error.is_some()).count(),
+            cached: self.records.iter().filter(|r| r.cached).count(),
+            cost_usd: self.records.iter().map(|r| r.cost_usd).sum(),
+        }
+    }
+}
+
+/// Score both sides (writing each run's `checks.jsonl`), pair them, decide and build the
+/// report. `kind` is `gate` or `compare`.
+pub fn compare(
+    kind: &str,
+    scoring: &Scoring,
+    baseline: &RunSide<'_>,
+    candidate: &RunSide<'_>,
+    case_order: &[(String, Option<String>)],
+    allow_breaking: bool,
+) -> Result<crate::report::Report> {
+    let scored_b = score_records(baseline.records, baseline.artifact, scoring);
+    let scored_c = score_records(candidate.records, candidate.artifact, scoring);
+    if !scoring.is_empty() {
+        write_scored(baseline.run, &scored_b)?;
+        write_scored(candidate.run, &scored_c)?;
+    }
+    let breaking = if baseline.manifest.version_hash == candidate.manifest.version_hash {
+        vec![]
+    } else {
+        breaking_changes(baseline.artifact, candidate.artifact)
+    };
+    let mut policy = scoring.policy.clone();
+    if allow_breaking {
+        policy.allow_breaking = Some(true);
+    }
+    let paired = pair(
+        scoring,
+        (baseline.records, &scored_b),
+        (candidate.records, &scored_c),
+        case_order,
+    );
+    let (decision, paired) = decide(&policy, paired, breaking);
+    let m = candidate.manifest;
+    Ok(crate::report::Report {
+        report_version: crate::report::REPORT_VERSION,
+        kind: kind.to_string(),
+        prompt: m.prompt.clone(),
+        generated_at: crate::registry::audit::now(),
+        promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
+        baseline: baseline.side(),
+        candidate: candidate.side(),
+        suite: m.suite.clone(),
+        suite_digest: m.suite_digest.clone(),
+        datasets: m.datasets.clone(),
+        decision,
+        unpaired: paired.unpaired,
+        cases: paired.cases,
+    })
+}
+
+/// The power note before a run: with `n` cases, how likely an identical candidate is to pass,
+/// estimated from the pass rates of the baseline's last complete scored run (σ_d of two
+/// independent draws at that rate, √(2p(1−p)), a conservative guess for a stochastic model).
+/// Empty when the baseline has no scored run yet.
+pub fn power_before_run(
+    state_dir: &std::path::Path,
+    baseline_hash: &str,
+    n: usize,
+    policy: &Policy,
+) -> Vec<gate::PowerNote> {
+    let runs = crate::engine::store::list_runs(state_dir);
+    let Some((run, _)) = runs.iter().rev().find(|(r, m)| {
+        m.version_hash == baseline_hash
+            && m.status == "complete"
+            && r.path.join("checks.jsonl").is_file()
+    }) else {
+        return vec![];
+    };
+    let Ok(text) = std::fs::read_to_string(run.path.join("checks.jsonl")) else {
+        return vec![];
+    };
+    let mut rates: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(ms) = v.get("metrics").and_then(|m| m.as_object()) {
+            for (name, s) in ms {
+                let e = rates.entry(name.clone()).or_default();
+                e.0 += 1.0;
+                e.1 += f64::from(u8::from(
+                    s.get("pass").and_then(|p| p.as_bool()) == Some(true),
+                ));
+            }
+        }
+    }
+    policy
+        .gated()
+        .into_iter()
+        .filter_map(|(name, margin, alpha, _)| {
+            let (count, passed) = rates.get(&name)?;
+            let p = passed / count.max(1.0);
+            let sd = (2.0 * p * (1.0 - p)).sqrt();
+            Some(gate::power_note(&name, n, sd, margin, alpha))
+        })
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! Reports: one [`Report`] object — the decision, both sides and every paired case — and
+//! independent sinks that render it (terminal, Markdown, JSON, JUnit, HTML). Adding a format
+//! is one new file with one [`Sink`].
+
+mod html;
+mod junit;
+mod markdown;
+mod terminal;
+
+use serde::Serialize;
+
+use crate::engine::store::DatasetInfo;
+use crate::error::{Error, Result};
+use crate::gate::{Decision, Verdict};
+use crate::pipeline::CaseRow;
+
+/// The version of the JSON report's schema (`docs/report.schema.json`). Bumped on any change
+/// that is not a pure addition.
+pub const REPORT_VERSION: u32 = 1;
+
+/// One side of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    /// What the user named (`support_agent@production`, or a run id).
+    pub reference: String,
+    pub version_id: String,
+    pub version_hash: String,
+    /// The labels pointing at this version when the report was made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    pub run_id: String,
+    pub provider: String,
+    pub model: String,
+    pub calls: usize,
+    pub errors: usize,
+    pub cached: usize,
+    pub cost_usd: f64,
+}
+
+/// What was compared and how it came out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub report_version: u32,
+    /// `gate` (candidate vs baseline) or `compare` (a fresh run vs a stored one).
+    pub kind: String,
+    pub prompt: String,
+    pub generated_at: String,
+    pub promptgate_version: String,
+    pub baseline: Side,
+    pub candidate: Side,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    pub suite_digest: String,
+    pub datasets: Vec<DatasetInfo>,
+    pub decision: Decision,
+    /// Cases in only one of the two runs, left out of the comparison.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpaired: Vec<String>,
+    pub cases: Vec<CaseRow>,
+}
+
+impl Report {
+    /// Cases where the baseline did better than the candidate on some metric, worst first
+    /// (gated metrics first, then the size of the drop).
+    pub fn regressions(&self) -> Vec<&CaseRow> {
+        let gated: Vec<&str> = self
+            .decision
+            .metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        let drop = |c: &CaseRow| -> (usize, f64) {
+            let on_gated = c
+                .regressed
+                .iter()
+                .filter(|m| gated.contains(&m.as_str()))
+                .count();
+            let size: f64 = c
+                .regressed
+                .iter()
+                .map(|m| c.baseline.metrics[m] - c.candidate.metrics[m])
+                .sum();
+            (on_gated, size)
+        };
+        let mut r: Vec<&CaseRow> = self
+            .cases
+            .iter()
+            .filter(|c| !c.regressed.is_empty())
+            .collect();
+        r.sort_by(|a, b| {
+            let (ga, sa) = drop(a);
+            let (gb, sb) = drop(b);
+            gb.cmp(&ga).then(sb.total_cmp(&sa)).then(a.id.cmp(&b.id))
+        });
+        r
+    }
+
+    /// Cases where the candidate did better on some metric.
+    pub fn improvements(&self) -> usize {
+        self.cases.iter().filter(|c| !c.improved.is_empty()).count()
+    }
+
+    /// The JSON report as written to disk (its SHA-256 is the report digest).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// A report format.
+pub trait Sink: Sync {
+    /// The name `--report` takes.
+    fn name(&self) -> &'static str;
+    /// The file it is written to under `--out`.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, report: &Report) -> String;
+}
+
+struct Json;
+
+impl Sink for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+    fn file_name(&self) -> &'static str {
+        "report.json"
+    }
+    fn render(&self, report: &Report) -> String {
+        report.to_json()
+    }
+}
+
+/// Every format, in the order `--report` lists them.
+pub fn sinks() -> [&'static dyn Sink; 5] {
+    [
+        &terminal::Terminal,
+        &markdown::Markdown,
+        &Json,
+        &junit::Junit,
+        &html::Html,
+    ]
+}
+
+/// Parse `--report md,json,junit,html` (aliases: `markdown`, `xml`, `text`).
+pub fn parse_formats(spec: &str) -> Result<Vec<&'static dyn Sink>> {
+    let mut out: Vec<&'static dyn Sink> = Vec::new();
+    for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = match raw {
+            "markdown" => "md",
+            "xml" => "junit",
+            "text" | "txt" => "terminal",
+            other => other,
+        };
+        let Some(s) = sinks().into_iter().find(|s| s.name() == name) else {
+            let names = sinks().map(|s| s.name());
+            let hint = match crate::error::did_you_mean(raw, names) {
+                Some(m) => format!("did you mean `{m}`? formats: {}", names.join(", ")),
+                None => format!("formats: {}", names.join(", ")),
+            };
+            return Err(Error::usage(format!("unknown report format `{raw}`")).with_hint(hint));
+        };
+        if !out.iter().any(|o| o.name() == s.name()) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The terminal rendering (what `gate` prints).
+pub fn terminal(report: &Report) -> String {
+    terminal::Terminal.render(report)
+}
+
+/// Write the chosen formats into `dir`; returns the files written.
+pub fn write(
+    report: &Report,
+    formats: &[&dyn Sink],
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    crate::fsutil::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for f in formats {
+        let path = dir.join(f.file_name());
+        crate::fsutil::write_atomic(&path, f.render(report).as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The word for a verdict.
+pub fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Inconclusive => "INCONCLUSIVE",
+        Verdict::Invalid => "INVALID",
+    }
+}
+
+/// A value in [0, 1] as a percentage with one decimal.
+pub(crate) fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.1} %", x * 100.0)
+    } else {
+        "–".into()
+    }
+}
+
+/// A difference in [−1, 1] as signed points with one decimal.
+pub(crate) fn pts(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:+.1}", x * 100.0)
+    } else {
+        "–".into()
+    }
+}
+
+/// A p-value, compactly.
+pub(crate) fn pval(p: f64) -> String {
+    if !p.is_finite() {
+        "–".into()
+    } else if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// "v3-1a2b3c4 (production)".
+pub(crate) fn side_name(s: &Side) -> String {
+    if s.labels.is_empty() {
+        s.version_id.clone()
+    } else {
+        format!("{} ({})", s.version_id, s.labels.join(", "))
+    }
+}
+
+/// A one-line headline.
+pub(crate) fn headline(r: &Report) -> String {
+    format!(
+        "{}  {}: {} vs {}",
+        verdict_word(r.decision.verdict),
+        r.prompt,
+        side_name(&r.candidate),
+        side_name(&r.baseline)
+    )
+}
+
+/// Whether a metric failed: its power note is beside the point then (the observed
+/// differences are the regression, not noise), so the terminal and Markdown leave it out.
+pub(crate) fn failed(r: &Report, metric: &str) -> bool {
+    r.decision
+        .metrics
+        .iter()
+        .any(|m| m.name == metric && m.verdict == Verdict::Fail)
+}
