@@ -235,3 +235,85 @@ fn calibration_identical_candidates_pass_at_the_planned_power() {
         "n = {n}: identical candidates passed only {rate}"
     );
 }
+
+/// Simulate one sequential gate (`looks` looks over `n` cases, Haybittle–Peto): returns the
+/// verdict and the number of cases it used.
+fn simulate_sequential(
+    rng: &mut fastrand::Rng,
+    n: usize,
+    shift: f64,
+    looks: usize,
+) -> (Verdict, usize) {
+    let mut c = Vec::with_capacity(n);
+    let mut b = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = if rng.f64() < 0.7 { 0.95 } else { 0.55 };
+        b.push(if rng.f64() < p { 1.0 } else { 0.0 });
+        c.push(if rng.f64() < p - shift { 1.0 } else { 0.0 });
+    }
+    let policy = Policy::from_value(
+        Some(&json!({"min_cases": 1, "sequential": {"looks": looks}})),
+        "suite.yaml",
+    )
+    .unwrap();
+    let seq = policy.sequential.clone().unwrap();
+    let sizes = seq.look_sizes(n);
+    for (k, &m) in sizes.iter().enumerate() {
+        let p = policy.at_look(k, sizes.len());
+        let d = gate::decide(&p, &input(metric("pass", c[..m].to_vec(), b[..m].to_vec())));
+        if k + 1 == sizes.len() || gate::stops_early(&d) {
+            return (d.verdict, m);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn sequential_gates_keep_the_false_pass_rate_at_alpha_and_stop_early_when_clear() {
+    let gates = 2000;
+    let tol = 3.0 * (0.05f64 * 0.95 / gates as f64).sqrt();
+    for looks in [2, 3, 4] {
+        let mut rng = fastrand::Rng::with_seed(looks as u64);
+        let passes = (0..gates)
+            .filter(|_| simulate_sequential(&mut rng, 300, 0.05, looks).0 == Verdict::Pass)
+            .count();
+        let rate = passes as f64 / gates as f64;
+        assert!(
+            rate <= 0.05 + tol,
+            "{looks} looks: false PASS rate {rate} > α + {tol}"
+        );
+    }
+    // A clearly worse candidate is stopped at the first look (a third of the cases).
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (v, used) = simulate_sequential(&mut rng, 600, 0.4, 3);
+    assert_eq!((v, used), (Verdict::Fail, 200));
+    // Identical candidates on plenty of cases usually pass before the last look.
+    let mut rng = fastrand::Rng::with_seed(12);
+    let runs: Vec<(Verdict, usize)> = (0..200)
+        .map(|_| simulate_sequential(&mut rng, 3000, 0.0, 4))
+        .collect();
+    let early = runs.iter().filter(|(_, m)| *m < 3000).count();
+    assert!(early > 100, "only {early} of 200 stopped early");
+    assert!(runs.iter().filter(|(v, _)| *v == Verdict::Pass).count() > 180);
+}
+
+#[test]
+fn sequential_policy_is_validated() {
+    assert!(Policy::from_value(Some(&json!({"sequential": {"looks": 5}})), "s").is_err());
+    assert!(
+        Policy::from_value(
+            Some(&json!({"sequential": {"looks": 3, "interim_alpha": 0.2}})),
+            "s"
+        )
+        .is_err()
+    );
+    let p = Policy::from_value(Some(&json!({"sequential": {"looks": 3}})), "s").unwrap();
+    assert_eq!(
+        p.sequential.as_ref().unwrap().look_sizes(100),
+        vec![34, 67, 100]
+    );
+    let interim = p.at_look(0, 3);
+    assert_eq!(interim.gated()[0].2, 0.001);
+    let last = p.at_look(2, 3);
+    assert!((last.gated()[0].2 - 0.048).abs() < 1e-12);
+}

@@ -545,3 +545,40 @@ fn the_github_action_calls_flags_that_exist() {
         );
     }
 }
+
+#[test]
+fn a_sequential_gate_stops_the_calls_once_the_answer_is_clear() {
+    let s = server(Duration::ZERO, 0.0, Arc::default());
+    let repo = repo_for(&s, 300, "");
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - contains: ok\n    id: says-ok\ngate:\n  sequential: { looks: 3 }\n",
+    );
+    // Clearly worse: FAIL at the first look, a third of the calls made.
+    let out = repo
+        .pg(&["gate", "p", "--candidate", "v3", "--json", "-q"])
+        .code(1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        report["sequential"]["stopped_at_look"], 1,
+        "{}",
+        report["sequential"]
+    );
+    assert_eq!(report["sequential"]["cases_used"], 100);
+    assert_eq!(report["sequential"]["calls_saved"], 400);
+    assert_eq!(s.stats.requests(), 200);
+    assert_eq!(report["decision"]["n"], 100);
+    let run = report["candidate"]["run_id"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run}/manifest.json"))).unwrap();
+    assert_eq!(manifest["status"], "stopped_early");
+    // Equal: no discordant pair, and 200 cases are enough at the interim α of 0.001.
+    let out = repo.pg(&["gate", "p", "--candidate", "v2", "-q"]).ok();
+    assert!(out.stdout.starts_with("PASS"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("decided at look 2 of 3 (200 of 300 cases"),
+        "{}",
+        out.stdout
+    );
+}

@@ -241,6 +241,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     let report = crate::pipeline::compare(
         "compare",
         &scoring,
+        &scoring.policy,
         &RunSide {
             reference: run.id.clone(),
             run: &run,

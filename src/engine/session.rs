@@ -1,6 +1,7 @@
 //! One evaluation, end to end: resolve the version, load its suite and datasets, validate,
 //! build the provider, plan, and execute into a run folder (new, or resumed).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -308,23 +309,78 @@ pub async fn run(
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<Evaluation> {
+    let t0 = Instant::now();
+    let (records, interrupted) = execute_cases(&prepared, None, observer, interrupt).await?;
+    finish(repo, prepared, records, interrupted, t0.elapsed(), None).await
+}
+
+/// The plan's calls for some cases only (without the cases' data).
+fn restricted(plan: &Plan, only: &HashSet<String>) -> Plan {
+    Plan {
+        prompt: plan.prompt.clone(),
+        version_id: plan.version_id.clone(),
+        label: plan.label.clone(),
+        cases: only.len(),
+        repeats: plan.repeats,
+        calls: plan
+            .calls
+            .iter()
+            .filter(|c| only.contains(&c.case_id))
+            .cloned()
+            .collect(),
+        case_data: vec![],
+    }
+}
+
+/// Make the calls of some cases (all with `None`); calls already in the run folder are not
+/// made again. Returns every record of the run so far and whether it was interrupted.
+pub async fn execute_cases(
+    prepared: &Prepared,
+    only: Option<&HashSet<String>>,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<(Vec<Record>, bool)> {
+    let subset = only.map(|o| restricted(&prepared.plan, o));
+    execute(
+        subset.as_ref().unwrap_or(&prepared.plan),
+        prepared.provider.clone(),
+        prepared.cache.clone(),
+        &prepared.options,
+        &prepared.run,
+        observer,
+        interrupt,
+    )
+    .await
+}
+
+/// Close a run: its summary (over `only` cases when the run deliberately made only those, as
+/// a sequential gate that stopped early), the manifest's end and status, the OTLP export.
+pub async fn finish(
+    repo: &Repo,
+    prepared: Prepared,
+    records: Vec<Record>,
+    interrupted: bool,
+    wall: Duration,
+    only: Option<&HashSet<String>>,
+) -> Result<Evaluation> {
     let Prepared {
         plan,
         artifact,
-        provider,
-        options,
         run,
         mut manifest,
-        cache,
         ..
     } = prepared;
-    let t0 = Instant::now();
-    let (records, interrupted) =
-        execute(&plan, provider, cache, &options, &run, observer, interrupt).await?;
-    let summary = Summary::from_records(&run.id, &plan, &records, t0.elapsed(), interrupted);
+    let summary = match only {
+        Some(o) => {
+            Summary::from_records(&run.id, &restricted(&plan, o), &records, wall, interrupted)
+        }
+        None => Summary::from_records(&run.id, &plan, &records, wall, interrupted),
+    };
     manifest.finished_at = Some(crate::registry::audit::now());
     manifest.status = if summary.missing > 0 {
         "interrupted".into()
+    } else if only.is_some_and(|o| o.len() < plan.cases) {
+        "stopped_early".into()
     } else {
         "complete".into()
     };

@@ -33,6 +33,8 @@ pub mod defaults {
     pub const POWER: f64 = 0.8;
     /// The metric gated when the policy names none.
     pub const METRIC: &str = "pass";
+    /// One-sided α of each interim look of a sequential gate (Haybittle–Peto).
+    pub const INTERIM_ALPHA: f64 = 0.001;
 }
 
 /// How a metric's interval is computed.
@@ -77,6 +79,31 @@ pub struct LatencyPolicy {
     pub p95_max_ratio: f64,
 }
 
+/// `gate.sequential`: look at the data at planned fractions and stop the calls early.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequentialPolicy {
+    /// Looks in all, equally spaced, the last at every case (2 to 4).
+    pub looks: usize,
+    /// One-sided α of each interim look (Haybittle–Peto; default 0.001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interim_alpha: Option<f64>,
+}
+
+impl SequentialPolicy {
+    pub fn interim_alpha(&self) -> f64 {
+        self.interim_alpha.unwrap_or(defaults::INTERIM_ALPHA)
+    }
+
+    /// Cases seen at each look, for `n` cases in all.
+    pub fn look_sizes(&self, n: usize) -> Vec<usize> {
+        let k = self.looks.max(1);
+        let mut sizes: Vec<usize> = (1..=k).map(|i| (n * i).div_ceil(k)).collect();
+        sizes.dedup();
+        sizes
+    }
+}
+
 /// What INCONCLUSIVE does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -113,6 +140,9 @@ pub struct Policy {
     pub allow_breaking: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Opt-in early stopping (group-sequential, Haybittle–Peto).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialPolicy>,
 }
 
 impl Policy {
@@ -144,6 +174,9 @@ impl Policy {
                     "on_inconclusive",
                     "allow_breaking",
                     "seed",
+                    "sequential",
+                    "looks",
+                    "interim_alpha",
                     "margin",
                     "alpha",
                     "method",
@@ -176,7 +209,58 @@ impl Policy {
                 .into());
             }
         }
+        if let Some(seq) = &p.sequential {
+            if !(2..=4).contains(&seq.looks) {
+                return Err(Diagnostic::error(format!(
+                    "`gate.sequential.looks` must be 2, 3 or 4, not {}",
+                    seq.looks
+                ))
+                .in_context(file.to_string())
+                .into());
+            }
+            let a = seq.interim_alpha();
+            if !(a > 0.0 && a <= 0.01) {
+                return Err(Diagnostic::error(format!(
+                    "`gate.sequential.interim_alpha` must be in (0, 0.01], not {a}"
+                ))
+                .in_context(file.to_string())
+                .hint("Haybittle–Peto looks use a very small α, e.g. 0.001")
+                .into());
+            }
+        }
         Ok(p)
+    }
+
+    /// The policy of one look of a sequential gate. Interim looks test every metric at the
+    /// interim α; the final look at α − (looks − 1)·interim α, so that by the union bound the
+    /// chance of a false PASS over all looks stays at most α (Haybittle 1971; Peto et al. 1976).
+    /// Without `sequential`, the policy itself.
+    pub fn at_look(&self, look: usize, looks: usize) -> Policy {
+        let Some(seq) = &self.sequential else {
+            return self.clone();
+        };
+        let interim = seq.interim_alpha();
+        let mut p = self.clone();
+        p.metrics = self
+            .gated()
+            .into_iter()
+            .map(|(name, margin, alpha, method)| {
+                let a = if look + 1 < looks {
+                    interim
+                } else {
+                    (alpha - (looks.saturating_sub(1)) as f64 * interim).max(interim)
+                };
+                (
+                    name,
+                    MetricPolicy {
+                        margin: Some(margin),
+                        alpha: Some(a),
+                        method: Some(method),
+                    },
+                )
+            })
+            .collect();
+        p
     }
 
     /// The gated metrics with their effective settings.
@@ -544,6 +628,12 @@ fn metric_result(
         superior,
         reason,
     }
+}
+
+/// Whether a sequential gate may stop at an interim look with this decision: the answer is
+/// already clear (PASS or FAIL at the interim α).
+pub fn stops_early(d: &Decision) -> bool {
+    matches!(d.verdict, Verdict::Pass | Verdict::Fail)
 }
 
 /// Decide.

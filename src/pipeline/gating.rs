@@ -2,7 +2,9 @@
 //! so an unchanged baseline costs nothing), compare them and persist the decision and its
 //! report into the candidate's run folder.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -143,7 +145,9 @@ impl GatePlan {
         })
     }
 
-    /// Run the baseline, then the candidate, then decide.
+    /// Run the baseline, then the candidate, then decide. With `gate.sequential`, both run
+    /// over the cases in a seeded shuffled order, look by look, and stop when the decision is
+    /// clear.
     pub async fn run(
         self,
         repo: &Repo,
@@ -151,18 +155,112 @@ impl GatePlan {
         interrupt: Arc<Interrupt>,
     ) -> Result<GateResult> {
         let order = case_order(&self.candidate.plan);
-        let base = session::run(repo, self.baseline, observer.clone(), interrupt.clone()).await?;
-        if base.summary.missing > 0 {
-            return Ok(GateResult::Interrupted {
-                missing: base.summary.missing,
-            });
-        }
-        let cand = session::run(repo, self.candidate, observer, interrupt).await?;
-        if cand.summary.missing > 0 {
-            return Ok(GateResult::Interrupted {
-                missing: cand.summary.missing,
-            });
-        }
+        let t0 = Instant::now();
+        let (records_b, records_c, only, policy, sequential) =
+            match self.scoring.policy.sequential.clone() {
+                None => {
+                    let (rb, ib) = session::execute_cases(
+                        &self.baseline,
+                        None,
+                        observer.clone(),
+                        interrupt.clone(),
+                    )
+                    .await?;
+                    if ib {
+                        return Ok(interrupted(&self.baseline, &rb));
+                    }
+                    let (rc, ic) =
+                        session::execute_cases(&self.candidate, None, observer, interrupt).await?;
+                    if ic {
+                        return Ok(interrupted(&self.candidate, &rc));
+                    }
+                    (rb, rc, None, self.scoring.policy.clone(), None)
+                }
+                Some(seq) => {
+                    let mut ids: Vec<String> = Vec::with_capacity(order.len());
+                    let mut seen = HashSet::new();
+                    for (id, _) in &order {
+                        if seen.insert(id.as_str()) {
+                            ids.push(id.clone());
+                        }
+                    }
+                    fastrand::Rng::with_seed(self.scoring.policy.seed()).shuffle(&mut ids);
+                    let sizes = seq.look_sizes(ids.len());
+                    let breaking = if self.baseline.manifest.version_hash
+                        == self.candidate.manifest.version_hash
+                    {
+                        vec![]
+                    } else {
+                        super::breaking_changes(&self.baseline.artifact, &self.candidate.artifact)
+                    };
+                    let mut result = None;
+                    for (k, &m) in sizes.iter().enumerate() {
+                        let only: HashSet<String> = ids[..m].iter().cloned().collect();
+                        let (rb, ib) = session::execute_cases(
+                            &self.baseline,
+                            Some(&only),
+                            observer.clone(),
+                            interrupt.clone(),
+                        )
+                        .await?;
+                        if ib {
+                            return Ok(interrupted(&self.baseline, &rb));
+                        }
+                        let (rc, ic) = session::execute_cases(
+                            &self.candidate,
+                            Some(&only),
+                            observer.clone(),
+                            interrupt.clone(),
+                        )
+                        .await?;
+                        if ic {
+                            return Ok(interrupted(&self.candidate, &rc));
+                        }
+                        let mut policy = self.scoring.policy.at_look(k, sizes.len());
+                        if self.allow_breaking {
+                            policy.allow_breaking = Some(true);
+                        }
+                        let last = k + 1 == sizes.len();
+                        if !last {
+                            let sb =
+                                super::score_records(&rb, &self.baseline.artifact, &self.scoring);
+                            let sc =
+                                super::score_records(&rc, &self.candidate.artifact, &self.scoring);
+                            let paired = super::pair(&self.scoring, (&rb, &sb), (&rc, &sc), &order);
+                            let (d, _) = super::decide(&policy, paired, breaking.clone());
+                            if !crate::gate::stops_early(&d) {
+                                continue;
+                            }
+                        }
+                        let total_calls =
+                            self.baseline.plan.calls.len() + self.candidate.plan.calls.len();
+                        let info = crate::report::Sequential {
+                            looks_planned: sizes.len(),
+                            stopped_at_look: k + 1,
+                            cases_used: m,
+                            cases_total: ids.len(),
+                            calls_saved: total_calls.saturating_sub(rb.len() + rc.len()),
+                            interim_alpha: seq.interim_alpha(),
+                            alpha_at_stop: policy.gated().first().map(|g| g.2).unwrap_or(0.0),
+                        };
+                        result = Some((rb, rc, (!last).then_some(only), policy, Some(info)));
+                        break;
+                    }
+                    match result {
+                        Some(r) => r,
+                        None => {
+                            return Err(crate::error::Error::usage(
+                                "a sequential gate needs at least one case",
+                            ));
+                        }
+                    }
+                }
+            };
+        let wall = t0.elapsed();
+        let base =
+            session::finish(repo, self.baseline, records_b, false, wall, only.as_ref()).await?;
+        let cand =
+            session::finish(repo, self.candidate, records_c, false, wall, only.as_ref()).await?;
         let prompt = repo.prompt(&cand.manifest.prompt)?;
         let labels = |id: &str| -> Vec<String> {
             prompt
@@ -171,9 +269,10 @@ impl GatePlan {
                 .map(str::to_string)
                 .collect()
         };
-        let report = compare(
+        let mut report = compare(
             "gate",
             &self.scoring,
+            &policy,
             &RunSide {
                 reference: self.baseline_ref.clone(),
                 run: &base.run,
@@ -193,6 +292,7 @@ impl GatePlan {
             &order,
             self.allow_breaking,
         )?;
+        report.sequential = sequential;
         let digest = persist(&cand.run, &report)?;
         let mut warnings = base.warnings;
         warnings.extend(cand.warnings);
@@ -204,6 +304,16 @@ impl GatePlan {
             policy: self.scoring.policy.clone(),
             warnings,
         })))
+    }
+}
+
+/// An interrupted side: mark its manifest and say how many calls are missing.
+fn interrupted(p: &Prepared, records: &[crate::engine::store::Record]) -> GateResult {
+    let mut m = p.manifest.clone();
+    m.status = "interrupted".into();
+    let _ = p.run.write_manifest(&m);
+    GateResult::Interrupted {
+        missing: p.plan.calls.len().saturating_sub(records.len()),
     }
 }
 

@@ -144,6 +144,8 @@ pub const OUTPUT_CHARS: usize = 2000;
 struct Acc {
     samples: u32,
     errored: u32,
+    /// Samples answered from the cache (their latency is not a measurement).
+    cached: u32,
     /// metric → (sum of passes over scored samples)
     passes: BTreeMap<String, f64>,
     latency: f64,
@@ -179,6 +181,7 @@ fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
     for r in records {
         let a = out.entry(r.case_id.clone()).or_default();
         a.samples += 1;
+        a.cached += u32::from(r.cached);
         a.latency += r.latency_ms;
         a.cost += r.cost_usd;
         if a.output.is_none() && r.output.is_some() {
@@ -296,8 +299,11 @@ pub fn pair(
         if bc.errored == 0 && cc.errored == 0 {
             cost_c.push(row.candidate.cost_usd);
             cost_b.push(row.baseline.cost_usd);
-            lat_c.push(row.candidate.latency_ms);
-            lat_b.push(row.baseline.latency_ms);
+            // A cached answer took no time: only measured latencies are compared.
+            if bc.cached == 0 && cc.cached == 0 {
+                lat_c.push(row.candidate.latency_ms);
+                lat_b.push(row.baseline.latency_ms);
+            }
         }
         paired.cases.push(row);
     }
@@ -309,8 +315,8 @@ pub fn pair(
     }
     paired.input = Input {
         metrics: metrics.into_values().collect(),
-        cost: Some((cost_c, cost_b)),
-        latency: Some((lat_c, lat_b)),
+        cost: (!cost_c.is_empty()).then_some((cost_c, cost_b)),
+        latency: (!lat_c.is_empty()).then_some((lat_c, lat_b)),
         calls: baseline.0.len() + candidate.0.len(),
         errored_calls: baseline.0.iter().filter(|r| r.error.is_some()).count()
             + candidate.0.iter().filter(|r| r.error.is_some()).count(),
@@ -378,6 +384,7 @@ impl RunSide<'_> {
 pub fn compare(
     kind: &str,
     scoring: &Scoring,
+    policy: &Policy,
     baseline: &RunSide<'_>,
     candidate: &RunSide<'_>,
     case_order: &[(String, Option<String>)],
@@ -394,7 +401,7 @@ pub fn compare(
     } else {
         breaking_changes(baseline.artifact, candidate.artifact)
     };
-    let mut policy = scoring.policy.clone();
+    let mut policy = policy.clone();
     if allow_breaking {
         policy.allow_breaking = Some(true);
     }
@@ -419,6 +426,7 @@ pub fn compare(
         datasets: m.datasets.clone(),
         decision,
         unpaired: paired.unpaired,
+        sequential: None,
         cases: paired.cases,
     })
 }

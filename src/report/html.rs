@@ -228,6 +228,7 @@ impl Sink for Html {
         for p in &d.power {
             notes.push(format!("power ({}): {}", p.metric, p.text));
         }
+        notes.extend(super::sequential_note(r));
         if !notes.is_empty() {
             h.push_str("<h2>Budgets and power</h2><ul>");
             for n in notes {

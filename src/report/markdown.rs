@@ -102,6 +102,7 @@ impl Sink for Markdown {
         for p in d.power.iter().filter(|p| !super::failed(r, &p.metric)) {
             extra.push(format!("power (`{}`): {}", p.metric, p.text));
         }
+        extra.extend(super::sequential_note(r));
         if !extra.is_empty() {
             out.push('\n');
             for e in extra {

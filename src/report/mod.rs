@@ -56,7 +56,25 @@ pub struct Report {
     /// Cases in only one of the two runs, left out of the comparison.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unpaired: Vec<String>,
+    /// How a sequential gate (`gate.sequential`) went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<Sequential>,
     pub cases: Vec<CaseRow>,
+}
+
+/// A sequential gate's looks and what stopping saved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sequential {
+    pub looks_planned: usize,
+    /// The look that decided (1-based).
+    pub stopped_at_look: usize,
+    pub cases_used: usize,
+    pub cases_total: usize,
+    /// Calls not made because the decision was clear early (both sides).
+    pub calls_saved: usize,
+    pub interim_alpha: f64,
+    /// One-sided α of each metric at the look that decided.
+    pub alpha_at_stop: f64,
 }
 
 impl Report {
@@ -254,4 +272,18 @@ pub(crate) fn failed(r: &Report, metric: &str) -> bool {
         .metrics
         .iter()
         .any(|m| m.name == metric && m.verdict == Verdict::Fail)
+}
+
+/// "decided at look 1 of 3 (34 of 100 cases): 132 calls saved".
+pub(crate) fn sequential_note(r: &Report) -> Option<String> {
+    let s = r.sequential.as_ref()?;
+    Some(format!(
+        "sequential: decided at look {} of {} ({} of {} cases, one-sided α {}): {} calls saved",
+        s.stopped_at_look,
+        s.looks_planned,
+        s.cases_used,
+        s.cases_total,
+        s.alpha_at_stop,
+        s.calls_saved
+    ))
 }

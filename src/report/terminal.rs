@@ -137,6 +137,9 @@ impl Sink for Terminal {
                 }
             }
         }
+        if let Some(n) = super::sequential_note(r) {
+            let _ = writeln!(out, "\n  {n}");
+        }
         let _ = writeln!(
             out,
             "\n  runs     baseline {}, candidate {}",
