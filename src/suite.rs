@@ -1,6 +1,7 @@
 //! Eval suites: `prompts/<name>/suite.yaml` names the dataset(s), repeats, an optional
 //! provider/model override, and the `checks:` and `gate:` sections.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +32,22 @@ pub struct Suite {
     /// Regression checks (see the checks documentation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Value>,
+    /// Per-metric settings: `threshold` makes a case pass a metric when its weighted score
+    /// reaches it (instead of when every check of the metric passes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, MetricSettings>,
     /// Gate policy (see the gate documentation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<Value>,
+}
+
+/// `metrics.<name>` in a suite.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSettings {
+    /// A case passes the metric when its weighted score is at least this (in [0, 1]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 /// A suite and where it came from.
@@ -48,8 +62,9 @@ pub struct Loaded {
 fn keys_of(path: &str) -> &'static [&'static str] {
     match path {
         "" => &[
-            "datasets", "repeats", "provider", "model", "group_by", "checks", "gate",
+            "datasets", "repeats", "provider", "model", "group_by", "checks", "metrics", "gate",
         ],
+        p if p.starts_with("metrics.") => &["threshold"],
         _ => &[],
     }
 }
@@ -88,6 +103,18 @@ pub fn load(path: &Path) -> Result<Loaded> {
         return Err(Diagnostic::error("`repeats` must be at least 1")
             .in_context(path.display().to_string())
             .into());
+    }
+    for (name, m) in &suite.metrics {
+        if let Some(t) = m.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(Diagnostic::error(format!(
+                "`metrics.{name}.threshold` must be between 0 and 1, not {t}"
+            ))
+            .in_context(path.display().to_string())
+            .hint("a metric's score is the weighted mean of its checks' scores, in [0, 1]")
+            .into());
+        }
     }
     Ok(Loaded {
         path: Some(path.to_path_buf()),

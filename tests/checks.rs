@@ -264,3 +264,39 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&s));
     }
 }
+
+proptest! {
+    #[test]
+    fn a_metric_threshold_passes_exactly_the_scores_that_reach_it(
+        scores in proptest::collection::vec(0.0f64..=1.0, 1..6),
+        threshold in 0.0f64..=1.0,
+    ) {
+        let results: Vec<checks::CheckResult> = scores.iter().enumerate().map(|(i, s)| checks::CheckResult {
+            check: format!("c{i}"), metric: "m".into(), pass: *s == 1.0, score: *s, reason: String::new(),
+        }).collect();
+        let mut m = checks::metric_scores(&results, &BTreeMap::new());
+        let (score, all_pass) = m["m"];
+        prop_assert_eq!(all_pass, scores.iter().all(|s| *s == 1.0));
+        checks::apply_thresholds(&mut m, &[("m".to_string(), threshold)].into());
+        prop_assert_eq!(m["m"].1, score >= threshold);
+        prop_assert_eq!(m["m"].0, score);
+    }
+}
+
+#[test]
+fn metric_thresholds_are_validated_in_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(&path, "metrics:\n  quality: { threshold: 1.5 }\n").unwrap();
+    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("`metrics.quality.threshold` must be between 0 and 1"),
+        "{e}"
+    );
+    std::fs::write(&path, "metrics:\n  quality: { treshold: 0.5 }\n").unwrap();
+    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    assert!(e.contains("treshold") && e.contains("threshold"), "{e}");
+    std::fs::write(&path, "metrics:\n  quality: { threshold: 0.5 }\n").unwrap();
+    let s = promptgate::suite::load(&path).unwrap();
+    assert_eq!(s.suite.metrics["quality"].threshold, Some(0.5));
+}

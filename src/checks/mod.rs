@@ -870,6 +870,19 @@ pub fn metric_scores(
         .collect()
 }
 
+/// Apply metric thresholds: a metric with a threshold passes when its score reaches it;
+/// without one, when every check of the metric passed.
+pub fn apply_thresholds(
+    metrics: &mut BTreeMap<String, (f64, bool)>,
+    thresholds: &BTreeMap<String, f64>,
+) {
+    for (m, (score, pass)) in metrics.iter_mut() {
+        if let Some(t) = thresholds.get(m) {
+            *pass = *score >= *t;
+        }
+    }
+}
+
 /// The context check templates see: the case's variables, `expected` and `expected_json`.
 pub fn context(
     vars: &Map<String, Value>,

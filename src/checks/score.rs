@@ -46,13 +46,22 @@ pub fn score_all(
     contexts: &HashMap<String, Map<String, Value>>,
     outputs: &[Scorable<'_>],
 ) -> Vec<Scored> {
-    score_with_case_checks(checks, &HashMap::new(), artifact, contexts, outputs)
+    score_with_case_checks(
+        checks,
+        &HashMap::new(),
+        &BTreeMap::new(),
+        artifact,
+        contexts,
+        outputs,
+    )
 }
 
-/// Score every output with the suite's checks plus, for cases that declare them, their own.
+/// Score every output with the suite's checks plus, for cases that declare them, their own;
+/// `thresholds` are the suite's metric thresholds.
 pub fn score_with_case_checks(
     checks: &[Check],
     case_checks: &HashMap<String, Vec<Check>>,
+    thresholds: &BTreeMap<String, f64>,
     artifact: &Artifact,
     contexts: &HashMap<String, Map<String, Value>>,
     outputs: &[Scorable<'_>],
@@ -94,6 +103,8 @@ pub fn score_with_case_checks(
                     (results, metrics)
                 }
             };
+            let mut metrics = metrics;
+            super::apply_thresholds(&mut metrics, thresholds);
             let metrics = metrics
                 .into_iter()
                 .map(|(m, (score, pass))| (m, MetricScore { score, pass }))

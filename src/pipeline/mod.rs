@@ -24,6 +24,8 @@ pub struct Scoring {
     pub cases: Cases,
     /// Metric names of the suite's checks (every case is scored on these).
     pub suite_metrics: BTreeSet<String>,
+    /// The suite's metric thresholds.
+    pub thresholds: BTreeMap<String, f64>,
 }
 
 impl Scoring {
@@ -40,11 +42,19 @@ impl Scoring {
         let policy = Policy::from_value(p.suite.suite.gate.as_ref(), &suite_file)?;
         let cases = Cases::from_plan(&p.plan.case_data, !checks.is_empty())?;
         let suite_metrics = checks.iter().map(|c| c.metric.clone()).collect();
+        let thresholds = p
+            .suite
+            .suite
+            .metrics
+            .iter()
+            .filter_map(|(m, s)| s.threshold.map(|t| (m.clone(), t)))
+            .collect();
         Ok(Scoring {
             checks,
             policy,
             cases,
             suite_metrics,
+            thresholds,
         })
     }
 
@@ -80,6 +90,7 @@ pub fn score_records(records: &[Record], artifact: &Artifact, scoring: &Scoring)
     score::score_with_case_checks(
         &scoring.checks,
         &scoring.cases.own,
+        &scoring.thresholds,
         artifact,
         &scoring.cases.contexts,
         &outputs,
