@@ -223,6 +223,7 @@ fn bad_check_declarations_are_clear_errors() {
 #[test]
 fn metric_scores_are_weighted_means() {
     let r = |check: &str, metric: &str, pass: bool, score: f64| checks::CheckResult {
+        judge: None,
         check: check.into(),
         metric: metric.into(),
         pass,
@@ -257,6 +258,7 @@ proptest! {
         prop_assert_eq!(plain.pass, !negated.pass);
         let n = weights.len().min(scores.len());
         let results: Vec<checks::CheckResult> = (0..n).map(|i| checks::CheckResult {
+            judge: None,
             check: format!("c{i}"), metric: "m".into(), pass: scores[i] > 0.5, score: scores[i], reason: String::new(),
         }).collect();
         let w: BTreeMap<String, f64> = (0..n).map(|i| (format!("c{i}"), weights[i])).collect();
@@ -272,6 +274,7 @@ proptest! {
         threshold in 0.0f64..=1.0,
     ) {
         let results: Vec<checks::CheckResult> = scores.iter().enumerate().map(|(i, s)| checks::CheckResult {
+            judge: None,
             check: format!("c{i}"), metric: "m".into(), pass: *s == 1.0, score: *s, reason: String::new(),
         }).collect();
         let mut m = checks::metric_scores(&results, &BTreeMap::new());

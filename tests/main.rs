@@ -10,5 +10,6 @@ mod error_messages;
 mod gate;
 mod help;
 mod identity;
+mod judges;
 mod promotion;
 mod stats_reference;

@@ -23,6 +23,8 @@ pub mod defaults {
     pub const EDIT_SIMILARITY_THRESHOLD: f64 = 0.8;
     /// `json_field` numeric comparisons allow this absolute tolerance.
     pub const NUMERIC_TOLERANCE: f64 = 1e-9;
+    /// Calls a judge gets per output before a malformed answer is an errored check.
+    pub const JUDGE_ATTEMPTS: u32 = 3;
 }
 
 /// Every check type, for "did you mean".
@@ -46,6 +48,7 @@ pub const TYPES: &[&str] = &[
     "latency_ms",
     "cost",
     "output_tokens",
+    "judge",
     "not",
 ];
 const OPTIONS: &[&str] = &[
@@ -57,6 +60,8 @@ const OPTIONS: &[&str] = &[
     "collapse_whitespace",
     "threshold",
     "tolerance",
+    "scale",
+    "attempts",
 ];
 
 /// A text value that may be a template over the case's variables and expectations.
@@ -118,6 +123,15 @@ pub enum Kind {
     LatencyMs(f64),
     Cost(f64),
     OutputTokens(u64),
+    /// An LLM judge: a prompt in the registry, scored by a model (see `pipeline::judge`).
+    Judge {
+        /// `judges/correctness@production`.
+        reference: String,
+        /// The scale the judge answers on, mapped to [0, 1].
+        scale: (f64, f64),
+        /// Calls per output before a malformed answer becomes an errored check.
+        attempts: u32,
+    },
 }
 
 /// A declared check.
@@ -133,6 +147,9 @@ pub struct Check {
 /// What a check found on one output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
+    /// The judge version that produced this result (judge checks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
     pub check: String,
     pub metric: String,
     pub pass: bool,
@@ -339,6 +356,54 @@ pub fn parse_check(
             "latency_ms" => Kind::LatencyMs(number_of(value, file, &here)?),
             "cost" => Kind::Cost(number_of(value, file, &here)?),
             "output_tokens" => Kind::OutputTokens(count_of(value, file, &here)? as u64),
+            "judge" => {
+                let reference = value
+                    .as_str()
+                    .filter(|r| r.contains('@'))
+                    .ok_or_else(|| {
+                        problem(
+                            file,
+                            &here,
+                            "expected a judge prompt with a version or label, e.g. `judges/correctness@production`".into(),
+                        )
+                    })?
+                    .to_string();
+                let scale = match map.get("scale") {
+                    None => (0.0, 1.0),
+                    Some(Value::Array(a))
+                        if a.len() == 2
+                            && a.iter().all(Value::is_number)
+                            && a[0].as_f64() < a[1].as_f64() =>
+                    {
+                        (a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(1.0))
+                    }
+                    Some(other) => {
+                        return Err(problem(
+                            file,
+                            &format!("{at}.scale"),
+                            format!("expected `[lowest, highest]`, e.g. `[1, 5]`, got {other}"),
+                        ));
+                    }
+                };
+                let attempts = match map.get("attempts") {
+                    None => defaults::JUDGE_ATTEMPTS,
+                    Some(v) => match v.as_u64() {
+                        Some(n @ 1..=10) => n as u32,
+                        _ => {
+                            return Err(problem(
+                                file,
+                                &format!("{at}.attempts"),
+                                format!("expected a whole number from 1 to 10, got {v}"),
+                            ));
+                        }
+                    },
+                };
+                Kind::Judge {
+                    reference,
+                    scale,
+                    attempts,
+                }
+            }
             _ => unreachable!("every type in TYPES is handled"),
         };
         (kind, false)
@@ -536,6 +601,7 @@ impl<'a> Scorer<'a> {
             Err(reason) => (false, 0.0, format!("cannot apply: {reason}")),
         };
         CheckResult {
+            judge: None,
             check: check.id.clone(),
             metric: check.metric.clone(),
             pass,
@@ -829,6 +895,11 @@ fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, S
             out.cost_usd <= *max,
             format!("${:.5} (maximum ${max})", out.cost_usd),
         ),
+        Kind::Judge { reference, .. } => {
+            return Err(format!(
+                "judge `{reference}` is scored by the judge stage, not deterministically"
+            ));
+        }
         Kind::OutputTokens(max) => verdict(
             out.completion.output_tokens <= *max,
             format!(

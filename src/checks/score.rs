@@ -37,6 +37,10 @@ pub struct Scored {
     pub errored: bool,
     pub results: Vec<CheckResult>,
     pub metrics: BTreeMap<String, MetricScore>,
+    /// Judges that could not score this output (after their attempts): the output counts as
+    /// errored, not failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judge_errors: Vec<String>,
 }
 
 /// Score every output. `contexts` maps a case id to what check templates see.
@@ -79,6 +83,7 @@ pub fn score_with_case_checks(
                     errored: true,
                     results: vec![],
                     metrics: BTreeMap::new(),
+                    judge_errors: vec![],
                 };
             };
             let out = Output {
@@ -115,6 +120,7 @@ pub fn score_with_case_checks(
                 errored: false,
                 results,
                 metrics,
+                judge_errors: vec![],
             }
         })
         .collect()

@@ -168,30 +168,47 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     let req = args.run.request(&args.reference, args.resume.clone());
     let prepared = session::prepare(&repo, &req)?;
     // Everything the stages after the run need is validated before the first call.
-    let scoring = Scoring::from_prepared(&prepared)?;
+    let scoring = Scoring::from_prepared(&prepared, &repo)?;
     let stored = match &args.compare_to {
         Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
         None => None,
     };
     let order = crate::pipeline::case_order(&prepared.plan);
     let bar = Arc::new(Bar::new(args.run.quiet || args.json));
-    let evaluation = run_interruptible(async |interrupt| {
-        session::run(&repo, prepared, bar.clone(), interrupt).await
+    let (evaluation, scored) = run_interruptible(async |interrupt| {
+        let ev = session::run(&repo, prepared, bar.clone(), interrupt.clone()).await?;
+        let scored = if ev.summary.missing > 0 {
+            crate::pipeline::score_records(&ev.records, &ev.artifact, &scoring)
+        } else {
+            crate::pipeline::score_run(
+                &scoring,
+                &ev.run,
+                &ev.records,
+                &ev.artifact,
+                bar.clone(),
+                interrupt,
+            )
+            .await?
+        };
+        Ok((ev, scored))
     })?;
     bar.finish();
     for w in &evaluation.warnings {
         eprintln!("warning: {w}");
     }
     let s = &evaluation.summary;
-    let scored =
-        crate::pipeline::score_records(&evaluation.records, &evaluation.artifact, &scoring);
     if !scoring.is_empty() {
         crate::pipeline::write_scored(&evaluation.run, &scored)?;
     }
     let (metrics, failing) = score::summarize(&scored);
+    let unjudged: Vec<&score::Scored> = scored
+        .iter()
+        .filter(|x| !x.judge_errors.is_empty())
+        .collect();
     if args.json {
         let mut v = serde_json::to_value(s).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
+            o.insert("judge_errors".into(), unjudged.len().into());
             o.insert(
                 "metrics".into(),
                 serde_json::to_value(&metrics).unwrap_or_default(),
@@ -205,6 +222,14 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     } else {
         print!("{}", render_summary(s, &evaluation.manifest, &repo.root));
         print!("{}", render_checks(&metrics, &failing));
+        if let Some(first) = unjudged.first() {
+            println!(
+                "  judge errors  {} output(s) could not be judged (errored, not failed), e.g. case `{}`: {}",
+                unjudged.len(),
+                first.case_id,
+                first.judge_errors[0]
+            );
+        }
     }
     if s.missing > 0 {
         eprintln!(
@@ -213,10 +238,14 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         );
         return Ok(Outcome::Interrupted);
     }
-    if over_error_budget(s, scoring.policy.error_budget()) {
+    let with_judges = crate::engine::Summary {
+        errors: s.errors + unjudged.len(),
+        ..s.clone()
+    };
+    if over_error_budget(&with_judges, scoring.policy.error_budget()) {
         eprintln!(
-            "error: {} of {} calls errored, over the {:.0} % budget: this run does not count",
-            s.errors,
+            "error: {} of {} calls errored or could not be judged, over the {:.0} % budget: this run does not count",
+            with_judges.errors,
             s.calls,
             scoring.policy.error_budget() * 100.0
         );
@@ -238,6 +267,17 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         })?;
     let stored_artifact = repo.load_version(&prompt, &version)?.artifact;
     let stored_records = run.records()?;
+    let stored_scored = run_interruptible(async |interrupt| {
+        crate::pipeline::score_run(
+            &scoring,
+            &run,
+            &stored_records,
+            &stored_artifact,
+            Arc::new(crate::engine::Silent),
+            interrupt,
+        )
+        .await
+    })?;
     let report = crate::pipeline::compare(
         "compare",
         &scoring,
@@ -258,8 +298,8 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
             records: &evaluation.records,
             artifact: &evaluation.artifact,
         },
+        (&stored_scored, &scored),
         &order,
-        false,
     )?;
     crate::pipeline::gating::persist(&evaluation.run, &report)?;
     if !args.json {

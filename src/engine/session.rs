@@ -71,6 +71,44 @@ fn resolve_path(repo: &Repo, p: &str) -> PathBuf {
     }
 }
 
+/// Execution settings from a provider's configuration.
+pub fn options_for(
+    provider_config: &ProviderConfig,
+    concurrency: usize,
+    no_cache: bool,
+    refresh: bool,
+) -> Options {
+    Options {
+        concurrency,
+        max_retries: provider_config.max_retries.unwrap_or(defaults::MAX_RETRIES),
+        backoff_base: Duration::from_millis(
+            provider_config
+                .backoff_base_ms
+                .unwrap_or(defaults::BACKOFF_BASE_MS),
+        ),
+        backoff_max: Duration::from_millis(
+            provider_config
+                .backoff_max_ms
+                .unwrap_or(defaults::BACKOFF_MAX_MS),
+        ),
+        cache: if no_cache {
+            CacheMode::Off
+        } else if refresh {
+            CacheMode::Refresh
+        } else {
+            CacheMode::Use
+        },
+        limiter: Arc::new(RateLimiter::new(
+            provider_config.requests_per_minute,
+            provider_config.tokens_per_minute,
+        )),
+        price_per_1k: (
+            provider_config.price_input_per_1k.unwrap_or(0.0),
+            provider_config.price_output_per_1k.unwrap_or(0.0),
+        ),
+    }
+}
+
 /// Prepare an evaluation: every check that can fail without calling a model happens here.
 pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     let r = Ref::parse(&req.reference)?;
@@ -180,35 +218,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
         .unwrap_or(defaults::CONCURRENCY)
         .max(1);
     let max_retries = provider_config.max_retries.unwrap_or(defaults::MAX_RETRIES);
-    let options = Options {
-        concurrency,
-        max_retries,
-        backoff_base: Duration::from_millis(
-            provider_config
-                .backoff_base_ms
-                .unwrap_or(defaults::BACKOFF_BASE_MS),
-        ),
-        backoff_max: Duration::from_millis(
-            provider_config
-                .backoff_max_ms
-                .unwrap_or(defaults::BACKOFF_MAX_MS),
-        ),
-        cache: if req.no_cache {
-            CacheMode::Off
-        } else if req.refresh {
-            CacheMode::Refresh
-        } else {
-            CacheMode::Use
-        },
-        limiter: Arc::new(RateLimiter::new(
-            provider_config.requests_per_minute,
-            provider_config.tokens_per_minute,
-        )),
-        price_per_1k: (
-            provider_config.price_input_per_1k.unwrap_or(0.0),
-            provider_config.price_output_per_1k.unwrap_or(0.0),
-        ),
-    };
+    let options = options_for(&provider_config, concurrency, req.no_cache, req.refresh);
     // Replayed answers are not worth caching: they are already on disk.
     let cache = (provider_config.kind != ProviderKind::Replay)
         .then(|| Cache::new(&repo.state_dir().join("cache")));

@@ -116,7 +116,7 @@ impl GatePlan {
             ..req.options.clone()
         };
         let candidate = session::prepare(repo, &side(&candidate_ref))?;
-        let scoring = Scoring::from_prepared(&candidate)?;
+        let scoring = Scoring::from_prepared(&candidate, repo)?;
         if scoring.is_empty() {
             return Err(Error::usage(format!(
                 "the suite of `{}` has no checks: there is nothing to compare",
@@ -169,12 +169,21 @@ impl GatePlan {
                     if ib {
                         return Ok(interrupted(&self.baseline, &rb));
                     }
-                    let (rc, ic) =
-                        session::execute_cases(&self.candidate, None, observer, interrupt).await?;
+                    let (rc, ic) = session::execute_cases(
+                        &self.candidate,
+                        None,
+                        observer.clone(),
+                        interrupt.clone(),
+                    )
+                    .await?;
                     if ic {
                         return Ok(interrupted(&self.candidate, &rc));
                     }
-                    (rb, rc, None, self.scoring.policy.clone(), None)
+                    let mut policy = self.scoring.policy.clone();
+                    if self.allow_breaking {
+                        policy.allow_breaking = Some(true);
+                    }
+                    (rb, rc, None, policy, None)
                 }
                 Some(seq) => {
                     let mut ids: Vec<String> = Vec::with_capacity(order.len());
@@ -222,10 +231,24 @@ impl GatePlan {
                         }
                         let last = k + 1 == sizes.len();
                         if !last {
-                            let sb =
-                                super::score_records(&rb, &self.baseline.artifact, &self.scoring);
-                            let sc =
-                                super::score_records(&rc, &self.candidate.artifact, &self.scoring);
+                            let sb = super::score_run(
+                                &self.scoring,
+                                &self.baseline.run,
+                                &rb,
+                                &self.baseline.artifact,
+                                observer.clone(),
+                                interrupt.clone(),
+                            )
+                            .await?;
+                            let sc = super::score_run(
+                                &self.scoring,
+                                &self.candidate.run,
+                                &rc,
+                                &self.candidate.artifact,
+                                observer.clone(),
+                                interrupt.clone(),
+                            )
+                            .await?;
                             let paired = super::pair(&self.scoring, (&rb, &sb), (&rc, &sc), &order);
                             let (d, _) = super::decide(&policy, paired, breaking.clone());
                             if !crate::gate::stops_early(&d) {
@@ -269,6 +292,24 @@ impl GatePlan {
                 .map(str::to_string)
                 .collect()
         };
+        let scored_b = super::score_run(
+            &self.scoring,
+            &base.run,
+            &base.records,
+            &base.artifact,
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
+        let scored_c = super::score_run(
+            &self.scoring,
+            &cand.run,
+            &cand.records,
+            &cand.artifact,
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
         let mut report = compare(
             "gate",
             &self.scoring,
@@ -289,8 +330,8 @@ impl GatePlan {
                 records: &cand.records,
                 artifact: &cand.artifact,
             },
+            (&scored_b, &scored_c),
             &order,
-            self.allow_breaking,
         )?;
         report.sequential = sequential;
         let digest = persist(&cand.run, &report)?;

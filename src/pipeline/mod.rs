@@ -3,6 +3,7 @@
 //! and `eval --compare-to` all go through here, so they cannot disagree.
 
 pub mod gating;
+pub mod judge;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -17,9 +18,13 @@ use crate::error::Result;
 use crate::gate::{self, Decision, Input, MetricData, Policy};
 
 /// What scoring and deciding need, parsed from the suite before the first call.
-#[derive(Debug)]
 pub struct Scoring {
+    /// The deterministic checks.
     pub checks: Vec<Check>,
+    /// The LLM judges.
+    pub judges: Vec<judge::Judge>,
+    /// Every suite check's weight, judges included.
+    pub weights: BTreeMap<String, f64>,
     pub policy: Policy,
     pub cases: Cases,
     /// Metric names of the suite's checks (every case is scored on these).
@@ -29,19 +34,30 @@ pub struct Scoring {
 }
 
 impl Scoring {
-    /// Parse the suite's checks, the cases' own checks and the gate policy: every problem is
-    /// reported now, not after the model calls were paid for.
-    pub fn from_prepared(p: &Prepared) -> Result<Scoring> {
+    /// Parse the suite's checks, the cases' own checks and the gate policy, and resolve the
+    /// judges: every problem is reported now, not after the model calls were paid for.
+    pub fn from_prepared(p: &Prepared, repo: &crate::registry::Repo) -> Result<Scoring> {
         let suite_file = p
             .suite
             .path
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "suite".into());
-        let checks = crate::checks::parse_checks(&p.suite.suite.checks, &suite_file)?;
+        let all = crate::checks::parse_checks(&p.suite.suite.checks, &suite_file)?;
         let policy = Policy::from_value(p.suite.suite.gate.as_ref(), &suite_file)?;
-        let cases = Cases::from_plan(&p.plan.case_data, !checks.is_empty())?;
-        let suite_metrics = checks.iter().map(|c| c.metric.clone()).collect();
+        let cases = Cases::from_plan(&p.plan.case_data, !all.is_empty())?;
+        for (id, own) in &cases.own {
+            if own
+                .iter()
+                .any(|c| matches!(c.kind, crate::checks::Kind::Judge { .. }))
+            {
+                return Err(crate::error::Error::usage(format!(
+                    "case `{id}` declares a judge: judges are declared in the suite's `checks:`"
+                )));
+            }
+        }
+        let suite_metrics = all.iter().map(|c| c.metric.clone()).collect();
+        let weights = all.iter().map(|c| (c.id.clone(), c.weight)).collect();
         let thresholds = p
             .suite
             .suite
@@ -49,8 +65,21 @@ impl Scoring {
             .iter()
             .filter_map(|(m, s)| s.threshold.map(|t| (m.clone(), t)))
             .collect();
+        let mut vars: Vec<&str> = p.artifact.variables.keys().map(String::as_str).collect();
+        for pc in p.plan.case_data.iter().take(1) {
+            vars.extend(pc.case.vars.keys().map(String::as_str));
+        }
+        let no_cache = p.options.cache == crate::engine::CacheMode::Off;
+        let refresh = p.options.cache == crate::engine::CacheMode::Refresh;
+        let judges = judge::prepare(repo, &all, &vars, no_cache, refresh, &suite_file)?;
+        let checks = all
+            .into_iter()
+            .filter(|c| !matches!(c.kind, crate::checks::Kind::Judge { .. }))
+            .collect();
         Ok(Scoring {
             checks,
+            judges,
+            weights,
             policy,
             cases,
             suite_metrics,
@@ -59,7 +88,7 @@ impl Scoring {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty() && self.cases.own.is_empty()
+        self.checks.is_empty() && self.judges.is_empty() && self.cases.own.is_empty()
     }
 
     /// The metrics a case is scored on: the suite's, plus those of its own checks.
@@ -95,6 +124,37 @@ pub fn score_records(records: &[Record], artifact: &Artifact, scoring: &Scoring)
         &scoring.cases.contexts,
         &outputs,
     )
+}
+
+/// Score every record of a run: the deterministic checks, then the judges (model calls through
+/// the engine, in `run/judges/`).
+pub async fn score_run(
+    scoring: &Scoring,
+    run: &RunDir,
+    records: &[Record],
+    artifact: &Artifact,
+    observer: std::sync::Arc<dyn crate::engine::Observer>,
+    interrupt: std::sync::Arc<crate::engine::Interrupt>,
+) -> Result<Vec<Scored>> {
+    let mut scored = score_records(records, artifact, scoring);
+    if !scoring.judges.is_empty() {
+        let verdicts = judge::run(
+            &scoring.judges,
+            run,
+            records,
+            &scoring.cases.contexts,
+            observer,
+            interrupt,
+        )
+        .await?;
+        judge::merge(
+            &mut scored,
+            &verdicts,
+            &scoring.weights,
+            &scoring.thresholds,
+        );
+    }
+    Ok(scored)
 }
 
 /// Write `checks.jsonl` (one line per output) into a run folder.
@@ -198,14 +258,23 @@ fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
         if a.output.is_none() && r.output.is_some() {
             a.output = Some(output_text(r));
         }
-        match &r.error {
-            Some(e) => {
+        let judge_error = by_key
+            .get(&(r.case_id.as_str(), r.sample))
+            .and_then(|s| s.judge_errors.first());
+        match (&r.error, judge_error) {
+            (None, Some(j)) => {
+                a.errored += 1;
+                if a.error.is_none() {
+                    a.error = Some(j.clone());
+                }
+            }
+            (Some(e), _) => {
                 a.errored += 1;
                 if a.error.is_none() {
                     a.error = Some(e.to_string());
                 }
             }
-            None => {
+            (None, None) => {
                 if let Some(s) = by_key.get(&(r.case_id.as_str(), r.sample)) {
                     for (m, v) in &s.metrics {
                         *a.passes.entry(m.clone()).or_default() += f64::from(u8::from(v.pass));
@@ -329,8 +398,19 @@ pub fn pair(
         cost: (!cost_c.is_empty()).then_some((cost_c, cost_b)),
         latency: (!lat_c.is_empty()).then_some((lat_c, lat_b)),
         calls: baseline.0.len() + candidate.0.len(),
+        // Calls that errored, and outputs a judge could not score.
         errored_calls: baseline.0.iter().filter(|r| r.error.is_some()).count()
-            + candidate.0.iter().filter(|r| r.error.is_some()).count(),
+            + candidate.0.iter().filter(|r| r.error.is_some()).count()
+            + baseline
+                .1
+                .iter()
+                .filter(|s| !s.judge_errors.is_empty())
+                .count()
+            + candidate
+                .1
+                .iter()
+                .filter(|s| !s.judge_errors.is_empty())
+                .count(),
         breaking: vec![],
     };
     paired
@@ -390,7 +470,7 @@ impl RunSide<'_> {
     }
 }
 
-/// Score both sides (writing each run's `checks.jsonl`), pair them, decide and build the
+/// Given both sides' scores, write each run's `checks.jsonl`, pair them, decide and build the
 /// report. `kind` is `gate` or `compare`.
 pub fn compare(
     kind: &str,
@@ -398,31 +478,26 @@ pub fn compare(
     policy: &Policy,
     baseline: &RunSide<'_>,
     candidate: &RunSide<'_>,
+    scored: (&[Scored], &[Scored]),
     case_order: &[(String, Option<String>)],
-    allow_breaking: bool,
 ) -> Result<crate::report::Report> {
-    let scored_b = score_records(baseline.records, baseline.artifact, scoring);
-    let scored_c = score_records(candidate.records, candidate.artifact, scoring);
+    let (scored_b, scored_c) = scored;
     if !scoring.is_empty() {
-        write_scored(baseline.run, &scored_b)?;
-        write_scored(candidate.run, &scored_c)?;
+        write_scored(baseline.run, scored_b)?;
+        write_scored(candidate.run, scored_c)?;
     }
     let breaking = if baseline.manifest.version_hash == candidate.manifest.version_hash {
         vec![]
     } else {
         breaking_changes(baseline.artifact, candidate.artifact)
     };
-    let mut policy = policy.clone();
-    if allow_breaking {
-        policy.allow_breaking = Some(true);
-    }
     let paired = pair(
         scoring,
-        (baseline.records, &scored_b),
-        (candidate.records, &scored_c),
+        (baseline.records, scored_b),
+        (candidate.records, scored_c),
         case_order,
     );
-    let (decision, paired) = decide(&policy, paired, breaking);
+    let (decision, paired) = decide(policy, paired, breaking);
     let m = candidate.manifest;
     Ok(crate::report::Report {
         report_version: crate::report::REPORT_VERSION,

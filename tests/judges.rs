@@ -1,0 +1,273 @@
+//! LLM judges end to end: a judge prompt in the registry, served by the stub server on
+//! 127.0.0.1, with a malformed answer that is asked again and a judge that keeps failing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use promptgate::stub::{self, Answer, Server};
+use serde_json::{Value, json};
+
+use crate::support::TestRepo;
+
+fn text_of(body: &Value, role: &str) -> String {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == role)
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The model answers "ok <n>" (or "nope <n>" under "MODE bad", and "gibberish" for question 5
+/// under "MODE odd"). The judge (system prompt "JUDGE") scores "ok" 4 of 5 and "nope" 1 of 5;
+/// for outputs "ok 3" its first answer is malformed; "gibberish" it never answers in JSON.
+fn responder(calls: Arc<Mutex<HashMap<String, u32>>>) -> stub::Responder {
+    Arc::new(move |body: &Value| {
+        let system = text_of(body, "system");
+        let user = text_of(body, "user");
+        if system.contains("JUDGE") {
+            let mut c = calls.lock().unwrap();
+            let seen = c.entry(user.clone()).or_default();
+            *seen += 1;
+            let content = if user.contains("gibberish") || (user.ends_with("ok 3") && *seen == 1) {
+                "I would say it is fine.".to_string()
+            } else if user.contains("nope") {
+                json!({"score": 1, "pass": false, "reason": "does not answer"}).to_string()
+            } else {
+                json!({"score": 4, "pass": true, "reason": "answers the question"}).to_string()
+            };
+            return Answer {
+                content,
+                tool_calls: vec![],
+            };
+        }
+        let n: u64 = user
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let content = if system.contains("MODE odd") && n == 5 {
+            "gibberish".to_string()
+        } else if system.contains("MODE bad") && n.is_multiple_of(2) {
+            format!("nope {n}")
+        } else {
+            format!("ok {n}")
+        };
+        Answer {
+            content,
+            tool_calls: vec![],
+        }
+    })
+}
+
+fn version(system: &str, variable: &str) -> String {
+    format!(
+        "model: {{ provider: stub, name: stub-model, temperature: 0 }}\nvariables:\n  {variable}: {{ type: string }}\n\
+         messages:\n  - role: system\n    content: \"{system}\"\n  - role: user\n    content: \"{{{{ {variable} }}}}\"\n"
+    )
+}
+
+fn setup(server: &Server) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "version: 1\nproviders:\n  stub:\n    kind: openai\n    base_url: {}\n    max_retries: 0\n",
+            server.base_url()
+        ),
+    );
+    repo.write(
+        "prompts/judges/quality/v1.yaml",
+        &version("You are a JUDGE. Rate it.", "output"),
+    );
+    repo.pg(&["add", "judges/quality"]).ok();
+    repo.write("prompts/p/v1.yaml", &version("MODE good.", "question"));
+    repo.write("prompts/p/v2.yaml", &version("MODE odd.", "question"));
+    repo.write("prompts/p/v3.yaml", &version("MODE bad.", "question"));
+    repo.pg(&["add", "p"]).ok();
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - judge: judges/quality@v1\n    id: quality\n    metric: quality\n    scale: [1, 5]\n    attempts: 2\n  - contains: \" \"\n    id: spaced\n",
+    );
+    let rows: String = (0..10)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"question\": \"question {i}\"}}\n"))
+        .collect();
+    repo.write("datasets/p.jsonl", &rows);
+    repo
+}
+
+fn checks_of(repo: &TestRepo, run: &str) -> Vec<Value> {
+    repo.read(&format!(".promptgate/runs/{run}/checks.jsonl"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_judge_scores_every_output_and_a_malformed_answer_is_asked_again() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let server = Server::start(stub::Config {
+        responder: responder(calls.clone()),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = setup(&server);
+    let out = repo.pg(&["eval", "p@v1", "--json", "-q"]).ok();
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["judge_errors"], 0, "{}", out.stdout);
+    let quality = summary["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "quality")
+        .cloned()
+        .expect("the judge's metric");
+    assert_eq!(quality["passed"], 10);
+    assert!(
+        (quality["mean_score"].as_f64().unwrap() - 0.75).abs() < 1e-12,
+        "{quality}"
+    );
+    let judge_id = {
+        let v: Value = serde_json::from_str(
+            &repo
+                .pg(&["show", "judges/quality@v1", "--json"])
+                .ok()
+                .stdout,
+        )
+        .unwrap();
+        v["version_id"].as_str().unwrap().to_string()
+    };
+    let run = summary["run_id"].as_str().unwrap();
+    for line in checks_of(&repo, run) {
+        let r = line["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == "quality")
+            .cloned()
+            .expect("a judge result on every output");
+        assert_eq!(r["judge"], format!("judges/quality@{judge_id}"), "{r}");
+        assert_eq!(r["reason"], "answers the question");
+    }
+    // The malformed first answer for "ok 3" was asked again: two judge calls for it.
+    assert_eq!(calls.lock().unwrap()["ok 3"], 2);
+    assert_eq!(calls.lock().unwrap()["ok 4"], 1);
+    // Judges go through the cache: the same run again makes no calls at all.
+    let before = server.stats.requests();
+    repo.pg(&["eval", "p@v1", "--json", "-q"]).ok();
+    assert_eq!(server.stats.requests(), before);
+}
+
+#[test]
+fn a_judge_that_keeps_failing_is_an_errored_output_not_a_failure() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let server = Server::start(stub::Config {
+        responder: responder(calls.clone()),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = setup(&server);
+    // One output of ten cannot be judged: 10 % is over the 5 % error budget.
+    let out = repo.pg(&["eval", "p@v2", "--json", "-q"]).code(4);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["judge_errors"], 1);
+    assert_eq!(
+        calls.lock().unwrap()["gibberish"],
+        2,
+        "asked `attempts` times"
+    );
+    let run = summary["run_id"].as_str().unwrap();
+    let c5 = checks_of(&repo, run)
+        .into_iter()
+        .find(|l| l["case_id"] == "c5")
+        .unwrap();
+    let e = c5["judge_errors"][0].as_str().unwrap();
+    assert!(
+        e.contains("after 2 attempt(s)") && e.contains("malformed answer"),
+        "{e}"
+    );
+    // The other checks still ran on it; the judge's metric is not there.
+    assert!(c5["metrics"].get("pass").is_some());
+    assert!(c5["metrics"].get("quality").is_none());
+    // With a budget that allows it, the run counts.
+    repo.write(
+        "prompts/p/suite.yaml",
+        &repo
+            .read("prompts/p/suite.yaml")
+            .replace("checks:", "gate: { error_budget: 0.2 }\nchecks:"),
+    );
+    let out = repo.pg(&["eval", "p@v2", "-q"]).ok();
+    assert!(
+        out.stdout.contains("judge errors  1 output(s)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_gate_compares_judge_scores() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let server = Server::start(stub::Config {
+        responder: responder(calls),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = setup(&server);
+    repo.write(
+        "prompts/p/suite.yaml",
+        &repo.read("prompts/p/suite.yaml").replace(
+            "checks:",
+            "gate: { min_cases: 5, metrics: { quality: {} } }\nchecks:",
+        ),
+    );
+    let out = repo
+        .pg(&[
+            "gate",
+            "p",
+            "--candidate",
+            "v3",
+            "--baseline",
+            "v1",
+            "--json",
+            "-q",
+        ])
+        .code(1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let m = &report["decision"]["metrics"][0];
+    assert_eq!(m["name"], "quality");
+    assert_eq!(m["baseline_mean"], 1.0);
+    assert_eq!(m["candidate_mean"], 0.5);
+}
+
+#[test]
+fn judges_are_checked_before_any_call() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = setup(&server);
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - judge: judges/qualty@v1\n",
+    );
+    let out = repo.pg(&["eval", "p@v1", "-q"]).code(2);
+    assert!(out.stderr.contains("judges/qualty"), "{}", out.stderr);
+    repo.write("prompts/judges/strict/v1.yaml", &version("JUDGE", "rubric"));
+    repo.pg(&["add", "judges/strict"]).ok();
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - judge: judges/strict@v1\n    scale: [5, 1]\n",
+    );
+    let out = repo.pg(&["eval", "p@v1", "-q"]).code(2);
+    assert!(out.stderr.contains("scale"), "{}", out.stderr);
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - judge: judges/strict@v1\n",
+    );
+    let out = repo.pg(&["eval", "p@v1", "-q"]).code(2);
+    assert!(
+        out.stderr.contains("needs variable `rubric`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.stats.requests(), 0);
+}
