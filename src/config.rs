@@ -47,6 +47,19 @@ pub struct Config {
     /// Where else spans go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<Telemetry>,
+    /// The embeddings endpoint `similar` checks use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<Embeddings>,
+}
+
+/// `embeddings:` — an OpenAI-compatible `/v1/embeddings` endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embeddings {
+    /// A provider of kind `openai` in `providers:` (its base URL, key, limits and retries).
+    pub provider: String,
+    /// The embedding model, e.g. `text-embedding-3-small`.
+    pub model: String,
 }
 
 /// Span export settings.
@@ -112,7 +125,14 @@ pub enum ProviderKind {
 
 fn keys_of(path: &str) -> &'static [&'static str] {
     match path {
-        "" => &["version", "prompts_dir", "providers", "telemetry"],
+        "" => &[
+            "version",
+            "prompts_dir",
+            "providers",
+            "telemetry",
+            "embeddings",
+        ],
+        "embeddings" => &["provider", "model"],
         _ => &[],
     }
 }

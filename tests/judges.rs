@@ -271,3 +271,62 @@ fn judges_are_checked_before_any_call() {
     );
     assert_eq!(server.stats.requests(), 0);
 }
+
+#[test]
+fn similar_compares_embeddings_through_the_cache() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let server = Server::start(stub::Config {
+        responder: responder(calls),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = setup(&server);
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/e.jsonl]\nchecks:\n  - similar: \"{{ expected }}\"\n    id: close\n    metric: meaning\n",
+    );
+    let rows: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"c{i}\", \"question\": \"question {i}\", \"expected\": \"ok {i}\"}}\n"
+            )
+        })
+        .collect();
+    repo.write("datasets/e.jsonl", &rows);
+    // Without an embeddings endpoint: a clear error before any call.
+    let out = repo.pg(&["eval", "p@v3", "-q"]).code(2);
+    assert!(
+        out.stderr.contains("names no embeddings endpoint"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.stats.requests(), 0);
+    repo.write(
+        "promptgate.yaml",
+        &(repo.read("promptgate.yaml") + "embeddings: { provider: stub, model: emb-1 }\n"),
+    );
+    let out = repo.pg(&["eval", "p@v3", "--json", "-q"]).ok();
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let run = summary["run_id"].as_str().unwrap();
+    let lines = checks_of(&repo, run);
+    let result = |case: &str| -> Value {
+        lines.iter().find(|l| l["case_id"] == case).unwrap()["results"][0].clone()
+    };
+    // "nope 0" vs "ok 0": one word of two shared — cosine 0.5, under the 0.8 default.
+    assert_eq!(result("c0")["pass"], false, "{}", result("c0"));
+    assert_eq!(
+        result("c0")["reason"],
+        "cosine similarity 0.500 (threshold 0.8)"
+    );
+    assert_eq!(result("c1")["pass"], true);
+    assert!((result("c1")["score"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    // 6 model calls and 9 distinct texts to embed ("ok 1", "ok 3", "ok 5" are shared).
+    assert_eq!(server.stats.requests(), 6 + 9);
+    let before = server.stats.requests();
+    repo.pg(&["eval", "p@v3", "-q"]).ok();
+    assert_eq!(
+        server.stats.requests(),
+        before,
+        "embeddings come from the cache"
+    );
+}

@@ -23,6 +23,8 @@ pub mod defaults {
     pub const EDIT_SIMILARITY_THRESHOLD: f64 = 0.8;
     /// `json_field` numeric comparisons allow this absolute tolerance.
     pub const NUMERIC_TOLERANCE: f64 = 1e-9;
+    /// `similar` passes at or above this cosine similarity.
+    pub const SIMILAR_THRESHOLD: f64 = 0.8;
     /// Calls a judge gets per output before a malformed answer is an errored check.
     pub const JUDGE_ATTEMPTS: u32 = 3;
 }
@@ -49,6 +51,7 @@ pub const TYPES: &[&str] = &[
     "cost",
     "output_tokens",
     "judge",
+    "similar",
     "not",
 ];
 const OPTIONS: &[&str] = &[
@@ -69,7 +72,7 @@ const OPTIONS: &[&str] = &[
 pub struct Text(String);
 
 impl Text {
-    fn render(&self, ctx: &Map<String, Value>) -> std::result::Result<String, String> {
+    pub fn render(&self, ctx: &Map<String, Value>) -> std::result::Result<String, String> {
         if !self.0.contains("{{") && !self.0.contains("{%") {
             return Ok(self.0.clone());
         }
@@ -82,6 +85,13 @@ impl Text {
                     e.detail().unwrap_or(&e.kind().to_string())
                 )
             })
+    }
+}
+
+impl Kind {
+    /// Scored by a model after the run (judges, `similar`), not by the deterministic scorer.
+    pub fn model_scored(&self) -> bool {
+        matches!(self, Kind::Judge { .. } | Kind::Similar { .. })
     }
 }
 
@@ -123,6 +133,12 @@ pub enum Kind {
     LatencyMs(f64),
     Cost(f64),
     OutputTokens(u64),
+    /// Cosine similarity of the output's and a reference text's embeddings (see
+    /// `pipeline::similar`).
+    Similar {
+        value: Text,
+        threshold: f64,
+    },
     /// An LLM judge: a prompt in the registry, scored by a model (see `pipeline::judge`).
     Judge {
         /// `judges/correctness@production`.
@@ -356,6 +372,13 @@ pub fn parse_check(
             "latency_ms" => Kind::LatencyMs(number_of(value, file, &here)?),
             "cost" => Kind::Cost(number_of(value, file, &here)?),
             "output_tokens" => Kind::OutputTokens(count_of(value, file, &here)? as u64),
+            "similar" => Kind::Similar {
+                value: text_of(value, file, &here)?,
+                threshold: match map.get("threshold") {
+                    None => defaults::SIMILAR_THRESHOLD,
+                    Some(t) => number_of(t, file, &format!("{at}.threshold"))?,
+                },
+            },
             "judge" => {
                 let reference = value
                     .as_str()
@@ -899,6 +922,9 @@ fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, S
             return Err(format!(
                 "judge `{reference}` is scored by the judge stage, not deterministically"
             ));
+        }
+        Kind::Similar { .. } => {
+            return Err("`similar` is scored by the embeddings stage".into());
         }
         Kind::OutputTokens(max) => verdict(
             out.completion.output_tokens <= *max,

@@ -37,8 +37,8 @@ pub struct Scored {
     pub errored: bool,
     pub results: Vec<CheckResult>,
     pub metrics: BTreeMap<String, MetricScore>,
-    /// Judges that could not score this output (after their attempts): the output counts as
-    /// errored, not failed.
+    /// Model-scored checks (judges, `similar`) that could not score this output after their
+    /// attempts: the output counts as errored, not failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub judge_errors: Vec<String>,
 }

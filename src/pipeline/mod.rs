@@ -4,6 +4,7 @@
 
 pub mod gating;
 pub mod judge;
+pub mod similar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +24,9 @@ pub struct Scoring {
     pub checks: Vec<Check>,
     /// The LLM judges.
     pub judges: Vec<judge::Judge>,
+    /// The `similar` checks and the embeddings endpoint they use.
+    pub similar: Vec<Check>,
+    pub embedder: Option<similar::Embedder>,
     /// Every suite check's weight, judges included.
     pub weights: BTreeMap<String, f64>,
     pub policy: Policy,
@@ -47,12 +51,9 @@ impl Scoring {
         let policy = Policy::from_value(p.suite.suite.gate.as_ref(), &suite_file)?;
         let cases = Cases::from_plan(&p.plan.case_data, !all.is_empty())?;
         for (id, own) in &cases.own {
-            if own
-                .iter()
-                .any(|c| matches!(c.kind, crate::checks::Kind::Judge { .. }))
-            {
+            if own.iter().any(|c| c.kind.model_scored()) {
                 return Err(crate::error::Error::usage(format!(
-                    "case `{id}` declares a judge: judges are declared in the suite's `checks:`"
+                    "case `{id}` declares a `judge` or `similar` check: those are declared in the suite's `checks:`"
                 )));
             }
         }
@@ -72,13 +73,18 @@ impl Scoring {
         let no_cache = p.options.cache == crate::engine::CacheMode::Off;
         let refresh = p.options.cache == crate::engine::CacheMode::Refresh;
         let judges = judge::prepare(repo, &all, &vars, no_cache, refresh, &suite_file)?;
-        let checks = all
+        let embedder = similar::prepare(repo, &all, no_cache, refresh, &suite_file)?;
+        let (model_scored, checks): (Vec<Check>, Vec<Check>) =
+            all.into_iter().partition(|c| c.kind.model_scored());
+        let similar = model_scored
             .into_iter()
-            .filter(|c| !matches!(c.kind, crate::checks::Kind::Judge { .. }))
+            .filter(|c| matches!(c.kind, crate::checks::Kind::Similar { .. }))
             .collect();
         Ok(Scoring {
             checks,
             judges,
+            similar,
+            embedder,
             weights,
             policy,
             cases,
@@ -88,7 +94,10 @@ impl Scoring {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.checks.is_empty() && self.judges.is_empty() && self.cases.own.is_empty()
+        self.checks.is_empty()
+            && self.judges.is_empty()
+            && self.similar.is_empty()
+            && self.cases.own.is_empty()
     }
 
     /// The metrics a case is scored on: the suite's, plus those of its own checks.
@@ -137,8 +146,24 @@ pub async fn score_run(
     interrupt: std::sync::Arc<crate::engine::Interrupt>,
 ) -> Result<Vec<Scored>> {
     let mut scored = score_records(records, artifact, scoring);
+    let mut verdicts: HashMap<(String, u32), Vec<judge::Verdict>> = HashMap::new();
+    if let Some(embedder) = &scoring.embedder {
+        let v = similar::run(
+            embedder,
+            &scoring.similar,
+            run,
+            records,
+            &scoring.cases.contexts,
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
+        for (k, list) in v {
+            verdicts.entry(k).or_default().extend(list);
+        }
+    }
     if !scoring.judges.is_empty() {
-        let verdicts = judge::run(
+        let v = judge::run(
             &scoring.judges,
             run,
             records,
@@ -147,6 +172,11 @@ pub async fn score_run(
             interrupt,
         )
         .await?;
+        for (k, list) in v {
+            verdicts.entry(k).or_default().extend(list);
+        }
+    }
+    if !verdicts.is_empty() {
         judge::merge(
             &mut scored,
             &verdicts,

@@ -22,6 +22,84 @@ impl OpenAi {
     }
 }
 
+/// The OpenAI-compatible `/v1/embeddings` client, as a [`Provider`] so embeddings go through
+/// the engine like completions (cache, retries, concurrency, rate limits). The request's model
+/// is the embedding model and its first message the text; the answer's content is the vector
+/// as a JSON array.
+pub struct OpenAiEmbeddings {
+    ep: super::HttpEndpoint,
+}
+
+impl OpenAiEmbeddings {
+    pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAiEmbeddings> {
+        Ok(OpenAiEmbeddings {
+            ep: super::HttpEndpoint::new(name, config, DEFAULT_BASE_URL, "embeddings")?,
+        })
+    }
+}
+
+impl Provider for OpenAiEmbeddings {
+    fn name(&self) -> &str {
+        &self.ep.name
+    }
+    fn system(&self) -> &str {
+        "openai"
+    }
+    fn endpoint(&self) -> String {
+        format!("openai-embeddings {}", self.ep.base_url)
+    }
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+        _key: &'a CallKey,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        Box::pin(async move {
+            let mut headers = Vec::new();
+            if let Some(k) = &self.ep.key {
+                headers.push(("authorization", format!("Bearer {}", k.expose())));
+            }
+            let text = request
+                .messages
+                .first()
+                .map(|m| m.content.as_str())
+                .unwrap_or("");
+            let body = json!({"model": request.model, "input": [text]});
+            let bytes = post(&self.ep.http, self.ep.url.clone(), headers, &body).await?;
+            decode_embedding(&bytes)
+        })
+    }
+}
+
+/// Decode an embeddings response: the first vector, as JSON text.
+pub fn decode_embedding(body: &[u8]) -> Result<Completion, CallError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        CallError::new(
+            ErrorClass::Malformed,
+            format!("embeddings response is not JSON ({e}): {}", snippet(body)),
+        )
+    })?;
+    let vector = v
+        .pointer("/data/0/embedding")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty() && a.iter().all(Value::is_number))
+        .ok_or_else(|| {
+            CallError::new(
+                ErrorClass::Malformed,
+                format!("no `data[0].embedding` vector in: {}", snippet(body)),
+            )
+        })?;
+    Ok(Completion {
+        content: Value::Array(vector.clone()).to_string(),
+        tool_calls: vec![],
+        finish_reason: None,
+        input_tokens: v
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        output_tokens: 0,
+    })
+}
+
 /// The Chat Completions request body.
 pub fn encode(req: &Request) -> Value {
     let mut body = Map::new();
