@@ -27,6 +27,31 @@ fn responder(calls: Arc<Mutex<HashMap<String, u32>>>) -> stub::Responder {
     Arc::new(move |body: &Value| {
         let system = text_of(body, "system");
         let user = text_of(body, "user");
+        if system.contains("PAIRWISE") {
+            // "A: <output>\nB: <output>": prefer "ok" over "nope"; for question 1 always "a".
+            let a = user
+                .lines()
+                .find_map(|l| l.strip_prefix("A: "))
+                .unwrap_or("");
+            let b = user
+                .lines()
+                .find_map(|l| l.strip_prefix("B: "))
+                .unwrap_or("");
+            let winner = if a.ends_with(" 1") {
+                "a"
+            } else if a.starts_with("ok") && b.starts_with("nope") {
+                "a"
+            } else if b.starts_with("ok") && a.starts_with("nope") {
+                "b"
+            } else {
+                "tie"
+            };
+            return Answer {
+                content: json!({"winner": winner, "reason": format!("{winner} is better")})
+                    .to_string(),
+                tool_calls: vec![],
+            };
+        }
         if system.contains("JUDGE") {
             let mut c = calls.lock().unwrap();
             let seen = c.entry(user.clone()).or_default();
@@ -328,5 +353,71 @@ fn similar_compares_embeddings_through_the_cache() {
         server.stats.requests(),
         before,
         "embeddings come from the cache"
+    );
+}
+
+#[test]
+fn a_pairwise_judge_swaps_the_order_and_reports_position_disagreement() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let server = Server::start(stub::Config {
+        responder: responder(calls),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = setup(&server);
+    repo.write(
+        "prompts/judges/pref/v1.yaml",
+        "model: { provider: stub, name: stub-model, temperature: 0 }\nvariables:\n  output_a: { type: string }\n  output_b: { type: string }\nmessages:\n  - role: system\n    content: PAIRWISE judge. Which answer is better?\n  - role: user\n    content: \"A: {{ output_a }}\\nB: {{ output_b }}\"\n",
+    );
+    repo.pg(&["add", "judges/pref"]).ok();
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\ngate: { min_cases: 5, metrics: { pref: {} } }\nchecks:\n  - judge: judges/pref@v1\n    pairwise: true\n    id: pref\n    metric: pref\n",
+    );
+    let before = server.stats.requests();
+    let out = repo
+        .pg(&[
+            "gate",
+            "p",
+            "--candidate",
+            "v3",
+            "--baseline",
+            "v1",
+            "--json",
+            "-q",
+        ])
+        .code(1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = &report["pairwise"][0];
+    assert_eq!(p["compared"], 10, "{p}");
+    assert_eq!(p["baseline_wins"], 5);
+    assert_eq!(p["candidate_wins"], 0);
+    assert_eq!(p["ties"], 5);
+    assert_eq!(p["position_disagreements"], 1);
+    // 20 model calls (two versions) and two judge calls per pair.
+    assert_eq!(server.stats.requests() - before, 20 + 20);
+    let m = &report["decision"]["metrics"][0];
+    assert_eq!(m["name"], "pref");
+    assert_eq!(m["baseline_mean"], 1.0);
+    assert_eq!(m["candidate_mean"], 0.5);
+    let c1 = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "c1")
+        .unwrap();
+    assert_eq!(
+        c1["candidate"]["metrics"]["pref"], 1.0,
+        "a disagreement is a tie: {c1}"
+    );
+    let terminal = repo
+        .pg(&["gate", "p", "--candidate", "v3", "--baseline", "v1", "-q"])
+        .code(1)
+        .stdout;
+    assert!(
+        terminal.contains(
+            "candidate 0 wins, baseline 5, 5 ties over 10 pairs; 1 position disagreements"
+        ),
+        "{terminal}"
     );
 }

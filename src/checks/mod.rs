@@ -65,6 +65,7 @@ const OPTIONS: &[&str] = &[
     "tolerance",
     "scale",
     "attempts",
+    "pairwise",
 ];
 
 /// A text value that may be a template over the case's variables and expectations.
@@ -147,6 +148,9 @@ pub enum Kind {
         scale: (f64, f64),
         /// Calls per output before a malformed answer becomes an errored check.
         attempts: u32,
+        /// Compare the candidate's and the baseline's outputs (gates only), asking twice with
+        /// the order swapped.
+        pairwise: bool,
     },
 }
 
@@ -421,10 +425,22 @@ pub fn parse_check(
                         }
                     },
                 };
+                let pairwise = match map.get("pairwise") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(v) => {
+                        return Err(problem(
+                            file,
+                            &format!("{at}.pairwise"),
+                            format!("expected true or false, got {v}"),
+                        ));
+                    }
+                };
                 Kind::Judge {
                     reference,
                     scale,
                     attempts,
+                    pairwise,
                 }
             }
             _ => unreachable!("every type in TYPES is handled"),

@@ -267,18 +267,25 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         })?;
     let stored_artifact = repo.load_version(&prompt, &version)?.artifact;
     let stored_records = run.records()?;
-    let stored_scored = run_interruptible(async |interrupt| {
-        crate::pipeline::score_run(
+    let (stored_scored, scored, pairwise) = run_interruptible(async |interrupt| {
+        crate::pipeline::score_pair(
             &scoring,
-            &run,
-            &stored_records,
-            &stored_artifact,
+            crate::pipeline::ToScore {
+                run: &run,
+                records: &stored_records,
+                artifact: &stored_artifact,
+            },
+            crate::pipeline::ToScore {
+                run: &evaluation.run,
+                records: &evaluation.records,
+                artifact: &evaluation.artifact,
+            },
             Arc::new(crate::engine::Silent),
             interrupt,
         )
         .await
     })?;
-    let report = crate::pipeline::compare(
+    let mut report = crate::pipeline::compare(
         "compare",
         &scoring,
         &scoring.policy,
@@ -301,6 +308,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         (&stored_scored, &scored),
         &order,
     )?;
+    report.pairwise = pairwise;
     crate::pipeline::gating::persist(&evaluation.run, &report)?;
     if !args.json {
         println!();

@@ -231,20 +231,18 @@ impl GatePlan {
                         }
                         let last = k + 1 == sizes.len();
                         if !last {
-                            let sb = super::score_run(
+                            let (sb, sc, _) = super::score_pair(
                                 &self.scoring,
-                                &self.baseline.run,
-                                &rb,
-                                &self.baseline.artifact,
-                                observer.clone(),
-                                interrupt.clone(),
-                            )
-                            .await?;
-                            let sc = super::score_run(
-                                &self.scoring,
-                                &self.candidate.run,
-                                &rc,
-                                &self.candidate.artifact,
+                                super::ToScore {
+                                    run: &self.baseline.run,
+                                    records: &rb,
+                                    artifact: &self.baseline.artifact,
+                                },
+                                super::ToScore {
+                                    run: &self.candidate.run,
+                                    records: &rc,
+                                    artifact: &self.candidate.artifact,
+                                },
                                 observer.clone(),
                                 interrupt.clone(),
                             )
@@ -292,20 +290,18 @@ impl GatePlan {
                 .map(str::to_string)
                 .collect()
         };
-        let scored_b = super::score_run(
+        let (scored_b, scored_c, pairwise) = super::score_pair(
             &self.scoring,
-            &base.run,
-            &base.records,
-            &base.artifact,
-            observer.clone(),
-            interrupt.clone(),
-        )
-        .await?;
-        let scored_c = super::score_run(
-            &self.scoring,
-            &cand.run,
-            &cand.records,
-            &cand.artifact,
+            super::ToScore {
+                run: &base.run,
+                records: &base.records,
+                artifact: &base.artifact,
+            },
+            super::ToScore {
+                run: &cand.run,
+                records: &cand.records,
+                artifact: &cand.artifact,
+            },
             observer.clone(),
             interrupt.clone(),
         )
@@ -334,6 +330,7 @@ impl GatePlan {
             &order,
         )?;
         report.sequential = sequential;
+        report.pairwise = pairwise;
         let digest = persist(&cand.run, &report)?;
         let mut warnings = base.warnings;
         warnings.extend(cand.warnings);

@@ -6,7 +6,7 @@
 //! malformed answer is asked again (a new sample, so the cache does not repeat it); one that
 //! stays malformed, or a call that keeps failing, is an errored check — not a failure.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ use crate::engine::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::provider::{self, Provider, cache::Cache};
 use crate::registry::{Ref, Repo};
-use crate::render::{self, Subject};
+use crate::render::{self, Request, Subject};
 
 /// A judge check, resolved: its prompt version, provider and settings.
 pub struct Judge {
@@ -30,6 +30,8 @@ pub struct Judge {
     pub artifact: Artifact,
     pub scale: (f64, f64),
     pub attempts: u32,
+    /// Compares candidate and baseline outputs (`output_a`, `output_b`).
+    pub pairwise: bool,
     provider: Arc<dyn Provider>,
     options: Options,
     cache: Option<Cache>,
@@ -37,6 +39,8 @@ pub struct Judge {
 
 /// The variables a judge may use besides the dataset's.
 pub const JUDGE_VARIABLES: [&str; 3] = ["output", "expected", "expected_json"];
+/// The variables a pairwise judge may use besides the dataset's.
+pub const PAIRWISE_VARIABLES: [&str; 4] = ["output_a", "output_b", "expected", "expected_json"];
 
 /// Resolve every judge check before any call: the judge prompt and version exist, its
 /// variables can be filled, its provider is configured.
@@ -55,6 +59,7 @@ pub fn prepare(
             reference,
             scale,
             attempts,
+            pairwise,
         } = &c.kind
         else {
             continue;
@@ -72,9 +77,14 @@ pub fn prepare(
             }
         };
         let artifact = repo.load_version(&prompt, &version)?.artifact;
+        let own: &[&str] = if *pairwise {
+            &PAIRWISE_VARIABLES
+        } else {
+            &JUDGE_VARIABLES
+        };
         for (name, var) in &artifact.variables {
             if var.default.is_none()
-                && !JUDGE_VARIABLES.contains(&name.as_str())
+                && !own.contains(&name.as_str())
                 && !subject_vars.contains(&name.as_str())
             {
                 problems.push(
@@ -84,7 +94,8 @@ pub fn prepare(
                     ))
                     .in_context(format!("{file}: check `{}`", c.id))
                     .hint(format!(
-                        "a judge can use `output`, `expected`, `expected_json` and the dataset's columns; give `{name}` a default"
+                        "a judge can use {} and the dataset's columns; give `{name}` a default",
+                        crate::error::list_names(own)
                     )),
                 );
             }
@@ -111,6 +122,7 @@ pub fn prepare(
             artifact,
             scale: *scale,
             attempts: *attempts,
+            pairwise: *pairwise,
             provider: p,
             options,
             cache,
@@ -137,14 +149,7 @@ pub fn parse_answer(
     content: &str,
     scale: (f64, f64),
 ) -> std::result::Result<(f64, bool, String), String> {
-    let t = content.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .and_then(|x| x.strip_suffix("```"))
-        .unwrap_or(t)
-        .trim();
-    let v: Value = serde_json::from_str(t).map_err(|e| format!("not JSON: {e}"))?;
+    let v = json_object(content)?;
     let o = v.as_object().ok_or("not a JSON object")?;
     if let Some(k) = o
         .keys()
@@ -172,8 +177,182 @@ pub fn parse_answer(
     Ok(((score - lo) / (hi - lo), pass, reason))
 }
 
-/// Judge every answered output with every judge, in `run/judges/<check id>/`. Returns, per
-/// (case, sample), each judge's verdict.
+/// Which output a pairwise judge preferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winner {
+    A,
+    B,
+    Tie,
+}
+
+/// Parse a pairwise judge's answer: `{"winner": "a" | "b" | "tie", "reason": "…"}`.
+pub fn parse_pairwise(content: &str) -> std::result::Result<(Winner, String), String> {
+    let v = json_object(content)?;
+    let o = v.as_object().ok_or("not a JSON object")?;
+    if let Some(k) = o
+        .keys()
+        .find(|k| !["winner", "reason"].contains(&k.as_str()))
+    {
+        return Err(format!("unexpected key `{k}`"));
+    }
+    let winner = match o.get("winner").and_then(Value::as_str) {
+        Some("a" | "A") => Winner::A,
+        Some("b" | "B") => Winner::B,
+        Some("tie") => Winner::Tie,
+        _ => return Err("`winner` must be \"a\", \"b\" or \"tie\"".into()),
+    };
+    let reason = o
+        .get("reason")
+        .and_then(Value::as_str)
+        .ok_or("`reason` must be a string")?
+        .to_string();
+    Ok((winner, reason))
+}
+
+fn json_object(content: &str) -> std::result::Result<Value, String> {
+    let t = content.trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .and_then(|x| x.strip_suffix("```"))
+        .unwrap_or(t)
+        .trim();
+    serde_json::from_str(t).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// A call to a judge, before its attempts: `key` names it in the judge's folder.
+struct Ask {
+    key: String,
+    line: usize,
+    request: Request,
+}
+
+/// Ask a judge every question, up to `attempts` times each while the answer does not parse
+/// (each attempt a new sample, so the cache does not repeat a malformed answer). Returns each
+/// key's parsed answer, or why there is none.
+async fn ask<T>(
+    judge: &Judge,
+    dir: &RunDir,
+    asks: Vec<Ask>,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<HashMap<String, std::result::Result<T, String>>> {
+    crate::fsutil::create_dir_all(&dir.path)?;
+    let mut pending: Vec<PlannedCall> = asks
+        .into_iter()
+        .map(|a| {
+            let hash: Arc<str> = provider::request_hash(&a.request).into();
+            PlannedCall {
+                case_id: a.key,
+                line: a.line,
+                sample: 0,
+                request: Arc::new(a.request),
+                request_hash: hash,
+                est_tokens: 512,
+            }
+        })
+        .collect();
+    let mut out: HashMap<String, std::result::Result<T, String>> = HashMap::new();
+    let mut problems: HashMap<String, String> = HashMap::new();
+    for attempt in 0..judge.attempts {
+        if pending.is_empty() {
+            break;
+        }
+        let plan = Plan {
+            prompt: judge.prompt.clone(),
+            version_id: judge.version_id.clone(),
+            label: None,
+            cases: pending.len(),
+            repeats: 1,
+            calls: pending
+                .iter()
+                .map(|c| PlannedCall {
+                    sample: attempt,
+                    ..c.clone()
+                })
+                .collect(),
+            case_data: vec![],
+        };
+        let (recs, interrupted) = execute(
+            &plan,
+            judge.provider.clone(),
+            judge.cache.clone(),
+            &judge.options,
+            dir,
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
+        for rec in recs.iter().filter(|r| r.sample == attempt) {
+            if out.contains_key(&rec.case_id) {
+                continue;
+            }
+            match (&rec.output, &rec.error) {
+                (Some(o), _) => match parse(&o.content) {
+                    Ok(t) => {
+                        out.insert(rec.case_id.clone(), Ok(t));
+                    }
+                    Err(why) => {
+                        problems.insert(rec.case_id.clone(), format!("malformed answer: {why}"));
+                    }
+                },
+                (None, Some(e)) => {
+                    problems.insert(rec.case_id.clone(), e.to_string());
+                }
+                (None, None) => {}
+            }
+        }
+        pending.retain(|c| !out.contains_key(&c.case_id));
+        if interrupted {
+            break;
+        }
+    }
+    for c in pending {
+        let why = problems
+            .remove(&c.case_id)
+            .unwrap_or_else(|| "not judged (interrupted)".into());
+        out.insert(
+            c.case_id,
+            Err(format!(
+                "judge `{}` ({}@{}) after {} attempt(s): {why}",
+                judge.check.id, judge.prompt, judge.version_id, judge.attempts
+            )),
+        );
+    }
+    Ok(out)
+}
+
+fn judge_dir(run: &RunDir, judge: &Judge) -> RunDir {
+    RunDir {
+        id: format!("{}/judges/{}", run.id, judge.check.id),
+        path: run
+            .path
+            .join("judges")
+            .join(judge.check.id.replace('/', "_")),
+    }
+}
+
+/// Render a judge for one case; an error is a verdict, not a crash.
+fn render_judge(
+    judge: &Judge,
+    compiled: &render::Compiled<'_>,
+    vars: &Map<String, Value>,
+    case: &str,
+) -> std::result::Result<Request, String> {
+    let row = format!("case `{case}`");
+    let subject = Subject {
+        prompt: &judge.prompt,
+        version_id: &judge.version_id,
+        row: Some(&row),
+    };
+    render::bind_variables(&judge.artifact, vars, &subject, false)
+        .and_then(|b| compiled.render(&b, &subject))
+        .map_err(|e| format!("judge `{}`: {}", judge.check.id, e.to_string().trim()))
+}
+
+/// Judge every answered output with every pointwise judge, in `run/judges/<check id>/`.
+/// Returns, per (case, sample), each judge's verdict.
 pub async fn run(
     judges: &[Judge],
     run: &RunDir,
@@ -183,15 +362,7 @@ pub async fn run(
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<(String, u32), Vec<Verdict>>> {
     let mut out: HashMap<(String, u32), Vec<Verdict>> = HashMap::new();
-    for judge in judges {
-        let dir = RunDir {
-            id: format!("{}/judges/{}", run.id, judge.check.id),
-            path: run
-                .path
-                .join("judges")
-                .join(judge.check.id.replace('/', "_")),
-        };
-        crate::fsutil::create_dir_all(&dir.path)?;
+    for judge in judges.iter().filter(|j| !j.pairwise) {
         let compiled = render::Compiled::new(
             &judge.artifact,
             &Subject {
@@ -200,129 +371,228 @@ pub async fn run(
                 row: None,
             },
         )?;
-        // One call per answered output: case id `<case>#<sample>`.
-        let mut base: Vec<PlannedCall> = Vec::new();
         let empty = Map::new();
+        let mut asks = Vec::new();
         for r in records {
             let Some(output) = &r.output else { continue };
             let mut vars = contexts.get(&r.case_id).unwrap_or(&empty).clone();
             vars.insert("output".into(), Value::String(output.content.clone()));
-            let row = format!("case `{}`", r.case_id);
-            let subject = Subject {
+            match render_judge(judge, &compiled, &vars, &r.case_id) {
+                Ok(request) => asks.push(Ask {
+                    key: format!("{}#{}", r.case_id, r.sample),
+                    line: r.line,
+                    request,
+                }),
+                Err(e) => out
+                    .entry((r.case_id.clone(), r.sample))
+                    .or_default()
+                    .push(Verdict::Errored(e)),
+            }
+        }
+        let scale = judge.scale;
+        let answers = ask(
+            judge,
+            &judge_dir(run, judge),
+            asks,
+            |c| parse_answer(c, scale),
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
+        for (key, answer) in answers {
+            let (case, sample) = split_key(&key);
+            let verdict = match answer {
+                Ok((score, pass, reason)) => {
+                    let (pass, score, reason) = if judge.check.negate {
+                        (!pass, 1.0 - score, format!("not: {reason}"))
+                    } else {
+                        (pass, score, reason)
+                    };
+                    Verdict::Scored(CheckResult {
+                        judge: Some(format!("{}@{}", judge.prompt, judge.version_id)),
+                        check: judge.check.id.clone(),
+                        metric: judge.check.metric.clone(),
+                        pass,
+                        score: score.clamp(0.0, 1.0),
+                        reason,
+                    })
+                }
+                Err(e) => Verdict::Errored(e),
+            };
+            out.entry((case, sample)).or_default().push(verdict);
+        }
+    }
+    Ok(out)
+}
+
+/// A pairwise judge's parsed answer, or why there is none.
+type PairAnswer = std::result::Result<(Winner, String), String>;
+
+/// A pairwise judge's tally over a comparison.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PairwiseSummary {
+    pub check: String,
+    pub judge: String,
+    pub compared: usize,
+    pub candidate_wins: usize,
+    pub baseline_wins: usize,
+    pub ties: usize,
+    /// Pairs where the two orders disagreed (the judge preferred a position, not an answer).
+    pub position_disagreements: usize,
+    pub errored: usize,
+}
+
+/// Verdicts of the pairwise judges for each side, and their tallies.
+#[derive(Default)]
+pub struct Pairwise {
+    pub baseline: HashMap<(String, u32), Vec<Verdict>>,
+    pub candidate: HashMap<(String, u32), Vec<Verdict>>,
+    pub summaries: Vec<PairwiseSummary>,
+}
+
+/// Compare candidate and baseline outputs with every pairwise judge: each pair is asked twice,
+/// (candidate, baseline) and (baseline, candidate). A win in both orders is a win; a win in
+/// one and a tie in the other counts half; opposite winners are a position disagreement and
+/// count as a tie. The candidate's check passes unless it lost; the baseline's unless it lost.
+pub async fn run_pairwise(
+    judges: &[Judge],
+    run: &RunDir,
+    baseline: &[Record],
+    candidate: &[Record],
+    contexts: &HashMap<String, Map<String, Value>>,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<Pairwise> {
+    let mut out = Pairwise::default();
+    let base: HashMap<(&str, u32), &Record> = baseline
+        .iter()
+        .filter(|r| r.output.is_some())
+        .map(|r| ((r.case_id.as_str(), r.sample), r))
+        .collect();
+    for judge in judges.iter().filter(|j| j.pairwise) {
+        let compiled = render::Compiled::new(
+            &judge.artifact,
+            &Subject {
                 prompt: &judge.prompt,
                 version_id: &judge.version_id,
-                row: Some(&row),
+                row: None,
+            },
+        )?;
+        let empty = Map::new();
+        let mut asks = Vec::new();
+        let mut errors: Vec<((String, u32), String)> = Vec::new();
+        for c in candidate.iter().filter(|r| r.output.is_some()) {
+            let Some(b) = base.get(&(c.case_id.as_str(), c.sample)) else {
+                continue;
             };
-            let request = render::bind_variables(&judge.artifact, &vars, &subject, false)
-                .and_then(|b| compiled.render(&b, &subject));
-            let request = match request {
-                Ok(r) => r,
-                Err(e) => {
-                    out.entry((r.case_id.clone(), r.sample))
+            let text = |r: &Record| {
+                r.output
+                    .as_ref()
+                    .map(|o| o.content.clone())
+                    .unwrap_or_default()
+            };
+            for (order, (a, bb)) in [(0, (text(c), text(b))), (1, (text(b), text(c)))] {
+                let mut vars = contexts.get(&c.case_id).unwrap_or(&empty).clone();
+                vars.insert("output_a".into(), Value::String(a));
+                vars.insert("output_b".into(), Value::String(bb));
+                match render_judge(judge, &compiled, &vars, &c.case_id) {
+                    Ok(request) => asks.push(Ask {
+                        key: format!("{}#{}#{order}", c.case_id, c.sample),
+                        line: c.line,
+                        request,
+                    }),
+                    Err(e) => errors.push(((c.case_id.clone(), c.sample), e)),
+                }
+            }
+        }
+        let answers = ask(
+            judge,
+            &judge_dir(run, judge),
+            asks,
+            parse_pairwise,
+            observer.clone(),
+            interrupt.clone(),
+        )
+        .await?;
+        let mut summary = PairwiseSummary {
+            check: judge.check.id.clone(),
+            judge: format!("{}@{}", judge.prompt, judge.version_id),
+            ..PairwiseSummary::default()
+        };
+        let mut by_pair: BTreeMap<(String, u32), [Option<PairAnswer>; 2]> = BTreeMap::new();
+        for (key, answer) in answers {
+            let (rest, order) = key.rsplit_once('#').unwrap_or((&key, "0"));
+            let (case, sample) = split_key(rest);
+            let slot = by_pair.entry((case, sample)).or_default();
+            slot[usize::from(order == "1")] = Some(answer);
+        }
+        for (k, e) in errors {
+            by_pair.entry(k).or_default()[0] = Some(Err(e));
+        }
+        let id = format!("{}@{}", judge.prompt, judge.version_id);
+        for (key, [first, second]) in by_pair {
+            let (first, second) = match (first, second) {
+                (Some(Ok(f)), Some(Ok(s))) => (f, s),
+                (Some(Err(e)), _) | (_, Some(Err(e))) => {
+                    summary.errored += 1;
+                    out.candidate
+                        .entry(key.clone())
                         .or_default()
-                        .push(Verdict::Errored(format!(
-                            "judge `{}`: {}",
-                            judge.check.id,
-                            e.to_string().trim()
-                        )));
+                        .push(Verdict::Errored(e.clone()));
+                    out.baseline
+                        .entry(key)
+                        .or_default()
+                        .push(Verdict::Errored(e));
                     continue;
                 }
+                _ => continue,
             };
-            let hash: Arc<str> = provider::request_hash(&request).into();
-            base.push(PlannedCall {
-                case_id: format!("{}#{}", r.case_id, r.sample),
-                line: r.line,
-                sample: 0,
-                request: Arc::new(request),
-                request_hash: hash,
-                est_tokens: 512,
-            });
-        }
-        let mut pending: Vec<PlannedCall> = base;
-        let mut last_problem: HashMap<String, String> = HashMap::new();
-        let mut answered: HashSet<String> = HashSet::new();
-        for attempt in 0..judge.attempts {
-            if pending.is_empty() {
-                break;
-            }
-            let plan = Plan {
-                prompt: judge.prompt.clone(),
-                version_id: judge.version_id.clone(),
-                label: None,
-                cases: pending.len(),
-                repeats: 1,
-                calls: pending
-                    .iter()
-                    .map(|c| PlannedCall {
-                        sample: attempt,
-                        ..c.clone()
-                    })
-                    .collect(),
-                case_data: vec![],
+            // Points for the candidate: in order 0 it is `a`, in order 1 it is `b`.
+            let points = |w: Winner, candidate_is_a: bool| -> f64 {
+                match (w, candidate_is_a) {
+                    (Winner::Tie, _) => 0.5,
+                    (Winner::A, true) | (Winner::B, false) => 1.0,
+                    _ => 0.0,
+                }
             };
-            let (recs, interrupted) = execute(
-                &plan,
-                judge.provider.clone(),
-                judge.cache.clone(),
-                &judge.options,
-                &dir,
-                observer.clone(),
-                interrupt.clone(),
-            )
-            .await?;
-            for rec in recs.iter().filter(|r| r.sample == attempt) {
-                if answered.contains(&rec.case_id) {
-                    continue;
-                }
-                let (case, sample) = split_key(&rec.case_id);
-                match (&rec.output, &rec.error) {
-                    (Some(o), _) => match parse_answer(&o.content, judge.scale) {
-                        Ok((score, pass, reason)) => {
-                            answered.insert(rec.case_id.clone());
-                            let (pass, score, reason) = if judge.check.negate {
-                                (!pass, 1.0 - score, format!("not: {reason}"))
-                            } else {
-                                (pass, score, reason)
-                            };
-                            out.entry((case, sample)).or_default().push(Verdict::Scored(
-                                CheckResult {
-                                    judge: Some(format!("{}@{}", judge.prompt, judge.version_id)),
-                                    check: judge.check.id.clone(),
-                                    metric: judge.check.metric.clone(),
-                                    pass,
-                                    score: score.clamp(0.0, 1.0),
-                                    reason,
-                                },
-                            ));
-                        }
-                        Err(why) => {
-                            last_problem
-                                .insert(rec.case_id.clone(), format!("malformed answer: {why}"));
-                        }
-                    },
-                    (None, Some(e)) => {
-                        last_problem.insert(rec.case_id.clone(), e.to_string());
-                    }
-                    (None, None) => {}
-                }
+            let (p0, p1) = (points(first.0, true), points(second.0, false));
+            let disagree = (p0 - p1).abs() == 1.0;
+            let p = if disagree { 0.5 } else { (p0 + p1) / 2.0 };
+            summary.compared += 1;
+            summary.position_disagreements += usize::from(disagree);
+            match p {
+                x if x > 0.5 => summary.candidate_wins += 1,
+                x if x < 0.5 => summary.baseline_wins += 1,
+                _ => summary.ties += 1,
             }
-            if interrupted {
-                break;
-            }
-            pending.retain(|c| !answered.contains(&c.case_id));
-        }
-        for c in pending {
-            let (case, sample) = split_key(&c.case_id);
-            let why = last_problem
-                .remove(&c.case_id)
-                .unwrap_or_else(|| "not judged (interrupted)".into());
-            out.entry((case, sample))
+            let reason = format!(
+                "{}; order swapped: {}{}",
+                first.1,
+                second.1,
+                if disagree {
+                    " (position disagreement: counted as a tie)"
+                } else {
+                    ""
+                }
+            );
+            let result = |score: f64, pass: bool| CheckResult {
+                judge: Some(id.clone()),
+                check: judge.check.id.clone(),
+                metric: judge.check.metric.clone(),
+                pass,
+                score,
+                reason: reason.clone(),
+            };
+            out.candidate
+                .entry(key.clone())
                 .or_default()
-                .push(Verdict::Errored(format!(
-                    "judge `{}` ({}@{}) after {} attempt(s): {why}",
-                    judge.check.id, judge.prompt, judge.version_id, judge.attempts
-                )));
+                .push(Verdict::Scored(result(p, p >= 0.5)));
+            out.baseline
+                .entry(key)
+                .or_default()
+                .push(Verdict::Scored(result(1.0 - p, p <= 0.5)));
         }
+        out.summaries.push(summary);
     }
     Ok(out)
 }

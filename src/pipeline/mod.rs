@@ -187,6 +187,58 @@ pub async fn score_run(
     Ok(scored)
 }
 
+/// One side of a comparison to score.
+pub struct ToScore<'a> {
+    pub run: &'a RunDir,
+    pub records: &'a [Record],
+    pub artifact: &'a Artifact,
+}
+
+/// Score both sides of a comparison: each with [`score_run`], then the pairwise judges on the
+/// pairs. Returns the baseline's and the candidate's scores and the pairwise tallies.
+pub async fn score_pair(
+    scoring: &Scoring,
+    baseline: ToScore<'_>,
+    candidate: ToScore<'_>,
+    observer: std::sync::Arc<dyn crate::engine::Observer>,
+    interrupt: std::sync::Arc<crate::engine::Interrupt>,
+) -> Result<(Vec<Scored>, Vec<Scored>, Vec<judge::PairwiseSummary>)> {
+    let mut b = score_run(
+        scoring,
+        baseline.run,
+        baseline.records,
+        baseline.artifact,
+        observer.clone(),
+        interrupt.clone(),
+    )
+    .await?;
+    let mut c = score_run(
+        scoring,
+        candidate.run,
+        candidate.records,
+        candidate.artifact,
+        observer.clone(),
+        interrupt.clone(),
+    )
+    .await?;
+    if !scoring.judges.iter().any(|j| j.pairwise) {
+        return Ok((b, c, vec![]));
+    }
+    let pw = judge::run_pairwise(
+        &scoring.judges,
+        candidate.run,
+        baseline.records,
+        candidate.records,
+        &scoring.cases.contexts,
+        observer,
+        interrupt,
+    )
+    .await?;
+    judge::merge(&mut b, &pw.baseline, &scoring.weights, &scoring.thresholds);
+    judge::merge(&mut c, &pw.candidate, &scoring.weights, &scoring.thresholds);
+    Ok((b, c, pw.summaries))
+}
+
 /// Write `checks.jsonl` (one line per output) into a run folder.
 pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
     let mut text = String::new();
@@ -543,6 +595,7 @@ pub fn compare(
         decision,
         unpaired: paired.unpaired,
         sequential: None,
+        pairwise: vec![],
         cases: paired.cases,
     })
 }

@@ -229,6 +229,7 @@ impl Sink for Html {
             notes.push(format!("power ({}): {}", p.metric, p.text));
         }
         notes.extend(super::sequential_note(r));
+        notes.extend(super::pairwise_notes(r));
         if !notes.is_empty() {
             h.push_str("<h2>Budgets and power</h2><ul>");
             for n in notes {

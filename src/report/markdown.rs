@@ -103,6 +103,7 @@ impl Sink for Markdown {
             extra.push(format!("power (`{}`): {}", p.metric, p.text));
         }
         extra.extend(super::sequential_note(r));
+        extra.extend(super::pairwise_notes(r));
         if !extra.is_empty() {
             out.push('\n');
             for e in extra {

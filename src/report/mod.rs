@@ -59,6 +59,9 @@ pub struct Report {
     /// How a sequential gate (`gate.sequential`) went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequential: Option<Sequential>,
+    /// The pairwise judges' tallies (wins, ties, position disagreements).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pairwise: Vec<crate::pipeline::judge::PairwiseSummary>,
     pub cases: Vec<CaseRow>,
 }
 
@@ -286,4 +289,29 @@ pub(crate) fn sequential_note(r: &Report) -> Option<String> {
         s.alpha_at_stop,
         s.calls_saved
     ))
+}
+
+/// One line per pairwise judge: "judge `pref` (judges/pref@v1-…): candidate 12 wins, baseline
+/// 3, 25 ties; 4 position disagreements".
+pub(crate) fn pairwise_notes(r: &Report) -> Vec<String> {
+    r.pairwise
+        .iter()
+        .map(|p| {
+            format!(
+                "pairwise judge `{}` ({}): candidate {} wins, baseline {}, {} ties over {} pairs; {} position disagreements{}",
+                p.check,
+                p.judge,
+                p.candidate_wins,
+                p.baseline_wins,
+                p.ties,
+                p.compared,
+                p.position_disagreements,
+                if p.errored > 0 {
+                    format!(", {} errored", p.errored)
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect()
 }

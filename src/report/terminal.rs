@@ -140,6 +140,9 @@ impl Sink for Terminal {
         if let Some(n) = super::sequential_note(r) {
             let _ = writeln!(out, "\n  {n}");
         }
+        for n in super::pairwise_notes(r) {
+            let _ = writeln!(out, "  {n}");
+        }
         let _ = writeln!(
             out,
             "\n  runs     baseline {}, candidate {}",
