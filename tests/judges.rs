@@ -37,9 +37,8 @@ fn responder(calls: Arc<Mutex<HashMap<String, u32>>>) -> stub::Responder {
                 .lines()
                 .find_map(|l| l.strip_prefix("B: "))
                 .unwrap_or("");
-            let winner = if a.ends_with(" 1") {
-                "a"
-            } else if a.starts_with("ok") && b.starts_with("nope") {
+            let position_bias = a.ends_with(" 1");
+            let winner = if position_bias || (a.starts_with("ok") && b.starts_with("nope")) {
                 "a"
             } else if b.starts_with("ok") && a.starts_with("nope") {
                 "b"
