@@ -85,7 +85,7 @@ fn sixteen_concurrent_label_moves_one_wins() {
     assert_eq!(moves.len(), 1, "{audit}");
     let r = Repo::open(repo.path()).unwrap();
     let p = r.prompt("p").unwrap();
-    assert!(moves[0].contains(p.registry.labels["production"].as_str()));
+    assert!(moves[0].contains(&p.registry.labels["production"].to_string()));
 }
 
 /// A tiny deterministic generator (xorshift) so the test needs no extra crate.
@@ -120,7 +120,7 @@ fn sigkill_during_label_moves_never_corrupts() {
     let mut killed_mid_run = 0;
     for i in 0..200 {
         let current =
-            r.prompt("p").expect("registry readable").registry.labels["production"].clone();
+            r.prompt("p").expect("registry readable").registry.labels["production"].to_string();
         let number: u32 = current[1..current.find('-').unwrap()].parse().unwrap();
         let target = number % 3 + 1;
         let mut child = repo

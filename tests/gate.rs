@@ -317,3 +317,27 @@ fn sequential_policy_is_validated() {
     let last = p.at_look(2, 3);
     assert!((last.gated()[0].2 - 0.048).abs() < 1e-12);
 }
+
+#[test]
+fn the_power_note_of_a_perfect_baseline_counts_the_cases_the_exact_interval_needs() {
+    // A baseline and an identical candidate that pass every case: σ_d = 0, so the normal
+    // approximation would ask for one case; the score interval needs z²(1 − δ)/δ of them.
+    let policy = Policy::default();
+    let floor = power::binary_floor_cases(0.05, 0.05);
+    assert_eq!(floor, 52);
+    for (n, verdict) in [(floor - 1, Verdict::Inconclusive), (floor, Verdict::Pass)] {
+        let (c, b) = table(n, 0, 0, 0);
+        let d = gate::decide(&policy, &input(metric("pass", c, b)));
+        assert_eq!(d.verdict, verdict, "n = {n}: {:#?}", d.reasons);
+        assert_eq!(d.power[0].cases_needed, floor, "n = {n}");
+    }
+    let (c, b) = table(40, 0, 0, 0);
+    let d = gate::decide(&policy, &input(metric("pass", c, b)));
+    assert!(
+        d.power[0]
+            .text
+            .contains("passes 0 % of the time; 52 cases are needed"),
+        "{}",
+        d.power[0].text
+    );
+}

@@ -582,3 +582,125 @@ fn a_sequential_gate_stops_the_calls_once_the_answer_is_clear() {
         out.stdout
     );
 }
+
+#[test]
+fn a_canary_rollout_is_gated_audited_and_rolled_back_to_the_stable_version() {
+    let s = server(Duration::ZERO, 0.0, Arc::default());
+    let repo = repo_for(&s, 80, "");
+    let (v1, v2) = (id_of(&repo, "v1"), id_of(&repo, "v2"));
+    let promote = |extra: &[&str]| {
+        let mut args = vec!["promote", "p@v2", "--label", "production", "-q"];
+        args.extend_from_slice(extra);
+        repo.pg(&args).ok()
+    };
+    let out = promote(&["--canary", "10", "-m", "canary 10"]);
+    assert!(out.stdout.starts_with("PASS"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("promoted p@production: {v1} → {v2}:10,{v1}:90")),
+        "{}",
+        out.stdout
+    );
+    // registry.yaml records the split as a mapping; show and list display it.
+    let reg = repo.read("prompts/p/registry.yaml");
+    assert!(reg.contains(&format!("{v2}: 10")), "{reg}");
+    let show = repo.pg(&["show", "p@production"]).ok().stdout;
+    assert!(show.starts_with(&format!("p@{v1}")), "the primary: {show}");
+    assert!(
+        show.contains(&format!("split      production: {v2} 10% · {v1} 90%")),
+        "{show}"
+    );
+    let list = repo.pg(&["list", "p"]).ok().stdout;
+    assert!(list.contains("production (10%)"), "{list}");
+    assert!(list.contains("production (90%)"), "{list}");
+
+    // 50 %, gated against the stable side again (the same cached calls: no new requests).
+    let requests = s.stats.requests();
+    promote(&["--canary", "50", "-m", "canary 50"]);
+    assert_eq!(s.stats.requests(), requests);
+    let last = audit(&repo).pop().unwrap();
+    assert_eq!(
+        last["from"],
+        serde_json::json!({ v1.clone(): 90, v2.clone(): 10 })
+    );
+    assert_eq!(
+        last["to"],
+        serde_json::json!({ v1.clone(): 50, v2.clone(): 50 })
+    );
+    assert!(last["gate_run"].is_string());
+
+    // A rollback from the split returns to the single version it started from.
+    let out = repo
+        .pg(&["rollback", "p", "--label", "production", "-m", "errors up"])
+        .ok();
+    assert!(
+        out.stdout.contains(&format!("{v2}:50,{v1}:50 → {v1}")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(label(&repo, "production"), v1);
+
+    // Finishing a rollout: canary, then plain promote; rollback goes back past the split.
+    promote(&["--canary", "10", "-m", "again"]);
+    promote(&["-m", "all in"]);
+    let reg = repo.read("prompts/p/registry.yaml");
+    assert!(reg.contains(&format!("production: {v2}")), "{reg}");
+    repo.pg(&["rollback", "p", "--label", "production", "-m", "undo"])
+        .ok();
+    assert_eq!(label(&repo, "production"), v1);
+    // Every step was a compare-and-swap move with an audit entry, and the chain verifies.
+    let moves = audit(&repo)
+        .iter()
+        .filter(|e| e["label"] == "production")
+        .count();
+    assert_eq!(moves, 1 + 6);
+    repo.pg(&["check"]).ok();
+    let log = repo.pg(&["log", "p", "--label", "production"]).ok().stdout;
+    assert!(log.contains(&format!("{v1} → {v2}:10,{v1}:90")), "{log}");
+
+    // A split can be set by hand too; bad weights are refused with the rule.
+    let out = repo
+        .pg(&[
+            "label",
+            "set",
+            "p",
+            "production",
+            "v1:70,v2:20",
+            "--expect",
+            "v1",
+            "-m",
+            "x",
+        ])
+        .code(2);
+    assert!(out.stderr.contains("add up to 100"), "{}", out.stderr);
+    repo.pg(&[
+        "label",
+        "set",
+        "p",
+        "production",
+        "v1:70,v2:30",
+        "--expect",
+        "v1",
+        "-m",
+        "x",
+    ])
+    .ok();
+    let out = repo
+        .pg(&[
+            "label",
+            "set",
+            "p",
+            "production",
+            "v1",
+            "--expect",
+            "v1",
+            "-m",
+            "y",
+        ])
+        .code(5);
+    assert!(
+        out.stderr.contains(&format!("{v2}:30,{v1}:70")),
+        "{}",
+        out.stderr
+    );
+}

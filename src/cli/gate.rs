@@ -10,7 +10,7 @@ use super::{Outcome, progress::Bar};
 use crate::error::{Error, Result};
 use crate::gate::Verdict;
 use crate::pipeline::gating::{GatePlan, GateRequest, GateResult, admits};
-use crate::registry::{Expect, LabelMove, Ref, Repo, audit};
+use crate::registry::{Expect, LabelMove, Ref, Repo, Target, audit, target};
 
 #[derive(Debug, Args)]
 #[command(
@@ -39,7 +39,7 @@ pub struct GateArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Gates the version against the label's current target and, only on PASS, moves the label\nwith compare-and-swap against the version it was gated against: if someone moved the label\nmeanwhile, nothing is overwritten (exit 5). The audit entry carries the gate's run id and\nthe SHA-256 of its JSON report.\n\nExamples:\n  promptgate promote support_agent@v3 --label production -m 'shorter answers'\n  promptgate promote support_agent@v3 --label production --skip-gate -m 'hotfix: INC-1234'\n\nExit codes: 0 moved, 1 FAIL, 2 bad input, 3 INCONCLUSIVE, 4 too many errored calls,\n5 the label moved during the gate."
+    after_help = "Gates the version against the label's current target and, only on PASS, moves the label\nwith compare-and-swap against the version it was gated against: if someone moved the label\nmeanwhile, nothing is overwritten (exit 5). The audit entry carries the gate's run id and\nthe SHA-256 of its JSON report. With --canary the label splits its traffic between the\nversion and the current one; callers are assigned stickily by their routing key.\n\nExamples:\n  promptgate promote support_agent@v3 --label production -m 'shorter answers'\n  promptgate promote support_agent@v3 --label production --canary 10\n  promptgate promote support_agent@v3 --label production --canary 50\n  promptgate promote support_agent@v3 --label production\n  promptgate promote support_agent@v3 --label production --skip-gate -m 'hotfix: INC-1234'\n\nExit codes: 0 moved, 1 FAIL, 2 bad input, 3 INCONCLUSIVE, 4 too many errored calls,\n5 the label moved during the gate."
 )]
 pub struct PromoteArgs {
     /// The version to promote, e.g. `support_agent@v3`.
@@ -53,6 +53,10 @@ pub struct PromoteArgs {
     /// Move without gating (emergencies only; recorded as such in the audit log).
     #[arg(long)]
     pub skip_gate: bool,
+    /// Send only this share of the label's traffic (percent, 1-99) to the version and keep the
+    /// rest on the current version (a canary); promote again without it to finish.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u32).range(1..100))]
+    pub canary: Option<u32>,
     /// Let breaking changes to the output or tool schemas through.
     #[arg(long)]
     pub allow_breaking: bool,
@@ -161,19 +165,43 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
     let current = prompt.registry.labels.get(&args.label).cloned();
-    if current.as_deref() == Some(candidate.id.as_str()) {
+    if current.as_ref().and_then(Target::single) == Some(candidate.id.as_str()) {
         return Err(Error::usage(format!(
             "`{}@{}` already points at `{}`: nothing to promote",
             prompt.name, args.label, candidate.id
         )));
     }
+    // What the candidate is gated against and, for a canary, shares the traffic with: the
+    // current target's largest other version (a split in progress keeps its stable side).
+    let stable: Option<String> = current.as_ref().and_then(|t| match t {
+        Target::One(v) => Some(v.clone()),
+        Target::Split(parts) => parts
+            .iter()
+            .filter(|(v, _)| *v != candidate.id)
+            .max_by_key(|(_, w)| *w)
+            .map(|(v, _)| v.clone()),
+    });
+    let new_target = match (args.canary, &stable) {
+        (Some(p), Some(s)) => format!("{}:{p},{s}:{}", candidate.id, 100 - p),
+        (Some(_), None) => {
+            return Err(Error::usage(format!(
+                "label `{}` of `{}` does not exist yet: a canary needs a version to share the traffic with",
+                args.label, prompt.name
+            ))
+            .with_hint(format!(
+                "create it with `promptgate label set {} {} VERSION --expect none -m \"…\"`",
+                prompt.name, args.label
+            )));
+        }
+        (None, _) => candidate.id.clone(),
+    };
     let mv = |reason: String, gate_run, digest, skip_gate| LabelMove {
         prompt: prompt.name.clone(),
         label: args.label.clone(),
-        target: candidate.id.clone(),
+        target: new_target.clone(),
         expect: current
-            .clone()
-            .map(Expect::Version)
+            .as_ref()
+            .map(|t| Expect::Version(t.to_string()))
             .unwrap_or(Expect::Absent),
         actor: actor.to_string(),
         reason,
@@ -182,6 +210,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         report_digest: digest,
         skip_gate,
     };
+    let show_to = |e: &audit::Entry| target::show(e.to.as_ref(), "?");
     if args.skip_gate {
         let Some(why) = args.message.clone().filter(|m| !m.trim().is_empty()) else {
             return Err(Error::usage("`--skip-gate` needs a reason").with_hint(
@@ -194,12 +223,12 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
             "{}@{}: {} → {} (gate skipped)",
             prompt.name,
             args.label,
-            e.from.as_deref().unwrap_or("(new)"),
-            candidate.id
+            target::show(e.from.as_ref(), "(new)"),
+            show_to(&e)
         );
         return Ok(Outcome::Success);
     }
-    let Some(baseline) = current.clone() else {
+    let Some(baseline) = stable else {
         return Err(Error::usage(format!(
             "label `{}` of `{}` does not exist yet: there is nothing to gate against",
             args.label, prompt.name
@@ -221,9 +250,10 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         return Ok(Outcome::Interrupted);
     };
     let verdict = outcome.report.decision.verdict;
+    let was = target::show(current.as_ref(), "(new)");
     if !admits(verdict, &outcome.policy) {
         eprintln!(
-            "not promoted: the gate decided {}; `{}@{}` still points at `{baseline}`",
+            "not promoted: the gate decided {}; `{}@{}` still points at `{was}`",
             crate::report::verdict_word(verdict),
             prompt.name,
             args.label
@@ -244,8 +274,11 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         false,
     ))?;
     println!(
-        "promoted {}@{}: {} → {} (audit #{})",
-        prompt.name, args.label, baseline, candidate.id, e.seq
+        "promoted {}@{}: {was} → {} (audit #{})",
+        prompt.name,
+        args.label,
+        show_to(&e),
+        e.seq
     );
     Ok(Outcome::Success)
 }
@@ -275,7 +308,20 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
                     ))
                     .with_hint("name the target with `--to VERSION`")
                 })?;
-            last.from.clone().ok_or_else(|| {
+            // The last single target before the current state: a rollback from a canary (or
+            // from a version a canary rolled out) returns to the version the split started from.
+            let mut moves = log
+                .entries
+                .iter()
+                .rev()
+                .filter(|e| e.label.as_deref() == Some(args.label.as_str()));
+            let mut from = last.from.clone();
+            while let Some(Target::Split(_)) = from {
+                from = moves
+                    .find(|e| e.seq < last.seq && e.to == from)
+                    .and_then(|e| e.from.clone());
+            }
+            from.map(|t| t.to_string()).ok_or_else(|| {
                 Error::usage(format!(
                     "`{}@{}` was created by its last move (audit #{}): there is no previous target",
                     prompt.name, args.label, last.seq
@@ -288,7 +334,7 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
         prompt: prompt.name.clone(),
         label: args.label.clone(),
         target,
-        expect: Expect::Version(current.clone()),
+        expect: Expect::Version(current.to_string()),
         actor: actor.to_string(),
         reason: args.message.clone(),
         action: audit::Action::Rollback,
@@ -301,7 +347,7 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
         prompt.name,
         args.label,
         current,
-        e.to.as_deref().unwrap_or("?"),
+        target::show(e.to.as_ref(), "?"),
         e.seq
     );
     Ok(Outcome::Success)

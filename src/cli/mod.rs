@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::artifact::diff;
 use crate::error::{Diagnostic, Error, Result, Severity};
 use crate::fsutil;
-use crate::registry::{self, Expect, LabelMove, Ref, Repo, audit};
+use crate::registry::{self, Expect, LabelMove, Ref, Repo, Target, audit, target};
 use crate::render::{self, Subject};
 
 /// What a successful command run means for the exit code.
@@ -241,8 +241,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             })?;
             println!(
                 "{prompt}@{label}: {} → {}",
-                e.from.as_deref().unwrap_or("(new)"),
-                e.to.as_deref().unwrap_or("(none)")
+                target::show(e.from.as_ref(), "(new)"),
+                target::show(e.to.as_ref(), "(none)")
             );
             Ok(Outcome::Success)
         }
@@ -300,7 +300,13 @@ fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
         }
         let rows: Vec<Vec<String>> = versions
             .iter()
-            .map(|v| vec![v.id.clone(), v.file.clone(), p.labels_of(&v.id).join(", ")])
+            .map(|v| {
+                vec![
+                    v.id.clone(),
+                    v.file.clone(),
+                    p.label_notes(&v.id).join(", "),
+                ]
+            })
             .collect();
         print!("{}", table(&["VERSION", "FILE", "LABELS"], &rows));
         return Ok(Outcome::Success);
@@ -370,10 +376,17 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
     let loaded = repo.load_version(&prompt, &v)?;
     let path = prompt.dir.join(&v.file);
     let labels = prompt.labels_of(&v.id);
+    // A label that splits its traffic: `show` names the version a caller without a routing
+    // key gets (the primary), and the whole split.
+    let split = label
+        .as_ref()
+        .and_then(|l| prompt.registry.labels.get(l))
+        .filter(|t| t.single().is_none());
     if json {
         print_json(&json!({
             "prompt": prompt.name, "version_id": v.id, "number": v.number, "hash": v.hash,
-            "file": rel(repo, &path), "label": label, "labels": labels, "artifact": loaded.artifact,
+            "file": rel(repo, &path), "label": label, "labels": labels, "split": split,
+            "artifact": loaded.artifact,
         }));
         return Ok(Outcome::Success);
     }
@@ -402,6 +415,7 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
     println!("{}@{}", prompt.name, v.id);
     println!("  hash       {}", v.hash);
     println!("  file       {}", rel(repo, &path));
+    let labels = prompt.label_notes(&v.id);
     println!(
         "  labels     {}",
         if labels.is_empty() {
@@ -410,6 +424,10 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             labels.join(", ")
         }
     );
+    if let (Some(l), Some(Target::Split(parts))) = (&label, split) {
+        let shares: Vec<String> = parts.iter().map(|(id, w)| format!("{id} {w}%")).collect();
+        println!("  split      {l}: {}", shares.join(" · "));
+    }
     if let Some(d) = &a.description {
         println!("  about      {d}");
     }
@@ -582,15 +600,15 @@ fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
         let what = match e.action {
             audit::Action::Register => format!(
                 "registered {} ({})",
-                e.to.as_deref().unwrap_or("?"),
+                target::show(e.to.as_ref(), "?"),
                 e.file.as_deref().unwrap_or("?")
             ),
             _ => format!(
                 "{} {}: {} → {}",
                 e.action.as_str(),
                 e.label.as_deref().unwrap_or("?"),
-                e.from.as_deref().unwrap_or("(new)"),
-                e.to.as_deref().unwrap_or("(removed)")
+                target::show(e.from.as_ref(), "(new)"),
+                target::show(e.to.as_ref(), "(removed)")
             ),
         };
         let _ = writeln!(out, "#{:<4} {}  {}  {what}", e.seq, e.ts, e.actor);

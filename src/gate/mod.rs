@@ -436,10 +436,28 @@ fn points(x: f64) -> String {
 }
 
 /// The power note for a metric with per-case difference standard deviation `sd`.
-pub fn power_note(metric: &str, n: usize, sd: f64, margin: f64, alpha: f64) -> PowerNote {
+/// A pass/fail (`binary`) metric also needs enough cases for its exact interval to fit inside
+/// the margin with no discordant pair at all (see [`power::binary_floor_cases`]).
+pub fn power_note(
+    metric: &str,
+    n: usize,
+    sd: f64,
+    margin: f64,
+    alpha: f64,
+    binary: bool,
+) -> PowerNote {
     let sd = if sd.is_finite() { sd } else { 0.5 };
-    let pass = power::pass_probability(n, sd, margin, alpha, 0.0);
-    let needed = power::cases_needed(sd, margin, alpha, defaults::POWER);
+    let floor = if binary {
+        power::binary_floor_cases(margin, alpha)
+    } else {
+        1
+    };
+    let pass = if n < floor {
+        0.0
+    } else {
+        power::pass_probability(n, sd, margin, alpha, 0.0)
+    };
+    let needed = power::cases_needed(sd, margin, alpha, defaults::POWER).max(floor);
     let mde = power::minimum_detectable_effect(n.max(1), sd, alpha, defaults::POWER);
     let text = format!(
         "with {n} cases an identical prompt passes {:.0} % of the time; {needed} cases are needed for a {}-point margin",
@@ -690,7 +708,7 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         let r = metric_result(m, margin, alpha, method, policy);
         decision
             .power
-            .push(power_note(&name, r.n, r.sd_diff, margin, alpha));
+            .push(power_note(&name, r.n, r.sd_diff, margin, alpha, r.binary));
         verdicts.push(r.verdict);
         reasons.push(r.reason.clone());
         decision.metrics.push(r);

@@ -643,7 +643,7 @@ pub fn power_before_run(
             let (count, passed) = rates.get(&name)?;
             let p = passed / count.max(1.0);
             let sd = (2.0 * p * (1.0 - p)).sqrt();
-            Some(gate::power_note(&name, n, sd, margin, alpha))
+            Some(gate::power_note(&name, n, sd, margin, alpha, true))
         })
         .collect()
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::Target;
 use crate::artifact::canonical;
 use crate::error::Diagnostic;
 
@@ -56,10 +57,10 @@ pub struct Entry {
     pub label: Option<String>,
     /// The version the label pointed at before (`None`: the label is new).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Target>,
     /// The version id registered, or the label's new target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
+    pub to: Option<Target>,
     /// For `register`: the version file, relative to the prompt's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,

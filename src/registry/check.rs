@@ -112,13 +112,15 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
 
     // Labels point at registered versions.
     for (label, target) in &registry.labels {
-        if !registry.versions.iter().any(|v| &v.id == target) {
-            out.push(
-                Diagnostic::error(format!(
-                    "label `{label}` points at `{target}`, which is not a registered version"
-                ))
-                .in_context(here(label)),
-            );
+        for id in target.versions() {
+            if !registry.versions.iter().any(|v| v.id == id) {
+                out.push(
+                    Diagnostic::error(format!(
+                        "label `{label}` points at `{id}`, which is not a registered version"
+                    ))
+                    .in_context(here(label)),
+                );
+            }
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod target;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +26,7 @@ use crate::config::{self, Config};
 use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
 use crate::fsutil::{self, LockGuard};
 use audit::{Action, Entry, GENESIS};
+pub use target::Target;
 
 /// Per-prompt registry file name.
 pub const REGISTRY_FILE: &str = "registry.yaml";
@@ -42,9 +44,9 @@ pub struct RegistryFile {
     pub prompt: String,
     #[serde(default)]
     pub versions: Vec<VersionEntry>,
-    /// Label → version id.
+    /// Label → version id, or a weighted split between versions.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, Target>,
     pub audit: Checkpoint,
 }
 
@@ -196,8 +198,22 @@ impl Prompt {
         self.registry
             .labels
             .iter()
-            .filter(|(_, v)| v.as_str() == id)
+            .filter(|(_, t)| t.serves(id))
             .map(|(l, _)| l.as_str())
+            .collect()
+    }
+
+    /// Labels serving version `id`, for people: `production`, or `production (10%)` when the
+    /// label splits its traffic.
+    pub fn label_notes(&self, id: &str) -> Vec<String> {
+        self.registry
+            .labels
+            .iter()
+            .filter(|(_, t)| t.serves(id))
+            .map(|(l, t)| match t {
+                Target::One(_) => l.clone(),
+                Target::Split(_) => format!("{l} ({}%)", t.weight_of(id)),
+            })
             .collect()
     }
 
@@ -216,6 +232,7 @@ impl Prompt {
             Some(s) => s,
         };
         if let Some(target) = self.registry.labels.get(sel) {
+            let target = target.primary();
             let v = self.version(target).ok_or_else(|| {
                 Error::usage(format!(
                     "label `{sel}` of `{name}` points at `{target}`, which is not registered"
@@ -264,6 +281,42 @@ impl Prompt {
             };
         }
         Err(self.not_found(sel))
+    }
+
+    /// Resolve a label target given as text: a selector (`v3`, a hash prefix, a label, whose
+    /// whole target is taken, split or not) or a split of selectors (`v3:90,v4:10`).
+    pub fn resolve_target(&self, text: &str) -> Result<Target> {
+        let bad = |msg: String| {
+            Error::usage(format!("`{text}`: {msg}"))
+                .with_hint("a split looks like `v3:90,v4:10` (percent, adding up to 100)")
+        };
+        match Target::parse(text).map_err(bad)? {
+            Target::One(sel) => {
+                if let Some(t) = self.registry.labels.get(&sel) {
+                    return Ok(t.clone());
+                }
+                Ok(Target::One(self.resolve(Some(&sel))?.0.id.clone()))
+            }
+            Target::Split(parts) => {
+                let mut ids = Vec::with_capacity(parts.len());
+                for (sel, w) in parts {
+                    ids.push((self.resolve(Some(&sel))?.0.id.clone(), w));
+                }
+                Target::split(ids).map_err(bad)
+            }
+        }
+    }
+
+    /// Resolve a label for one caller: a split assigns `routing_key` stickily (see
+    /// [`Target::assign`]); without a key, or for a plain label, the label's primary version.
+    pub fn resolve_routed(
+        &self,
+        label: &str,
+        routing_key: Option<&str>,
+    ) -> Option<(&VersionEntry, &Target)> {
+        let target = self.registry.labels.get(label)?;
+        let id = target.assign(label, routing_key);
+        Some((self.version(id)?, target))
     }
 
     fn not_found(&self, sel: &str) -> Error {
@@ -674,7 +727,7 @@ impl Repo {
                 prompt: name.to_string(),
                 label: None,
                 from: None,
-                to: Some(id.clone()),
+                to: Some(Target::One(id.clone())),
                 file: Some(file),
                 version_hash: Some(loaded.hash.clone()),
                 reason: None,
@@ -706,27 +759,32 @@ impl Repo {
         }
         let _lock = self.lock(&m.prompt)?;
         let (mut prompt, mut log_text, log) = self.load_for_write(&m.prompt)?;
-        let (target, _) = prompt.resolve(Some(&m.target))?;
-        let target = target.clone();
-        self.load_version(&prompt, &target)?;
+        let target = prompt.resolve_target(&m.target)?;
+        for id in target.versions() {
+            let v = prompt
+                .version(id)
+                .cloned()
+                .ok_or_else(|| Error::usage(format!("`{}` has no version `{id}`", m.prompt)))?;
+            self.load_version(&prompt, &v)?;
+        }
         let current = prompt.registry.labels.get(&m.label).cloned();
         let expected = match &m.expect {
             Expect::Absent => None,
-            Expect::Version(sel) => Some(prompt.resolve(Some(sel))?.0.id.clone()),
+            Expect::Version(sel) => Some(prompt.resolve_target(sel)?),
         };
         if current != expected {
             return Err(conflict(
                 &prompt,
                 &log.entries,
                 &m.label,
-                current.as_deref(),
-                expected.as_deref(),
+                current.as_ref(),
+                expected.as_ref(),
             ));
         }
-        if current.as_deref() == Some(target.id.as_str()) {
+        if current.as_ref() == Some(&target) {
             return Err(Error::usage(format!(
-                "`{}@{}` already points at `{}`: nothing to move",
-                m.prompt, m.label, target.id
+                "`{}@{}` already points at `{target}`: nothing to move",
+                m.prompt, m.label
             )));
         }
         let seq = log.entries.len() as u64 + 1;
@@ -738,7 +796,7 @@ impl Repo {
             prompt: m.prompt.clone(),
             label: Some(m.label.clone()),
             from: current,
-            to: Some(target.id.clone()),
+            to: Some(target),
             file: None,
             version_hash: None,
             reason: Some(m.reason.clone()),
@@ -868,11 +926,11 @@ fn conflict(
     prompt: &Prompt,
     entries: &[Entry],
     label: &str,
-    current: Option<&str>,
-    expected: Option<&str>,
+    current: Option<&Target>,
+    expected: Option<&Target>,
 ) -> Error {
     let name = &prompt.name;
-    let show = |v: Option<&str>| {
+    let show = |v: Option<&Target>| {
         v.map(|s| format!("`{s}`"))
             .unwrap_or_else(|| "nothing (the label does not exist)".into())
     };
@@ -908,7 +966,8 @@ fn conflict(
 pub fn apply(reg: &mut RegistryFile, e: &Entry) {
     match e.action {
         Action::Register => {
-            if let (Some(id), Some(file), Some(hash)) = (&e.to, &e.file, &e.version_hash)
+            if let (Some(Target::One(id)), Some(file), Some(hash)) =
+                (&e.to, &e.file, &e.version_hash)
                 && !reg.versions.iter().any(|v| &v.id == id)
             {
                 let number = parse_version_selector(id).map(|(n, _)| n).unwrap_or(0);

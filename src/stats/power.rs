@@ -28,6 +28,15 @@ pub fn cases_needed(sd_diff: f64, margin: f64, alpha: f64, power: f64) -> usize 
     n.ceil().max(1.0) as usize
 }
 
+/// Cases a pass/fail metric needs before an identical candidate can pass at all: even with no
+/// discordant pair, the score interval's bound on the difference is z²/(n + z²) (z = z₁₋α),
+/// which must be inside the margin, so n ≥ z²·(1 − margin)/margin. The normal approximation
+/// above says nothing here when σ_d = 0 (a baseline that passes every case).
+pub fn binary_floor_cases(margin: f64, alpha: f64) -> usize {
+    let z2 = norm_ppf(1.0 - alpha).powi(2);
+    (z2 * (1.0 - margin) / margin).ceil().max(1.0) as usize
+}
+
 /// σ_d of a paired binary difference from the discordance rates p₁₀ and p₀₁:
 /// √(p₁₀ + p₀₁ − (p₁₀ − p₀₁)²).
 pub fn binary_sd_diff(p10: f64, p01: f64) -> f64 {
