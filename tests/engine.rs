@@ -259,6 +259,49 @@ fn the_cache_answers_a_second_run_and_refresh_bypasses_it() {
         x
     };
     assert_eq!(out(&a), out(&b));
+    // The warm run came from the plan cache: same request hashes as the rendered run.
+    let hashes = |v: &[Value]| -> Vec<(String, String)> {
+        let mut x: Vec<_> = v
+            .iter()
+            .map(|l| {
+                (
+                    l["case_id"].as_str().unwrap().to_string(),
+                    l["request_hash"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        x.sort();
+        x
+    };
+    assert_eq!(hashes(&a), hashes(&b));
+    let plans: Vec<_> = std::fs::read_dir(repo.file(".promptgate/plans"))
+        .unwrap()
+        .collect();
+    assert_eq!(plans.len(), 1, "one plan for one version and dataset");
+}
+
+#[test]
+fn a_cached_plan_with_answers_missing_renders_and_calls() {
+    let server = Server::start(stub::Config::default()).unwrap();
+    let repo = repo_for(&server, 10, "");
+    eval(&repo, &[]).0.ok();
+    // The plan is cached but the answers are gone: the run must render and call again.
+    std::fs::remove_dir_all(repo.file(".promptgate/cache")).unwrap();
+    let (_, s) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 20);
+    assert_eq!(s["ok"], 10);
+    // A changed dataset is a different plan.
+    let rows: String = (0..10)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"question\": \"changed {i}\"}}\n"))
+        .collect();
+    repo.write("datasets/p.jsonl", &rows);
+    let (_, s) = eval(&repo, &[]);
+    assert_eq!(s["cached"], 0, "{s}");
+    assert_eq!(server.stats.requests(), 30);
+    assert_eq!(
+        std::fs::read_dir(repo.file(".promptgate/plans")).unwrap().count(),
+        2
+    );
 }
 
 fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -2,11 +2,12 @@
 //! bounded concurrency, rate limits and retries, persists every result as it arrives, emits
 //! typed events for progress, and handles interruption (drain, then abort).
 
+pub mod plancache;
 pub mod session;
 pub mod store;
 pub mod trace;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, mpsc};
@@ -33,7 +34,9 @@ pub struct PlannedCall {
     pub case_id: String,
     pub line: usize,
     pub sample: u32,
-    pub request: Arc<Request>,
+    /// `None` in a plan read from the plan cache, which is only used when every answer is
+    /// already in the response cache (nothing is sent).
+    pub request: Option<Arc<Request>>,
     pub request_hash: Arc<str>,
     /// Rough token estimate (characters / 4 + max_tokens), for tokens-per-minute limits.
     pub est_tokens: u64,
@@ -139,7 +142,7 @@ pub fn plan(
                         case_id: case.id.clone(),
                         line: case.line,
                         sample,
-                        request: request.clone(),
+                        request: Some(request.clone()),
                         request_hash: hash.clone(),
                         est_tokens,
                     });
@@ -354,10 +357,12 @@ pub struct SpanContext {
 
 /// Execute a plan into a run folder, skipping calls already recorded there (resume).
 /// Returns every record of the run (old and new) and whether it was interrupted.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     plan: &Plan,
     provider: Arc<dyn Provider>,
     cache: Option<Cache>,
+    prefetched: Option<HashMap<String, Completion>>,
     opts: &Options,
     run: &RunDir,
     observer: Arc<dyn Observer>,
@@ -391,8 +396,9 @@ pub async fn execute(
             )
         })
         .collect();
-    let mut hits: std::collections::HashMap<String, Completion> = match (&cache, opts.cache) {
-        (Some(c), CacheMode::Use) if !interrupt.draining() => {
+    let mut hits: HashMap<String, Completion> = match (&cache, opts.cache, prefetched) {
+        (_, CacheMode::Use, Some(pre)) => pre,
+        (Some(c), CacheMode::Use, None) if !interrupt.draining() => {
             let keys: Vec<&str> = keyed.iter().filter_map(|(_, k)| k.as_deref()).collect();
             c.get_many(&keys)
         }
@@ -415,6 +421,30 @@ pub async fn execute(
     // One writer thread owns the files: results, spans and cache entries are written in the
     // order calls finish. Each answered call's line is flushed at once (a crash loses at most
     // the calls in flight); cache hits, which cost nothing to redo, are written in one batch.
+    if let Some((call, _)) = misses.iter().find(|(c, _)| c.request.is_none()) {
+        return Err(Error::new(
+            ErrorKind::Infrastructure,
+            Diagnostic::error(format!(
+                "case `{}` has no rendered request (a cached plan was used for a run that needs calls)",
+                call.case_id
+            )),
+        ));
+    }
+    // Cache hits are serialized in parallel: on a warm run they are all of the work.
+    let cached_lines: Vec<u8> = {
+        use rayon::prelude::*;
+        cached_records
+            .par_chunks(1024)
+            .map(|chunk| {
+                let mut buf = Vec::with_capacity(chunk.len() * 256);
+                for r in chunk {
+                    let _ = store::append_line(&mut buf, r);
+                }
+                buf
+            })
+            .collect::<Vec<_>>()
+            .concat()
+    };
     let (results, traces) = run.appenders()?;
     let (tx, rx) = mpsc::channel::<Finished>();
     let writer_cache = if opts.cache == CacheMode::Off {
@@ -425,9 +455,7 @@ pub async fn execute(
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
         let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
-        for r in &cached_records {
-            store::append_line(&mut results, r)?;
-        }
+        results.write_all(&cached_lines)?;
         results.flush()?;
         let mut out = cached_records;
         // A failed cache write costs a repeated call later, nothing more.
@@ -596,7 +624,10 @@ async fn run_call(
             opts.limiter.acquire(call.est_tokens).await;
         }
         let ta = Instant::now();
-        let r = provider.complete(&call.request, &key).await;
+        let Some(request) = &call.request else {
+            return None;
+        };
+        let r = provider.complete(request, &key).await;
         let latency = ta.elapsed();
         match r {
             Err(e) if e.class.transient() && attempts <= opts.max_retries => {
@@ -660,7 +691,12 @@ fn make_span(
     a.insert("promptgate.cached".into(), json!(record.cached));
     a.insert("gen_ai.operation.name".into(), json!("chat"));
     a.insert("gen_ai.system".into(), json!(ctx.system));
-    a.insert("gen_ai.request.model".into(), json!(call.request.model));
+    let model = call
+        .request
+        .as_ref()
+        .map(|r| r.model.as_str())
+        .unwrap_or("");
+    a.insert("gen_ai.request.model".into(), json!(model));
     if let Some(o) = &record.output {
         a.insert("gen_ai.usage.input_tokens".into(), json!(o.input_tokens));
         a.insert("gen_ai.usage.output_tokens".into(), json!(o.output_tokens));
@@ -674,7 +710,7 @@ fn make_span(
     Span {
         trace_id: ctx.trace_id.clone(),
         span_id: trace::random_id(8),
-        name: format!("chat {}", call.request.model),
+        name: format!("chat {model}"),
         start_unix_nano: start,
         end_unix_nano: end,
         status: if record.output.is_some() {

@@ -1,7 +1,7 @@
 //! One evaluation, end to end: resolve the version, load its suite and datasets, validate,
 //! build the provider, plan, and execute into a run folder (new, or resumed).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 use crate::config::{ProviderConfig, ProviderKind, defaults};
 use crate::dataset::{self, Dataset};
 use crate::error::{Error, Result};
-use crate::provider::{self, Provider, cache::Cache, limiter::RateLimiter, replay::Replay};
+use crate::provider::{
+    self, Completion, Provider, cache::Cache, limiter::RateLimiter, replay::Replay,
+};
 use crate::registry::{Ref, Repo};
 use crate::suite;
 
 use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
-use super::{CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Summary, execute, plan};
+use super::{
+    CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Summary, execute, plan, plancache,
+};
 
 /// What to evaluate and how.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +64,9 @@ pub struct Prepared {
     pub run: RunDir,
     pub manifest: Manifest,
     pub cache: Option<Cache>,
+    /// Answers already read from the response cache while planning (taken by the first
+    /// execution; later ones, as a sequential gate's next look, read the cache again).
+    pub prefetched: std::sync::Mutex<Option<HashMap<String, Completion>>>,
 }
 
 fn resolve_path(repo: &Repo, p: &str) -> PathBuf {
@@ -163,53 +170,62 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     }
     let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
     let model = req.model.clone().or(suite.suite.model.clone());
-    let plan = plan(
-        &prompt.name,
-        &version.id,
-        label.as_deref(),
-        artifact,
-        &datasets,
-        repeats,
-        model.as_deref(),
-    )?;
 
     // Provider.
-    let (provider, provider_config): (Arc<dyn Provider>, ProviderConfig) = match &req.replay {
-        Some(src) => {
-            let path = RunDir::open(&repo.state_dir(), src)
-                .map(|r| r.path)
-                .unwrap_or_else(|_| PathBuf::from(src));
-            let replay = Replay::load("replay", &path)?;
-            let cfg = ProviderConfig {
-                kind: ProviderKind::Replay,
-                base_url: None,
-                api_key_env: None,
-                concurrency: Some(64),
-                requests_per_minute: None,
-                tokens_per_minute: None,
-                timeout_secs: None,
-                max_retries: Some(0),
-                backoff_base_ms: None,
-                backoff_max_ms: None,
-                price_input_per_1k: None,
-                price_output_per_1k: None,
-                cassette: Some(path.display().to_string()),
-            };
-            (Arc::new(replay), cfg)
-        }
-        None => {
-            let name = req
-                .provider
-                .clone()
-                .or(suite.suite.provider.clone())
-                .unwrap_or_else(|| artifact.model.provider.clone());
-            let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
-            let p = provider::build(provider::Settings {
-                name: &name,
-                config: &cfg,
-                repo_root: &repo.root,
-            })?;
-            (p, cfg)
+    let built = || -> Result<(Arc<dyn Provider>, ProviderConfig)> {
+        Ok(match &req.replay {
+            Some(src) => {
+                let path = RunDir::open(&repo.state_dir(), src)
+                    .map(|r| r.path)
+                    .unwrap_or_else(|_| PathBuf::from(src));
+                let replay = Replay::load("replay", &path)?;
+                let cfg = ProviderConfig {
+                    kind: ProviderKind::Replay,
+                    base_url: None,
+                    api_key_env: None,
+                    concurrency: Some(64),
+                    requests_per_minute: None,
+                    tokens_per_minute: None,
+                    timeout_secs: None,
+                    max_retries: Some(0),
+                    backoff_base_ms: None,
+                    backoff_max_ms: None,
+                    price_input_per_1k: None,
+                    price_output_per_1k: None,
+                    cassette: Some(path.display().to_string()),
+                };
+                (Arc::new(replay), cfg)
+            }
+            None => {
+                let name = req
+                    .provider
+                    .clone()
+                    .or(suite.suite.provider.clone())
+                    .unwrap_or_else(|| artifact.model.provider.clone());
+                let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
+                let p = provider::build(provider::Settings {
+                    name: &name,
+                    config: &cfg,
+                    repo_root: &repo.root,
+                })?;
+                (p, cfg)
+            }
+        })
+    };
+    let (provider, provider_config) = match built() {
+        Ok(b) => b,
+        Err(e) => {
+            // Problems in the user's data come first (all at once), then the provider's.
+            plan(
+                &prompt.name,
+                &version.id,
+                label.as_deref(),
+                artifact,
+                &datasets,
+                repeats,
+                model.as_deref(),
+            )?;
+            return Err(e);
         }
     };
     let concurrency = req
@@ -222,6 +238,53 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     // Replayed answers are not worth caching: they are already on disk.
     let cache = (provider_config.kind != ProviderKind::Replay)
         .then(|| Cache::new(&repo.state_dir().join("cache")));
+
+    // The plan: from the plan cache when every answer is cached already (nothing to send, so
+    // nothing to render), else rendered (and remembered).
+    let plan_key = plancache::Key {
+        prompt: &prompt.name,
+        version_id: &version.id,
+        version_hash: &version.hash,
+        datasets: &datasets,
+        repeats,
+        model_override: model.as_deref(),
+    };
+    let mut prefetched = None;
+    let cached_plan = match (&cache, options.cache, &req.resume) {
+        (Some(c), CacheMode::Use, None) => {
+            plancache::load(&repo.state_dir(), &plan_key, label.as_deref()).and_then(|p| {
+                let endpoint = provider.endpoint();
+                let keys: Vec<String> = p
+                    .calls
+                    .iter()
+                    .map(|call| Cache::key(&endpoint, &call.request_hash, call.sample))
+                    .collect();
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let hits = c.get_many(&refs);
+                (hits.len() == keys.len()).then(|| {
+                    prefetched = Some(hits);
+                    p
+                })
+            })
+        }
+        _ => None,
+    };
+    let plan = match cached_plan {
+        Some(p) => p,
+        None => {
+            let p = plan(
+                &prompt.name,
+                &version.id,
+                label.as_deref(),
+                artifact,
+                &datasets,
+                repeats,
+                model.as_deref(),
+            )?;
+            plancache::store(&repo.state_dir(), &plan_key, &p);
+            p
+        }
+    };
 
     let dataset_infos: Vec<DatasetInfo> = datasets
         .iter()
@@ -309,6 +372,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
         run,
         manifest,
         cache,
+        prefetched: std::sync::Mutex::new(prefetched),
     })
 }
 
@@ -355,6 +419,7 @@ pub async fn execute_cases(
         subset.as_ref().unwrap_or(&prepared.plan),
         prepared.provider.clone(),
         prepared.cache.clone(),
+        prepared.prefetched.lock().ok().and_then(|mut p| p.take()),
         &prepared.options,
         &prepared.run,
         observer,

@@ -247,7 +247,7 @@ async fn ask<T>(
                 case_id: a.key,
                 line: a.line,
                 sample: 0,
-                request: Arc::new(a.request),
+                request: Some(Arc::new(a.request)),
                 request_hash: hash,
                 est_tokens: 512,
             }
@@ -278,6 +278,7 @@ async fn ask<T>(
             &plan,
             judge.provider.clone(),
             judge.cache.clone(),
+            None,
             &judge.options,
             dir,
             observer.clone(),

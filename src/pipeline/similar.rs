@@ -150,7 +150,7 @@ pub async fn run(
                 case_id: hash.clone(),
                 line: 0,
                 sample: 0,
-                request: Arc::new(request),
+                request: Some(Arc::new(request)),
                 request_hash: hash.into(),
                 est_tokens: (text.len() / 4) as u64 + 1,
             });
@@ -174,6 +174,7 @@ pub async fn run(
         &plan,
         embedder.provider.clone(),
         embedder.cache.clone(),
+        None,
         &embedder.options,
         &dir,
         observer,

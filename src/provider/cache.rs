@@ -68,11 +68,26 @@ impl Cache {
 
     /// Look up many keys at once. Entries that do not parse are misses.
     pub fn get_many(&self, keys: &[&str]) -> HashMap<String, Completion> {
-        let mut out = HashMap::new();
+        use rayon::prelude::*;
         if keys.is_empty() || !self.path.exists() {
-            return out;
+            return HashMap::new();
         }
-        let Ok(conn) = self.open() else { return out };
+        // One connection per worker: WAL readers do not block each other, and parsing the
+        // answers is most of the work.
+        let per_worker = keys.len().div_ceil(rayon::current_num_threads()).max(500);
+        keys.par_chunks(per_worker)
+            .map(|part| self.get_part(part))
+            .reduce(HashMap::new, |mut a, b| {
+                a.extend(b);
+                a
+            })
+    }
+
+    fn get_part(&self, keys: &[&str]) -> HashMap<String, Completion> {
+        let mut out = HashMap::with_capacity(keys.len());
+        let Ok(conn) = self.open_reader() else {
+            return out;
+        };
         for chunk in keys.chunks(500) {
             let placeholders = vec!["?"; chunk.len()].join(",");
             let sql =
@@ -81,11 +96,13 @@ impl Cache {
                 continue;
             };
             let rows = stmt.query_map(params_from_iter(chunk.iter()), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                let key = r.get::<_, String>(0)?;
+                let c = serde_json::from_str::<Completion>(r.get_ref(1)?.as_str()?).ok();
+                Ok((key, c))
             });
             if let Ok(rows) = rows {
-                for (k, v) in rows.flatten() {
-                    if let Ok(c) = serde_json::from_str::<Completion>(&v) {
+                for (k, c) in rows.flatten() {
+                    if let Some(c) = c {
                         out.insert(k, c);
                     }
                 }
@@ -94,7 +111,19 @@ impl Cache {
         out
     }
 
-    /// One cached answer.
+    /// A connection for reading: no schema to create, no journal mode to set (the file exists
+    /// and is in WAL mode already). Read-write because a WAL reader may need to create the
+    /// shared-memory file.
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        Ok(conn)
+    }
+
+    /// One entry.
     pub fn get(&self, key: &str) -> Option<Completion> {
         self.get_many(&[key]).remove(key)
     }
