@@ -50,6 +50,58 @@ pub struct Config {
     /// The embeddings endpoint `similar` checks use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<Embeddings>,
+    /// `promptgate serve`: who may read and write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<Serve>,
+}
+
+/// `serve:` — the HTTP registry's access rules. Token secrets are never stored here: a token
+/// names the environment variable that holds it, or lives in `tokens_file` (outside the repo).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serve {
+    /// Address to listen on when `--listen` is not given (default 127.0.0.1:7070).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Let requests without a token read (GET) prompts; writes always need a token.
+    #[serde(default)]
+    pub open_reads: bool,
+    /// Tokens whose secrets are in environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenSpec>,
+    /// A YAML file (a list of tokens with `token:` holding the secret), relative to the
+    /// repository root or absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_file: Option<String>,
+}
+
+/// One bearer token's grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Who the token is, for the audit log (`token:<name>`) and never the secret itself.
+    pub name: String,
+    /// The environment variable holding the secret (in `promptgate.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The secret itself (only in `tokens_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `read`, or `write` (which includes read).
+    pub scope: Scope,
+    /// Prompts the token may touch (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    /// Labels a write token may move (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Read,
+    Write,
 }
 
 /// `embeddings:` — an OpenAI-compatible `/v1/embeddings` endpoint.
@@ -131,8 +183,13 @@ fn keys_of(path: &str) -> &'static [&'static str] {
             "providers",
             "telemetry",
             "embeddings",
+            "serve",
         ],
         "embeddings" => &["provider", "model"],
+        "serve" => &["listen", "open_reads", "tokens", "tokens_file"],
+        p if p.starts_with("serve.tokens") => {
+            &["name", "env", "token", "scope", "prompts", "labels"]
+        }
         _ => &[],
     }
 }

@@ -8,8 +8,10 @@
 //! never prints; [`cli`] owns the terminal.
 
 pub mod artifact;
+pub mod bundle;
 pub mod checks;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dataset;
 pub mod engine;
@@ -22,6 +24,7 @@ pub mod provider;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod stats;
 pub mod stub;
 pub mod suite;

@@ -290,6 +290,23 @@ impl<'a> Compiled<'a> {
     }
 }
 
+/// Bind caller-supplied variables (unknown names refused) and render: what `promptgate
+/// render`, `GET /v1/prompts/{name}/render` and the client's `render` all do.
+pub fn render_variables(
+    artifact: &Artifact,
+    prompt: &str,
+    version_id: &str,
+    given: &Map<String, Value>,
+) -> Result<Request> {
+    let subject = Subject {
+        prompt,
+        version_id,
+        row: None,
+    };
+    let bound = bind_variables(artifact, given, &subject, true)?;
+    render(artifact, &bound, &subject)
+}
+
 /// Render a version with already-bound variables (see [`bind_variables`]).
 pub fn render(
     artifact: &Artifact,

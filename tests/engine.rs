@@ -299,7 +299,9 @@ fn a_cached_plan_with_answers_missing_renders_and_calls() {
     assert_eq!(s["cached"], 0, "{s}");
     assert_eq!(server.stats.requests(), 30);
     assert_eq!(
-        std::fs::read_dir(repo.file(".promptgate/plans")).unwrap().count(),
+        std::fs::read_dir(repo.file(".promptgate/plans"))
+            .unwrap()
+            .count(),
         2
     );
 }

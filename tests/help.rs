@@ -40,3 +40,13 @@ fn promote_help() {
 fn rollback_help() {
     insta::assert_snapshot!(help(&["rollback", "--help"]));
 }
+
+#[test]
+fn serve_help() {
+    insta::assert_snapshot!(help(&["serve", "--help"]));
+}
+
+#[test]
+fn bundle_help() {
+    insta::assert_snapshot!(help(&["bundle", "--help"]));
+}

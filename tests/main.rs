@@ -12,4 +12,5 @@ mod help;
 mod identity;
 mod judges;
 mod promotion;
+mod serve;
 mod stats_reference;

@@ -5,6 +5,7 @@ mod eval;
 mod gate;
 mod progress;
 mod runs;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use crate::artifact::diff;
 use crate::error::{Diagnostic, Error, Result, Severity};
 use crate::fsutil;
 use crate::registry::{self, Expect, LabelMove, Ref, Repo, Target, audit, target};
-use crate::render::{self, Subject};
+use crate::render;
 
 /// What a successful command run means for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +151,10 @@ pub enum Command {
     /// Lint everything: files parse, hashes match, labels resolve, audit chains verify.
     #[command(after_help = "Lists every problem; exits 2 if there is any.")]
     Check,
+    /// Serve the registry over HTTP: fetch by label, move labels, stream changes.
+    Serve(serve::ServeArgs),
+    /// Write every version and label into one JSON file with its own digest.
+    Bundle(serve::BundleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +258,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Promote(args) => gate::promote(&open()?, args, &actor()),
         Command::Rollback(args) => gate::rollback(&open()?, args, &actor()),
         Command::Runs { command } => runs::runs(&open()?, command),
+        Command::Serve(args) => {
+            let repo = match &args.bundle {
+                Some(_) => open().ok(),
+                None => Some(open()?),
+            };
+            serve::serve_cmd(repo, args)
+        }
+        Command::Bundle(args) => serve::bundle_cmd(&open()?, args),
     }
 }
 
@@ -557,13 +570,7 @@ fn render_cmd(
         };
         given.insert(k.to_string(), value);
     }
-    let subject = Subject {
-        prompt: &prompt.name,
-        version_id: &v.id,
-        row: None,
-    };
-    let bound = render::bind_variables(artifact, &given, &subject, true)?;
-    let request = render::render(artifact, &bound, &subject)?;
+    let request = render::render_variables(artifact, &prompt.name, &v.id, &given)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&request).unwrap_or_default()

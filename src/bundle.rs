@@ -1,0 +1,202 @@
+//! Bundles: every version and label of a repository as one JSON artifact with its own digest,
+//! for services that load prompts at start-up (`promptgate bundle`, `serve --bundle`, the
+//! client's `from_bundle`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{Artifact, canonical};
+use crate::error::{Diagnostic, Error, Result};
+use crate::registry::{self, Repo, Target};
+
+/// The bundle format's version.
+pub const BUNDLE_VERSION: u32 = 1;
+
+/// A whole registry, frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub bundle_version: u32,
+    pub generated_at: String,
+    pub promptgate_version: String,
+    /// SHA-256 of the canonical JSON of `prompts`: what a loader verifies.
+    pub digest: String,
+    pub prompts: BTreeMap<String, PromptDoc>,
+}
+
+/// One prompt: its labels and every version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptDoc {
+    #[serde(default)]
+    pub labels: BTreeMap<String, Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
+    /// Audit entries so far and the hash of the last (what this state is, in the audit log).
+    pub audit_entries: u64,
+    pub audit_head: String,
+    pub versions: Vec<VersionDoc>,
+}
+
+/// One version with its artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionDoc {
+    pub version_id: String,
+    pub number: u32,
+    pub hash: String,
+    pub artifact: Artifact,
+}
+
+impl PromptDoc {
+    /// Read one prompt from the repository: its registry (rolled forward) and every version,
+    /// each verified against its registered hash.
+    pub fn from_repo(repo: &Repo, name: &str) -> Result<PromptDoc> {
+        let prompt = repo.prompt(name)?;
+        let mut versions = Vec::with_capacity(prompt.registry.versions.len());
+        for v in &prompt.registry.versions {
+            let loaded = repo.load_version(&prompt, v)?;
+            versions.push(VersionDoc {
+                version_id: v.id.clone(),
+                number: v.number,
+                hash: v.hash.clone(),
+                artifact: loaded.artifact,
+            });
+        }
+        Ok(PromptDoc {
+            labels: prompt.registry.labels.clone(),
+            latest: prompt.latest().map(|v| v.id.clone()),
+            audit_entries: prompt.registry.audit.entries,
+            audit_head: prompt.registry.audit.head.clone(),
+            versions,
+        })
+    }
+
+    /// This prompt as a registry view (for resolving selectors the same way the CLI does).
+    pub fn as_prompt(&self, name: &str) -> registry::Prompt {
+        registry::Prompt {
+            name: name.to_string(),
+            dir: Default::default(),
+            registry: registry::RegistryFile {
+                prompt: name.to_string(),
+                versions: self
+                    .versions
+                    .iter()
+                    .map(|v| registry::VersionEntry {
+                        id: v.version_id.clone(),
+                        number: v.number,
+                        file: String::new(),
+                        hash: v.hash.clone(),
+                    })
+                    .collect(),
+                labels: self.labels.clone(),
+                audit: registry::Checkpoint {
+                    entries: self.audit_entries,
+                    head: self.audit_head.clone(),
+                    bytes: 0,
+                },
+            },
+        }
+    }
+}
+
+/// The digest of a set of prompts.
+pub fn digest(prompts: &BTreeMap<String, PromptDoc>) -> String {
+    let v = serde_json::to_value(prompts).unwrap_or(serde_json::Value::Null);
+    canonical::content_hash(&v).unwrap_or_default()
+}
+
+impl Bundle {
+    /// Every prompt of a repository.
+    pub fn from_repo(repo: &Repo) -> Result<Bundle> {
+        let mut prompts = BTreeMap::new();
+        let mut problems = Vec::new();
+        for name in repo.prompt_names()? {
+            match PromptDoc::from_repo(repo, &name) {
+                Ok(doc) => {
+                    prompts.insert(name, doc);
+                }
+                Err(e) => problems.extend(e.diagnostics),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::many(crate::ErrorKind::Usage, problems));
+        }
+        Ok(Bundle::new(prompts))
+    }
+
+    pub fn new(prompts: BTreeMap<String, PromptDoc>) -> Bundle {
+        Bundle {
+            bundle_version: BUNDLE_VERSION,
+            generated_at: registry::audit::now(),
+            promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
+            digest: digest(&prompts),
+            prompts,
+        }
+    }
+
+    /// Write atomically as pretty JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).unwrap_or_default();
+        text.push(b'\n');
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::fsutil::create_dir_all(dir)?;
+        }
+        crate::fsutil::write_atomic(path, &text)
+    }
+
+    /// Read a bundle and verify its digest and every version's hash.
+    pub fn load(path: &Path) -> Result<Bundle> {
+        let text = crate::fsutil::read_to_string(path)?;
+        Bundle::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Bundle> {
+        let here = path.display().to_string();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let b: Bundle = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            Error::from(
+                Diagnostic::error(format!("not a promptgate bundle: {}", e.inner()))
+                    .in_context(format!("{here} at `{}`", e.path()))
+                    .hint("write one with `promptgate bundle --out FILE`"),
+            )
+        })?;
+        if b.bundle_version != BUNDLE_VERSION {
+            return Err(Error::usage(format!(
+                "{here}: bundle_version {} is not supported (this promptgate reads {BUNDLE_VERSION})",
+                b.bundle_version
+            )));
+        }
+        let actual = digest(&b.prompts);
+        if actual != b.digest {
+            return Err(Error::usage(format!(
+                "{here}: the bundle's digest does not match its content (recorded {}, content hashes to {actual})",
+                b.digest
+            ))
+            .with_hint("the file was edited or truncated; write it again with `promptgate bundle`"));
+        }
+        for (name, p) in &b.prompts {
+            for v in &p.versions {
+                let h = v.artifact.content_hash().unwrap_or_default();
+                if h != v.hash {
+                    return Err(Error::usage(format!(
+                        "{here}: `{name}@{}` does not match its hash",
+                        v.version_id
+                    )));
+                }
+            }
+            for (label, t) in &p.labels {
+                for id in t.versions() {
+                    if !p.versions.iter().any(|v| v.version_id == id) {
+                        return Err(Error::usage(format!(
+                            "{here}: label `{name}@{label}` points at `{id}`, which the bundle does not hold"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(b)
+    }
+}

@@ -1,0 +1,104 @@
+//! `promptgate serve` and `promptgate bundle`: the registry over HTTP, and frozen as one file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Outcome;
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::registry::Repo;
+use crate::serve::{self, Source, auth::Auth};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Routes (see GET /openapi.json):\n  GET  /v1/prompts                            names, labels, latest version\n  GET  /v1/prompts/{name}?label=L&key=K       the version L serves to routing key K (ETag, 304)\n  GET  /v1/prompts/{name}/versions/{id|hash}  one version\n  POST /v1/prompts/{name}/render?label=L      the exact request, variables in the body\n  PUT  /v1/prompts/{name}/labels/{label}      compare-and-swap move (If-Match, bearer token)\n  POST /v1/prompts/{name}/versions            register a version (bearer token)\n  GET  /v1/events                             server-sent events of moves and versions\n  GET  /healthz, /metrics\n\nChanges on disk (a git pull, a CLI label move) are served within a second. Tokens are\nconfigured under `serve:` in promptgate.yaml, their secrets in the environment.\n\nExamples:\n  promptgate serve\n  promptgate serve --listen 0.0.0.0:7070\n  promptgate serve --bundle prompts.json"
+)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one) [default: serve.listen, or 127.0.0.1:7070].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Serve a bundle file (read-only) instead of the repository.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// How often to look for changes on disk, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Every version and label in one JSON file with its own digest, for services that load\nprompts at start-up (`serve --bundle`, `promptgate::client::Client::from_bundle`).\n\nExample:\n  promptgate bundle --out prompts.json"
+)]
+pub struct BundleArgs {
+    /// Where to write it.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+pub fn serve_cmd(repo: Option<Repo>, args: ServeArgs) -> Result<Outcome> {
+    let cfg = repo.as_ref().and_then(|r| r.config.serve.clone());
+    let listen = args
+        .listen
+        .or_else(|| cfg.as_ref().and_then(|c| c.listen.clone()))
+        .unwrap_or_else(|| "127.0.0.1:7070".into());
+    let (source, auth) = match (args.bundle, repo) {
+        (Some(b), repo) => {
+            let auth = match &repo {
+                Some(r) => Auth::from_config(cfg.as_ref(), &r.root)?,
+                None => Auth::from_config(None, std::path::Path::new("."))?,
+            };
+            (Source::Bundle(b), auth)
+        }
+        (None, Some(r)) => {
+            let auth = Auth::from_config(cfg.as_ref(), &r.root)?;
+            (Source::Repo(Box::new(r)), auth)
+        }
+        (None, None) => {
+            return Err(Error::usage("no prompt repository here")
+                .with_hint("run inside a repository (or pass `-C DIR`), or serve a bundle with `--bundle FILE`"));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(std::path::Path::new("."), "start the runtime for", e))?;
+    let open_reads = auth.open_reads;
+    let has_tokens = auth.has_tokens();
+    runtime.block_on(serve::serve(
+        source,
+        auth,
+        serve::Options {
+            listen,
+            poll: Duration::from_millis(args.poll_ms.max(10)),
+        },
+        |addr, app| {
+            let n = app.snapshot().prompts.len();
+            println!("promptgate serve: listening on http://{addr} ({n} prompts)");
+            let _ = std::io::stdout().flush();
+            if !has_tokens {
+                eprintln!(
+                    "promptgate serve: no tokens configured: reads are open, writes are refused (see `serve:` in docs/formats.md)"
+                );
+            } else if open_reads {
+                eprintln!("promptgate serve: reads are open (serve.open_reads)");
+            }
+        },
+    ))?;
+    Ok(Outcome::Success)
+}
+
+pub fn bundle_cmd(repo: &Repo, args: BundleArgs) -> Result<Outcome> {
+    let b = Bundle::from_repo(repo)?;
+    b.write(&args.out)?;
+    let versions: usize = b.prompts.values().map(|p| p.versions.len()).sum();
+    println!(
+        "wrote {} ({} prompts, {versions} versions, sha256 {})",
+        args.out.display(),
+        b.prompts.len(),
+        &b.digest[..12]
+    );
+    Ok(Outcome::Success)
+}

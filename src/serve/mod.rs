@@ -1,0 +1,1090 @@
+//! `promptgate serve`: the registry over HTTP — prompts by label (sticky canary splits), by id
+//! or hash, rendering, compare-and-swap label moves and registration with bearer tokens, a
+//! server-sent-events stream of changes, hot reload from disk, health and Prometheus metrics.
+//!
+//! The served state is an immutable [`Snapshot`] behind an `Arc`: a request clones the `Arc`
+//! and never waits for a reload. A watcher polls the prompt folders (every file's size and
+//! modification time) and reloads what changed; polling rather than inotify works the same on
+//! every file system, in containers and on network mounts, and costs a few `stat`s per prompt.
+
+pub mod auth;
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+
+use crate::bundle::{Bundle, PromptDoc};
+use crate::config::Scope;
+use crate::error::{Error, ErrorKind, Result};
+use crate::registry::{self, Expect, LabelMove, Repo, Target, audit};
+use auth::{Auth, Denied, Grant};
+use metrics::Metrics;
+
+/// Every route, as (method, path template). The OpenAPI document must list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/prompts"),
+    ("GET", "/v1/prompts/{name}"),
+    ("GET", "/v1/prompts/{name}/versions/{version}"),
+    ("POST", "/v1/prompts/{name}/versions"),
+    ("GET", "/v1/prompts/{name}/render"),
+    ("POST", "/v1/prompts/{name}/render"),
+    ("PUT", "/v1/prompts/{name}/labels/{label}"),
+    ("GET", "/v1/events"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// The OpenAPI 3 document (checked in as `docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// Events kept for `Last-Event-ID` resumption.
+const EVENT_HISTORY: usize = 4096;
+
+/// Where the served prompts come from.
+pub enum Source {
+    /// A repository: writable, hot-reloaded.
+    Repo(Box<Repo>),
+    /// A bundle file: read-only.
+    Bundle(PathBuf),
+}
+
+/// How to serve.
+pub struct Options {
+    pub listen: String,
+    /// How often the watcher looks at the prompt folders.
+    pub poll: Duration,
+}
+
+/// One prompt, ready to serve.
+pub struct Served {
+    pub doc: PromptDoc,
+    prompt: registry::Prompt,
+    /// Version id → the artifact as JSON text.
+    artifacts: HashMap<String, Arc<str>>,
+}
+
+impl Served {
+    fn new(name: &str, doc: PromptDoc) -> Served {
+        let artifacts = doc
+            .versions
+            .iter()
+            .map(|v| {
+                let text = serde_json::to_string(&v.artifact).unwrap_or_else(|_| "null".into());
+                (v.version_id.clone(), Arc::<str>::from(text))
+            })
+            .collect();
+        Served {
+            prompt: doc.as_prompt(name),
+            doc,
+            artifacts,
+        }
+    }
+}
+
+/// Everything served at one instant.
+#[derive(Default)]
+pub struct Snapshot {
+    pub prompts: BTreeMap<String, Arc<Served>>,
+}
+
+/// One change, as sent on `/v1/events`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `<boot>-<seq>`: the server instance and the event's number in it.
+    pub id: String,
+    /// `label` (a label moved) or `version` (a version was registered).
+    pub kind: &'static str,
+    pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Target>,
+    pub action: &'static str,
+    pub actor: String,
+    pub audit_seq: u64,
+    pub audit_hash: String,
+    pub ts: String,
+    #[serde(skip)]
+    seq: u64,
+}
+
+struct EventLog {
+    next: u64,
+    ring: VecDeque<Arc<Change>>,
+}
+
+/// Health as reported by `/healthz`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    pub problems: BTreeMap<String, String>,
+    pub last_reload: Option<String>,
+}
+
+/// Shared server state.
+pub struct App {
+    snapshot: RwLock<Arc<Snapshot>>,
+    source: Source,
+    auth: Auth,
+    pub metrics: Metrics,
+    boot: u64,
+    events: Mutex<EventLog>,
+    tx: broadcast::Sender<Arc<Change>>,
+    health: Mutex<Health>,
+    /// Last fingerprint seen per prompt (valid or not), under which reloads are serialized.
+    seen: Mutex<HashMap<String, Fingerprint>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    /// Load the initial state. Prompts that fail to load are reported in `/healthz` and not
+    /// served until they are fixed.
+    pub fn new(source: Source, auth: Auth, shutdown: watch::Receiver<bool>) -> Result<Arc<App>> {
+        let boot = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let (tx, _) = broadcast::channel(1024);
+        let mut snapshot = Snapshot::default();
+        if let Source::Bundle(path) = &source {
+            let b = Bundle::load(path)?;
+            for (name, doc) in b.prompts {
+                snapshot
+                    .prompts
+                    .insert(name.clone(), Arc::new(Served::new(&name, doc)));
+            }
+        }
+        let app = Arc::new(App {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            source,
+            auth,
+            metrics: Metrics::default(),
+            boot,
+            events: Mutex::new(EventLog {
+                next: 1,
+                ring: VecDeque::new(),
+            }),
+            tx,
+            health: Mutex::new(Health::default()),
+            seen: Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        app.reload(None, false);
+        Ok(app)
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reload what changed on disk (`only`: one prompt). With `announce`, new audit entries
+    /// become events. Returns whether anything changed.
+    pub fn reload(&self, only: Option<&str>, announce: bool) -> bool {
+        let Source::Repo(repo) = &self.source else {
+            return false;
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        let names = match only {
+            Some(n) => vec![n.to_string()],
+            None => match repo.prompt_names() {
+                Ok(n) => n,
+                Err(e) => {
+                    self.problem("(prompts)", &e.to_string());
+                    return false;
+                }
+            },
+        };
+        let current = self.snapshot();
+        let mut next = current.prompts.clone();
+        let mut changed = false;
+        let mut changes = Vec::new();
+        for name in &names {
+            let fp = fingerprint(&repo.prompt_dir(name));
+            if seen.get(name) == Some(&fp) {
+                continue;
+            }
+            seen.insert(name.clone(), fp);
+            match PromptDoc::from_repo(repo, name) {
+                Ok(doc) => {
+                    let before = current.prompts.get(name).map(|s| s.doc.audit_entries);
+                    if announce && before != Some(doc.audit_entries) {
+                        let from = before.unwrap_or(0) as usize;
+                        if let Ok(log) = repo.audit(name) {
+                            changes.extend(log.entries.into_iter().skip(from));
+                        }
+                    }
+                    self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                    next.insert(name.clone(), Arc::new(Served::new(name, doc)));
+                    if let Ok(mut h) = self.health.lock() {
+                        h.problems.remove(name);
+                    }
+                    changed = true;
+                }
+                Err(e) => {
+                    self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
+                    let text = e.to_string();
+                    eprintln!(
+                        "promptgate serve: `{name}` does not load; still serving its last good state\n{}",
+                        text.trim_end()
+                    );
+                    self.problem(name, &text);
+                }
+            }
+        }
+        if only.is_none() {
+            let gone: Vec<String> = next
+                .keys()
+                .filter(|k| !names.contains(k))
+                .cloned()
+                .collect();
+            for k in gone {
+                // A prompt folder that disappeared: keep serving it unless the source is gone
+                // for good (the registry file too).
+                if !repo.prompt_dir(&k).join(registry::REGISTRY_FILE).exists() {
+                    next.remove(&k);
+                    seen.remove(&k);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            if let Ok(mut s) = self.snapshot.write() {
+                *s = Arc::new(Snapshot { prompts: next });
+            }
+            if let Ok(mut h) = self.health.lock() {
+                h.last_reload = Some(audit::now());
+            }
+        }
+        // Announced after the swap: a subscriber that fetches on an event sees the new state.
+        for e in changes {
+            self.announce(e);
+        }
+        changed
+    }
+
+    fn problem(&self, what: &str, text: &str) {
+        if let Ok(mut h) = self.health.lock() {
+            h.problems
+                .insert(what.to_string(), text.trim_end().to_string());
+        }
+    }
+
+    fn announce(&self, e: audit::Entry) {
+        let kind = match e.action {
+            audit::Action::Register => {
+                self.metrics
+                    .versions_registered
+                    .fetch_add(1, Ordering::Relaxed);
+                "version"
+            }
+            _ => {
+                self.metrics.label_moves.fetch_add(1, Ordering::Relaxed);
+                "label"
+            }
+        };
+        let Ok(mut log) = self.events.lock() else {
+            return;
+        };
+        let seq = log.next;
+        log.next += 1;
+        let change = Arc::new(Change {
+            id: format!("{}-{seq}", self.boot),
+            kind,
+            prompt: e.prompt,
+            label: e.label,
+            from: e.from,
+            to: e.to,
+            action: e.action.as_str(),
+            actor: e.actor,
+            audit_seq: e.seq,
+            audit_hash: e.hash,
+            ts: e.ts,
+            seq,
+        });
+        log.ring.push_back(change.clone());
+        if log.ring.len() > EVENT_HISTORY {
+            log.ring.pop_front();
+        }
+        let _ = self.tx.send(change);
+    }
+}
+
+/// Every file of a prompt folder: name, size, modification time (ns).
+type Fingerprint = Vec<(String, u64, u128)>;
+
+/// Every file of a prompt folder with its size and modification time.
+fn fingerprint(dir: &Path) -> Fingerprint {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(m) = e.metadata()
+                && m.is_file()
+            {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                out.push((e.file_name().to_string_lossy().into_owned(), m.len(), t));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A JSON error response.
+fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Response {
+    let mut body = json!({ "error": message.into() });
+    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in x {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    (status, Json(body)).into_response()
+}
+
+fn denied(d: Denied) -> Response {
+    match d {
+        Denied::Unauthenticated(why) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, why, Value::Null);
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"promptgate\""),
+            );
+            r
+        }
+        Denied::Forbidden(why) => error(StatusCode::FORBIDDEN, why, Value::Null),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The grant for a read of `prompt` (or the refusal).
+fn read_access<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    prompt: Option<&str>,
+) -> std::result::Result<Option<&'a Grant>, Box<Response>> {
+    app.auth
+        .check(bearer(headers), Scope::Read, prompt, None)
+        .map_err(|d| Box::new(denied(d)))
+}
+
+fn unknown_prompt(snap: &Snapshot, name: &str) -> Response {
+    let names: Vec<&String> = snap.prompts.keys().take(100).collect();
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no prompt `{name}`"),
+        json!({ "prompts": names }),
+    )
+}
+
+fn unknown_selector(s: &Served, name: &str, what: &str, sel: &str) -> Response {
+    let labels: Vec<&String> = s.doc.labels.keys().collect();
+    let versions: Vec<&String> = s.doc.versions.iter().map(|v| &v.version_id).collect();
+    error(
+        StatusCode::NOT_FOUND,
+        format!("`{name}` has no {what} `{sel}`"),
+        json!({ "labels": labels, "versions": versions }),
+    )
+}
+
+/// Whether `If-None-Match` matches the strong ETag of `hash`.
+fn not_modified(headers: &HeaderMap, hash: &str) -> bool {
+    let Some(v) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    v.split(',').any(|t| {
+        let t = t.trim();
+        t == "*" || t.trim_start_matches("W/").trim_matches('"') == hash
+    })
+}
+
+/// The body of a resolved version: name, label (and its split), id, number, hash, artifact.
+fn version_response(
+    headers: &HeaderMap,
+    name: &str,
+    s: &Served,
+    id: &str,
+    label: Option<(&str, &Target)>,
+) -> Response {
+    let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("`{name}@{id}` is missing from the snapshot"),
+            Value::Null,
+        );
+    };
+    let etag = format!("\"{}\"", v.hash);
+    if not_modified(headers, &v.hash) {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "no-cache".into()),
+            ],
+        )
+            .into_response();
+    }
+    let artifact = s
+        .artifacts
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| "null".into());
+    let mut body = String::with_capacity(artifact.len() + 256);
+    body.push_str("{\"name\":");
+    body.push_str(&serde_json::to_string(name).unwrap_or_default());
+    if let Some((l, t)) = label {
+        body.push_str(",\"label\":");
+        body.push_str(&serde_json::to_string(l).unwrap_or_default());
+        if t.single().is_none() {
+            body.push_str(",\"split\":");
+            body.push_str(&serde_json::to_string(t).unwrap_or_default());
+        }
+    }
+    body.push_str(",\"version_id\":");
+    body.push_str(&serde_json::to_string(&v.version_id).unwrap_or_default());
+    body.push_str(&format!(",\"number\":{},\"hash\":\"{}\"", v.number, v.hash));
+    body.push_str(",\"artifact\":");
+    body.push_str(&artifact);
+    body.push('}');
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".into()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Selector {
+    label: Option<String>,
+    version: Option<String>,
+    /// The caller's routing key (user or session id) for a label that splits its traffic.
+    key: Option<String>,
+}
+
+/// A resolved version id, and the label (with its target) it was reached through.
+type Resolution<'a> = (String, Option<(&'a str, &'a Target)>);
+
+/// Resolve `?label=` (with `?key=`), `?version=`, or neither (the latest version).
+fn resolve<'a>(
+    s: &'a Served,
+    name: &str,
+    q: &'a Selector,
+) -> std::result::Result<Resolution<'a>, Box<Response>> {
+    if let Some(l) = &q.label {
+        return match s.doc.labels.get(l) {
+            Some(t) => Ok((
+                t.assign(l, q.key.as_deref()).to_string(),
+                Some((l.as_str(), t)),
+            )),
+            None => Err(Box::new(unknown_selector(s, name, "label", l))),
+        };
+    }
+    let sel = q.version.as_deref();
+    match s.prompt.resolve(sel) {
+        Ok((v, _)) => Ok((v.id.clone(), None)),
+        Err(_) => Err(Box::new(unknown_selector(
+            s,
+            name,
+            "version",
+            sel.unwrap_or("latest"),
+        ))),
+    }
+}
+
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let grant = match read_access(&app, &headers, None) {
+        Ok(g) => g,
+        Err(r) => return *r,
+    };
+    let snap = app.snapshot();
+    let prompts: Vec<Value> = snap
+        .prompts
+        .iter()
+        .filter(|(n, _)| app.auth.can_read(grant, n))
+        .map(|(n, s)| {
+            json!({
+                "name": n,
+                "labels": s.doc.labels,
+                "latest": s.doc.latest,
+                "versions": s.doc.versions.len(),
+            })
+        })
+        .collect();
+    Json(json!({ "prompts": prompts })).into_response()
+}
+
+async fn get_prompt(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    Query(q): Query<Selector>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = read_access(&app, &headers, Some(&name)) {
+        return *r;
+    }
+    let snap = app.snapshot();
+    let Some(s) = snap.prompts.get(&name) else {
+        return unknown_prompt(&snap, &name);
+    };
+    match resolve(s, &name, &q) {
+        Ok((id, label)) => version_response(&headers, &name, s, &id, label),
+        Err(r) => *r,
+    }
+}
+
+async fn get_version(
+    State(app): State<Arc<App>>,
+    UrlPath((name, sel)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = read_access(&app, &headers, Some(&name)) {
+        return *r;
+    }
+    let snap = app.snapshot();
+    let Some(s) = snap.prompts.get(&name) else {
+        return unknown_prompt(&snap, &name);
+    };
+    // A full hash is a hash prefix too; labels are not versions.
+    if s.doc.labels.contains_key(&sel) {
+        return unknown_selector(s, &name, "version", &sel);
+    }
+    match s.prompt.resolve(Some(&sel)) {
+        Ok((v, _)) => version_response(&headers, &name, s, &v.id.clone(), None),
+        Err(_) => unknown_selector(s, &name, "version", &sel),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenderBody {
+    #[serde(default)]
+    variables: serde_json::Map<String, Value>,
+}
+
+async fn render(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    Query(q): Query<Selector>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = read_access(&app, &headers, Some(&name)) {
+        return *r;
+    }
+    let vars: RenderBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RenderBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be {{\"variables\": {{…}}}}: {e}"),
+                    Value::Null,
+                );
+            }
+        }
+    };
+    let snap = app.snapshot();
+    let Some(s) = snap.prompts.get(&name) else {
+        return unknown_prompt(&snap, &name);
+    };
+    let (id, _) = match resolve(s, &name, &q) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
+        return unknown_selector(s, &name, "version", &id);
+    };
+    match crate::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
+        Ok(req) => Json(req).into_response(),
+        Err(e) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+            json!({ "details": e.to_string() }),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    /// A version (`v3`, an id, a hash prefix) or a split (`v3:90,v4:10`).
+    to: String,
+    reason: String,
+}
+
+fn actor_of(grant: Option<&Grant>, headers: &HeaderMap) -> String {
+    let token = grant
+        .map(|g| format!("token:{}", g.name))
+        .unwrap_or_else(|| "anonymous".into());
+    match headers
+        .get("x-promptgate-actor")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(a) if !a.trim().is_empty() => format!("{} via {token}", a.trim()),
+        _ => token,
+    }
+}
+
+fn error_response(e: &Error) -> Response {
+    let status = match e.kind {
+        ErrorKind::Conflict => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::Usage => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Infrastructure => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(
+        status,
+        e.diagnostics
+            .first()
+            .map(|d| d.message.clone())
+            .unwrap_or_default(),
+        json!({ "details": e.to_string() }),
+    )
+}
+
+async fn put_label(
+    State(app): State<Arc<App>>,
+    UrlPath((name, label)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let grant = match app
+        .auth
+        .check(bearer(&headers), Scope::Write, Some(&name), Some(&label))
+    {
+        Ok(g) => g,
+        Err(d) => return denied(d),
+    };
+    let Source::Repo(repo) = &app.source else {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server serves a bundle, which is read-only",
+            Value::Null,
+        );
+    };
+    let Some(expect) = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_string())
+    else {
+        return error(
+            StatusCode::PRECONDITION_REQUIRED,
+            "a label move needs `If-Match`: the version the label points at now, or `none`",
+            Value::Null,
+        );
+    };
+    let body: MoveBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"to\": VERSION, \"reason\": WHY}}: {e}"),
+                Value::Null,
+            );
+        }
+    };
+    let mv = LabelMove {
+        prompt: name.clone(),
+        label: label.clone(),
+        target: body.to,
+        expect: Expect::parse(&expect),
+        actor: actor_of(grant, &headers),
+        reason: body.reason,
+        action: audit::Action::LabelSet,
+        gate_run: None,
+        report_digest: None,
+        skip_gate: false,
+    };
+    let repo = repo.clone();
+    let app2 = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let r = repo.move_label(&mv);
+        match &r {
+            Ok(_) => {
+                app2.reload(Some(&mv.prompt), true);
+                (r, None)
+            }
+            // What the label points at now, from disk (the snapshot may not have caught up).
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                let current = repo
+                    .prompt(&mv.prompt)
+                    .ok()
+                    .and_then(|p| p.registry.labels.get(&mv.label).cloned());
+                (r, Some(current))
+            }
+            Err(_) => (r, None),
+        }
+    })
+    .await;
+    match result {
+        Ok((Ok(entry), _)) => {
+            eprintln!(
+                "promptgate serve: {}@{} {} → {} by {}",
+                name,
+                label,
+                registry::target::show(entry.from.as_ref(), "(new)"),
+                registry::target::show(entry.to.as_ref(), "?"),
+                entry.actor
+            );
+            Json(entry).into_response()
+        }
+        Ok((Err(e), Some(current))) => error(
+            StatusCode::PRECONDITION_FAILED,
+            e.diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+            json!({
+                "current": registry::target::show(current.as_ref(), "none"),
+                "details": e.to_string(),
+            }),
+        ),
+        Ok((Err(e), None)) => error_response(&e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the label move did not finish: {e}"),
+            Value::Null,
+        ),
+    }
+}
+
+async fn post_version(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let grant = match app
+        .auth
+        .check(bearer(&headers), Scope::Write, Some(&name), None)
+    {
+        Ok(g) => g,
+        Err(d) => return denied(d),
+    };
+    let Source::Repo(repo) = &app.source else {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server serves a bundle, which is read-only",
+            Value::Null,
+        );
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be the version file (YAML, UTF-8)",
+            Value::Null,
+        );
+    };
+    let actor = actor_of(grant, &headers);
+    let repo = repo.clone();
+    let app2 = app.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<_> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("."), "create", e))?;
+        let file = dir.path().join("version.yaml");
+        std::fs::write(&file, text).map_err(|e| Error::io(&file, "write", e))?;
+        let r = repo.add(&name, &[file], &actor)?;
+        app2.reload(Some(&name), true);
+        Ok(r)
+    })
+    .await;
+    match result {
+        Ok(Ok(registered)) => {
+            let versions: Vec<Value> = registered
+                .iter()
+                .map(|r| {
+                    json!({
+                        "version_id": r.id,
+                        "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                        "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            (StatusCode::CREATED, Json(json!({ "registered": versions }))).into_response()
+        }
+        Ok(Err(e)) => error_response(&e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("registration did not finish: {e}"),
+            Value::Null,
+        ),
+    }
+}
+
+async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let grant = match read_access(&app, &headers, None) {
+        Ok(g) => g.cloned(),
+        Err(r) => return *r,
+    };
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Subscribe before reading the history, so nothing falls between the two.
+    let rx = app.tx.subscribe();
+    let (backlog, reset, after) = {
+        let log = match app.events.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let newest = log.next - 1;
+        let oldest = log.ring.front().map(|c| c.seq).unwrap_or(log.next);
+        match last.as_deref().map(|l| parse_event_id(l, app.boot)) {
+            None => (vec![], false, newest),
+            Some(Some(seq)) if seq + 1 >= oldest && seq <= newest => (
+                log.ring.iter().filter(|c| c.seq > seq).cloned().collect(),
+                false,
+                seq,
+            ),
+            // From another server instance, or older than the history: the client must
+            // refetch what it holds.
+            Some(_) => (vec![], true, newest),
+        }
+    };
+    let app2 = app.clone();
+    let shutdown = app.shutdown.clone();
+    let mut first: VecDeque<SseEvent> = VecDeque::new();
+    if reset {
+        first.push_back(
+            SseEvent::default()
+                .event("reset")
+                .id(format!("{}-{after}", app.boot))
+                .data("{\"reason\":\"events were missed: fetch every prompt again\"}"),
+        );
+    }
+    let visible = move |c: &Change| app2.auth.can_read(grant.as_ref(), &c.prompt);
+    for c in backlog.iter().filter(|c| visible(c)) {
+        first.push_back(sse_of(c));
+    }
+    let app3 = app.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, first, after, false),
+        move |(mut rx, mut first, mut after, done)| {
+            let visible = visible.clone();
+            let app3 = app3.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                if let Some(e) = first.pop_front() {
+                    app3.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
+                    return Some((Ok::<_, Infallible>(e), (rx, first, after, false)));
+                }
+                loop {
+                    tokio::select! {
+                        r = rx.recv() => match r {
+                            Ok(c) if c.seq > after => {
+                                after = c.seq;
+                                if visible(&c) {
+                                    app3.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
+                                    return Some((Ok(sse_of(&c)), (rx, first, after, false)));
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                let e = SseEvent::default().event("reset").data(
+                                    "{\"reason\":\"events were missed: fetch every prompt again\"}",
+                                );
+                                return Some((Ok(e), (rx, first, after, false)));
+                            }
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        },
+                        _ = shutdown.wait_for(|s| *s) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn parse_event_id(id: &str, boot: u64) -> Option<u64> {
+    let (b, seq) = id.split_once('-')?;
+    (b.parse::<u64>().ok()? == boot).then_some(())?;
+    seq.parse().ok()
+}
+
+fn sse_of(c: &Change) -> SseEvent {
+    SseEvent::default()
+        .event(c.kind)
+        .id(c.id.clone())
+        .data(serde_json::to_string(c).unwrap_or_default())
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let snap = app.snapshot();
+    let h = app.health.lock().map(|h| h.clone()).unwrap_or_default();
+    Json(json!({
+        "status": if h.problems.is_empty() { "ok" } else { "degraded" },
+        "prompts": snap.prompts.len(),
+        "source": match &app.source { Source::Repo(r) if r.root.as_os_str().is_empty() => ".".to_string(), Source::Repo(r) => r.root.display().to_string(), Source::Bundle(p) => p.display().to_string() },
+        "last_reload": h.last_reload,
+        "problems": h.problems,
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(app.snapshot().prompts.len()),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Count and time every request by its route template.
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route: &'static str = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| ROUTES.iter().find(|(_, p)| *p == m.as_str()))
+        .map(|(_, p)| *p)
+        .unwrap_or("(unmatched)");
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics
+        .observe(route, resp.status().as_u16(), t.elapsed());
+    resp
+}
+
+/// The router over a loaded app.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/prompts", get(list))
+        .route("/v1/prompts/{name}", get(get_prompt))
+        .route(
+            "/v1/prompts/{name}/versions/{version}",
+            get(get_version),
+        )
+        .route(
+            "/v1/prompts/{name}/versions",
+            axum::routing::post(post_version),
+        )
+        .route("/v1/prompts/{name}/render", get(render).post(render))
+        .route(
+            "/v1/prompts/{name}/labels/{label}",
+            axum::routing::put(put_label),
+        )
+        .route("/v1/events", get(events))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route",
+                json!({ "routes": ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect::<Vec<_>>() }),
+            )
+        })
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+/// Serve until SIGTERM or Ctrl-C. `ready` is called with the bound address.
+pub async fn serve(
+    source: Source,
+    auth: Auth,
+    opts: Options,
+    ready: impl FnOnce(SocketAddr, &App),
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = App::new(source, auth, stop_rx.clone())?;
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| {
+            Error::usage(format!("cannot listen on `{}`: {e}", opts.listen)).with_hint(
+                "pick another address with `--listen HOST:PORT` (port 0 picks a free one)",
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io(Path::new(&opts.listen), "listen on", e))?;
+    ready(addr, &app);
+
+    // The watcher: a thread, so reloads never hold up a request.
+    if matches!(app.source, Source::Repo(_)) {
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        let poll = opts.poll;
+        std::thread::spawn(move || {
+            while !*stop.borrow_and_update() {
+                std::thread::sleep(poll);
+                app.reload(None, true);
+            }
+        });
+    }
+
+    let shutdown = async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        eprintln!("promptgate serve: shutting down");
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io(Path::new(&opts.listen), "serve on", e))?;
+    Ok(())
+}

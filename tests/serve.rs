@@ -1,0 +1,775 @@
+//! `promptgate serve`, the client, canary splits and bundles: the real binary serving a
+//! temporary repository on 127.0.0.1 (an ephemeral port), driven over HTTP.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use promptgate::client::Client;
+use promptgate::registry::Target;
+use serde_json::{Value, json};
+
+use crate::support::{TestRepo, version_yaml};
+
+const WRITE_SECRET: &str = "pg-write-7f3a9c1e5b";
+const READ_SECRET: &str = "pg-read-2d8e4b6a0c";
+const CANARY_SECRET: &str = "pg-canary-9b1c3e5f7a";
+
+/// A running `promptgate serve`, killed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start(repo: &TestRepo, extra: &[&str]) -> Serve {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("serve.log");
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--poll-ms", "50"];
+        args.extend_from_slice(extra);
+        let mut child = repo
+            .command(&args)
+            .env("PG_TEST_WRITE", WRITE_SECRET)
+            .env("PG_TEST_READ", READ_SECRET)
+            .env("PG_TEST_CANARY", CANARY_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Serve {
+            child,
+            base,
+            log,
+            _logdir: logdir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Prompt `p` with v1..v3, `production` → v1; tokens: a writer, a reader limited to `p`, and a
+/// writer limited to the `canary` label.
+fn repo(open_reads: bool) -> TestRepo {
+    let repo = TestRepo::with_versions(3);
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{cfg}serve:\n  open_reads: {open_reads}\n  tokens:\n    - {{ name: ci, env: PG_TEST_WRITE, scope: write }}\n    - {{ name: svc, env: PG_TEST_READ, scope: read, prompts: [p] }}\n    - {{ name: canary-bot, env: PG_TEST_CANARY, scope: write, labels: [canary] }}\n"
+        ),
+    );
+    repo.pg(&[
+        "label",
+        "set",
+        "p",
+        "production",
+        "v1",
+        "--expect",
+        "none",
+        "-m",
+        "first",
+    ])
+    .ok();
+    repo.write("prompts/q/v1.yaml", &version_yaml("Other prompt.", 0.0));
+    repo.pg(&["add", "q"]).ok();
+    repo
+}
+
+fn id(repo: &TestRepo, v: &str) -> String {
+    let out = repo.pg(&["show", &format!("p@{v}"), "--json"]).ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    v["version_id"].as_str().unwrap().to_string()
+}
+
+fn hash(repo: &TestRepo, v: &str) -> String {
+    let out = repo.pg(&["show", &format!("p@{v}"), "--json"]).ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    v["hash"].as_str().unwrap().to_string()
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut rb = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+async fn put_label(
+    s: &Serve,
+    label: &str,
+    if_match: &str,
+    to: &str,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut rb = reqwest::Client::new()
+        .put(s.url(&format!("/v1/prompts/p/labels/{label}")))
+        .header("If-Match", if_match)
+        .json(&json!({"to": to, "reason": "test move"}));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_by_label_id_and_hash_with_etags_and_helpful_404s() {
+    let repo = repo(true);
+    let s = Serve::start(&repo, &[]);
+    let (v1, h1) = (id(&repo, "v1"), hash(&repo, "v1"));
+
+    let (status, body, headers) = get(&s.url("/v1/prompts/p?label=production"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version_id"], v1);
+    assert_eq!(body["label"], "production");
+    assert_eq!(body["hash"], h1);
+    assert_eq!(body["artifact"]["messages"][0]["role"], "system");
+    assert_eq!(headers["etag"], format!("\"{h1}\"").as_str());
+
+    // 304 on a matching If-None-Match, 200 on another.
+    let r = reqwest::Client::new()
+        .get(s.url("/v1/prompts/p?label=production"))
+        .header("If-None-Match", format!("\"{h1}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 304);
+    let r = reqwest::Client::new()
+        .get(s.url("/v1/prompts/p?label=production"))
+        .header("If-None-Match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // By id, by number, by hash prefix; no label: the latest.
+    for sel in [v1.as_str(), "v1", &h1[..9], &h1] {
+        let (status, body, _) = get(&s.url(&format!("/v1/prompts/p/versions/{sel}")), None).await;
+        assert_eq!(
+            (status, body["version_id"].as_str()),
+            (200, Some(v1.as_str())),
+            "{sel}"
+        );
+    }
+    let (_, body, _) = get(&s.url("/v1/prompts/p"), None).await;
+    assert_eq!(body["version_id"], id(&repo, "v3"));
+
+    // Unknown prompt, label, version: 404 with what exists.
+    let (status, body, _) = get(&s.url("/v1/prompts/nope?label=production"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["prompts"], json!(["p", "q"]));
+    let (status, body, _) = get(&s.url("/v1/prompts/p?label=staging"), None).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no label `staging`"),
+        "{body}"
+    );
+    assert_eq!(body["labels"], json!(["production"]));
+    assert_eq!(body["versions"].as_array().unwrap().len(), 3);
+    let (status, body, _) = get(&s.url("/v1/prompts/p/versions/v9"), None).await;
+    assert_eq!(status, 404, "{body}");
+
+    // The listing and rendering.
+    let (_, body, _) = get(&s.url("/v1/prompts"), None).await;
+    assert_eq!(body["prompts"][0]["name"], "p");
+    assert_eq!(body["prompts"][0]["labels"]["production"], v1);
+    let r = reqwest::Client::new()
+        .post(s.url("/v1/prompts/p/render?label=production"))
+        .json(&json!({"variables": {"question": "Where is my order?"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let req: Value = r.json().await.unwrap();
+    assert_eq!(req["messages"][1]["content"], "Where is my order?");
+    assert_eq!(req["version_id"], v1);
+    // The same code as `promptgate render`.
+    let cli = repo
+        .pg(&[
+            "render",
+            "p@production",
+            "--var",
+            "question=Where is my order?",
+        ])
+        .ok();
+    assert_eq!(req, serde_json::from_str::<Value>(&cli.stdout).unwrap());
+    let r = reqwest::Client::new()
+        .post(s.url("/v1/prompts/p/render?label=production"))
+        .json(&json!({"variables": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("question"),
+        "{body}"
+    );
+
+    // Health and the OpenAPI document.
+    let (status, body, _) = get(&s.url("/healthz"), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, _, _) = get(&s.url("/openapi.json"), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_moves_have_exactly_one_winner() {
+    let repo = repo(true);
+    let s = Serve::start(&repo, &[]);
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    let before = repo.read("prompts/p/audit.jsonl").lines().count();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let url = s.url("/v1/prompts/p/labels/production");
+        let (v1, v2) = (v1.clone(), v2.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .put(url)
+                .bearer_auth(WRITE_SECRET)
+                .header("If-Match", v1)
+                .json(&json!({"to": v2, "reason": "race"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            412 => {
+                conflicts += 1;
+                assert_eq!(body["current"], v2, "{body}");
+                assert!(body["error"].as_str().unwrap().contains(&v2), "{body}");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (1, 15));
+    let audit = repo.read("prompts/p/audit.jsonl");
+    assert_eq!(audit.lines().count(), before + 1, "{audit}");
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["actor"], "token:ci");
+    assert_eq!(last["to"], v2);
+    repo.pg(&["check"]).ok();
+    // `none` creates a label; a missing If-Match is refused.
+    let (status, _) = put_label(&s, "canary", "none", "v3", Some(WRITE_SECRET)).await;
+    assert_eq!(status, 200);
+    let r = reqwest::Client::new()
+        .put(s.url("/v1/prompts/p/labels/canary"))
+        .bearer_auth(WRITE_SECRET)
+        .json(&json!({"to": "v1", "reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 428);
+
+    // Registering a version over HTTP: same validation as `add`.
+    let post = |body: String| {
+        reqwest::Client::new()
+            .post(s.url("/v1/prompts/p/versions"))
+            .bearer_auth(WRITE_SECRET)
+            .body(body)
+            .send()
+    };
+    let r = post(version_yaml("You are assistant number 4.", 0.2))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["registered"][0]["version_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("v4-"),
+        "{body}"
+    );
+    assert!(repo.file("prompts/p/v4.yaml").is_file());
+    let r = post("model: { provider: openai, name: x }\nmesages: []\n".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["details"].as_str().unwrap().contains("mesages"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_scoped_and_never_logged() {
+    let repo = repo(false);
+    let s = Serve::start(&repo, &[]);
+    // Reads need a token when reads are not open.
+    let (status, _, headers) = get(&s.url("/v1/prompts/p?label=production"), None).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+    let (status, _, _) = get(&s.url("/v1/prompts/p?label=production"), Some("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = get(&s.url("/v1/prompts/p?label=production"), Some(READ_SECRET)).await;
+    assert_eq!(status, 200);
+    // The reader is limited to `p`, and sees only `p` listed.
+    let (status, _, _) = get(&s.url("/v1/prompts/q"), Some(READ_SECRET)).await;
+    assert_eq!(status, 403);
+    let (_, body, _) = get(&s.url("/v1/prompts"), Some(READ_SECRET)).await;
+    assert_eq!(body["prompts"].as_array().unwrap().len(), 1);
+    // Writes: none, a reader, a writer limited to another label, then the real writer.
+    let v1 = id(&repo, "v1");
+    assert_eq!(put_label(&s, "production", &v1, "v2", None).await.0, 401);
+    assert_eq!(
+        put_label(&s, "production", &v1, "v2", Some(READ_SECRET))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = put_label(&s, "production", &v1, "v2", Some(CANARY_SECRET)).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("may not move `p@production`"),
+        "{body}"
+    );
+    assert_eq!(
+        put_label(&s, "canary", "none", "v2", Some(CANARY_SECRET))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        put_label(&s, "production", &v1, "v2", Some(WRITE_SECRET))
+            .await
+            .0,
+        200
+    );
+    // No secret anywhere: the server's log, its metrics, the repository.
+    let (_, _, _) = get(&s.url("/healthz"), None).await;
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("promptgate_http_requests_total{route=\"/v1/prompts/{name}/labels/{label}\",status=\"403\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("promptgate_label_moves_total 2"),
+        "{metrics}"
+    );
+    let mut haystacks = vec![s.log(), metrics];
+    let mut files = Vec::new();
+    walk(repo.path(), &mut files);
+    haystacks.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
+    for h in &haystacks {
+        for secret in [WRITE_SECRET, READ_SECRET, CANARY_SECRET] {
+            assert!(!h.contains(secret), "a token leaked");
+        }
+    }
+    assert!(s.log().contains("by token:ci"), "{}", s.log());
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)
+        } else {
+            out.push(p)
+        }
+    }
+}
+
+/// Read server-sent events until one satisfies `want` or the deadline passes.
+async fn next_event(
+    resp: &mut reqwest::Response,
+    buf: &mut String,
+    deadline: Instant,
+) -> Option<(String, Value, String)> {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut kind = String::new();
+            let mut data = String::new();
+            let mut id = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    kind = v.trim().into();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().into();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if !kind.is_empty() {
+                return Some((kind, serde_json::from_str(&data).unwrap_or(Value::Null), id));
+            }
+            continue;
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, resp.chunk()).await {
+            Ok(Ok(Some(c))) => buf.push_str(&String::from_utf8_lossy(&c)),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_disk_reach_subscribers_and_clients_and_failures_keep_the_last_good_state() {
+    let repo = repo(true);
+    let mut s = Serve::start(&repo, &[]);
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    let disk = tempfile::tempdir().unwrap();
+    let client = Client::builder(&s.base)
+        .cache_dir(disk.path())
+        .ttl(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .get("p", "production", None)
+            .await
+            .unwrap()
+            .version_id,
+        v1
+    );
+    let mut events = reqwest::Client::new()
+        .get(s.url("/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A CLI label move in another process.
+    let t = Instant::now();
+    repo.pg(&[
+        "label",
+        "set",
+        "p",
+        "production",
+        "v2",
+        "--expect",
+        "v1",
+        "-m",
+        "ship v2",
+    ])
+    .ok();
+    let mut buf = String::new();
+    let (kind, e, move_id) = next_event(&mut events, &mut buf, t + Duration::from_secs(1))
+        .await
+        .expect("an event within a second");
+    assert_eq!(kind, "label");
+    assert_eq!(
+        (e["prompt"].as_str(), e["label"].as_str()),
+        (Some("p"), Some("production"))
+    );
+    assert_eq!(
+        (e["from"].as_str(), e["to"].as_str()),
+        (Some(v1.as_str()), Some(v2.as_str()))
+    );
+    assert_eq!(e["actor"], "tester");
+    assert_eq!(e["audit_hash"].as_str().unwrap().len(), 64);
+    let seen = loop {
+        if client
+            .cached("p", "production", None)
+            .map(|r| r.version_id.clone())
+            == Some(v2.clone())
+        {
+            break t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the client did not see the move within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(seen < Duration::from_secs(1));
+
+    // Resuming with Last-Event-ID replays what was missed.
+    repo.write("prompts/p/v4.yaml", &version_yaml("Four.", 0.3));
+    repo.pg(&["add", "p"]).ok();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut r = reqwest::Client::new()
+        .get(s.url("/v1/events"))
+        .header("Last-Event-ID", &move_id)
+        .send()
+        .await
+        .unwrap();
+    let mut b = String::new();
+    let (kind, e, _) = next_event(&mut r, &mut b, Instant::now() + Duration::from_secs(2))
+        .await
+        .expect("the missed event, replayed");
+    assert_eq!(kind, "version", "{e}");
+    assert!(e["to"].as_str().unwrap().starts_with("v4-"), "{e}");
+    let mut r = reqwest::Client::new()
+        .get(s.url("/v1/events"))
+        .header("Last-Event-ID", "1-1")
+        .send()
+        .await
+        .unwrap();
+    let mut b = String::new();
+    let (kind, _, _) = next_event(&mut r, &mut b, Instant::now() + Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(kind, "reset", "an id from another server instance");
+
+    // An invalid file on disk: the server keeps serving the last good state and says so.
+    let good = repo.read("prompts/p/v2.yaml");
+    repo.write("prompts/p/v2.yaml", "model: [this is not a version\n");
+    let t = Instant::now();
+    let health = loop {
+        let (_, h, _) = get(&s.url("/healthz"), None).await;
+        if h["status"] == "degraded" {
+            break h;
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{h}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        health["problems"]["p"].as_str().unwrap().contains("v2"),
+        "{health}"
+    );
+    let (status, body, _) = get(&s.url("/v1/prompts/p?label=production"), None).await;
+    assert_eq!(
+        (status, body["version_id"].as_str()),
+        (200, Some(v2.as_str()))
+    );
+    assert!(
+        s.log().contains("still serving its last good state"),
+        "{}",
+        s.log()
+    );
+    repo.write("prompts/p/v2.yaml", &good);
+
+    // The server stops: the client keeps answering from memory.
+    s.stop();
+    assert_eq!(
+        client
+            .get("p", "production", None)
+            .await
+            .unwrap()
+            .version_id,
+        v2
+    );
+    client.refresh().await;
+    assert_eq!(
+        client
+            .get("p", "production", None)
+            .await
+            .unwrap()
+            .version_id,
+        v2
+    );
+    // A new client started while the server is down loads the last-known-good copy.
+    let cold = Client::builder(&s.base)
+        .cache_dir(disk.path())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let r = cold.get("p", "production", None).await.unwrap();
+    assert_eq!(r.version_id, v2);
+    assert_eq!(
+        r.span_attributes(),
+        [
+            ("prompt.name", "p"),
+            ("prompt.version_id", v2.as_str()),
+            ("prompt.label", "production")
+        ]
+    );
+    // Without a copy on disk, the error says why.
+    let none = Client::builder(&s.base)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = none
+        .get("p", "production", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot reach the registry"), "{err}");
+}
+
+#[test]
+fn canary_assignment_is_sticky_and_matches_the_weights() {
+    let at = |p: u32| Target::parse(&format!("v4-new:{p},v3-old:{}", 100 - p)).unwrap();
+    let keys: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
+    let assign = |t: &Target| -> Vec<bool> {
+        keys.iter()
+            .map(|k| t.assign("production", Some(k)) == "v4-new")
+            .collect()
+    };
+    let (ten, fifty) = (assign(&at(10)), assign(&at(50)));
+    for (share, on) in [(0.10, &ten), (0.50, &fifty)] {
+        let got = on.iter().filter(|x| **x).count() as f64 / keys.len() as f64;
+        assert!((got - share).abs() <= 0.01, "{got} for {share}");
+    }
+    // From 10 % to 50 %: keys move onto the new version, never back.
+    assert!(ten.iter().zip(&fifty).all(|(a, b)| !a || *b));
+    // Another label splits independently.
+    let other: Vec<bool> = keys
+        .iter()
+        .take(1000)
+        .map(|k| at(50).assign("canary", Some(k)) == "v4-new")
+        .collect();
+    assert_ne!(other, fifty[..1000].to_vec());
+    // No routing key: the primary (the larger weight).
+    assert_eq!(at(10).assign("production", None), "v3-old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_label_is_served_by_routing_key_the_same_way_everywhere() {
+    let repo = repo(true);
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    repo.pg(&[
+        "label",
+        "set",
+        "p",
+        "production",
+        "v2:30,v1:70",
+        "--expect",
+        "v1",
+        "-m",
+        "canary",
+    ])
+    .ok();
+    let s = Serve::start(&repo, &[]);
+    let client = Client::builder(&s.base).build().unwrap();
+    let target = Target::parse(&format!("{v2}:30,{v1}:70")).unwrap();
+    let mut seen = BTreeSet::new();
+    for i in 0..40 {
+        let key = format!("session-{i}");
+        let want = target.assign("production", Some(&key)).to_string();
+        let (_, body, _) = get(
+            &s.url(&format!("/v1/prompts/p?label=production&key={key}")),
+            None,
+        )
+        .await;
+        assert_eq!(body["version_id"], want.as_str());
+        assert_eq!(body["split"][&v2], 30);
+        let c = client.get("p", "production", Some(&key)).await.unwrap();
+        assert_eq!(c.version_id, want);
+        seen.insert(want);
+    }
+    assert_eq!(seen.len(), 2, "both versions are served");
+    let (_, body, _) = get(&s.url("/v1/prompts"), None).await;
+    assert_eq!(body["prompts"][0]["labels"]["production"][&v1], 70);
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes() {
+    let doc: Value =
+        serde_json::from_str(promptgate::serve::OPENAPI).expect("docs/openapi.json parses");
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let served: BTreeSet<(String, String)> = promptgate::serve::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundles_carry_every_version_and_label_and_are_served_read_only() {
+    let repo = repo(true);
+    let v1 = id(&repo, "v1");
+    let out = repo.pg(&["bundle", "--out", "dist/prompts.json"]).ok();
+    assert!(
+        out.stdout.contains("2 prompts, 4 versions"),
+        "{}",
+        out.stdout
+    );
+    let path = repo.file("dist/prompts.json");
+    let b = promptgate::bundle::Bundle::load(&path).unwrap();
+    assert_eq!(b.prompts["p"].labels["production"], Target::One(v1.clone()));
+    assert_eq!(b.prompts["p"].versions.len(), 3);
+
+    // The client reads it without a server.
+    let c = Client::from_bundle(&path).unwrap();
+    let r = c.get("p", "production", None).await.unwrap();
+    assert_eq!(r.version_id, v1);
+    let req = r
+        .render(json!({"question": "hi"}).as_object().unwrap())
+        .unwrap();
+    assert_eq!(req.messages[1].content, "hi");
+
+    // The server serves it, read-only.
+    let s = Serve::start(&repo, &["--bundle", path.to_str().unwrap()]);
+    let (status, body, _) = get(&s.url("/v1/prompts/p?label=production"), None).await;
+    assert_eq!(
+        (status, body["version_id"].as_str()),
+        (200, Some(v1.as_str()))
+    );
+    let (status, _) = put_label(&s, "production", &v1, "v2", Some(WRITE_SECRET)).await;
+    assert_eq!(status, 405);
+
+    // A tampered bundle is refused with the reason.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("You are assistant number 1.", "You are evil."),
+    )
+    .unwrap();
+    let err = promptgate::bundle::Bundle::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("digest does not match"), "{err}");
+}
