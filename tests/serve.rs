@@ -29,7 +29,8 @@ impl Serve {
     fn start(repo: &TestRepo, extra: &[&str]) -> Serve {
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("serve.log");
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--poll-ms", "50"];
+        // A scan only every minute: changes must arrive through file events.
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--poll-ms", "60000"];
         args.extend_from_slice(extra);
         let mut child = repo
             .command(&args)

@@ -1006,6 +1006,9 @@ fn roll_forward(reg: &mut RegistryFile, entries: &[Entry]) {
         for e in &entries[n..] {
             apply(reg, e);
         }
+        // In memory only: this state reflects the whole log (the next write persists it).
+        reg.audit.entries = entries.len() as u64;
+        reg.audit.head = entries.last().map(|e| e.hash.clone()).unwrap_or_default();
     }
 }
 

@@ -1,9 +1,7 @@
 //! Prometheus metrics of `promptgate serve`: requests by route and status, a latency histogram
 //! per route, label moves and reloads — as text, with no labels that could carry a secret.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -12,17 +10,32 @@ const BUCKETS: [f64; 10] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// Status codes counted one by one; anything else is counted as `other`.
+const STATUSES: [u16; 13] = [
+    200, 201, 304, 400, 401, 403, 404, 405, 412, 422, 428, 500, 503,
+];
+
+/// One route's counters: lock-free, so two requests never wait on each other here.
+struct RouteStats {
+    by_status: [AtomicU64; STATUSES.len() + 1],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
 }
 
-#[derive(Default)]
+impl Default for RouteStats {
+    fn default() -> RouteStats {
+        RouteStats {
+            by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    routes: Vec<(&'static str, RouteStats)>,
     pub label_moves: AtomicU64,
     pub versions_registered: AtomicU64,
     pub reloads: AtomicU64,
@@ -31,52 +44,84 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counters for these routes (and one for requests that match none).
+    pub fn new(routes: &[&'static str]) -> Metrics {
+        let mut r: Vec<(&'static str, RouteStats)> =
+            routes.iter().map(|p| (*p, RouteStats::default())).collect();
+        r.push(("(unmatched)", RouteStats::default()));
+        Metrics {
+            routes: r,
+            label_moves: AtomicU64::new(0),
+            versions_registered: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            reload_errors: AtomicU64::new(0),
+            events_sent: AtomicU64::new(0),
+        }
+    }
+
     /// Record one request: its route template (never the raw path), status and duration.
-    pub fn observe(&self, route: &'static str, status: u16, took: Duration) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((route, status)).or_default() += 1;
-        }
+    pub fn observe(&self, route: &str, status: u16, took: Duration) {
+        let Some((_, r)) = self
+            .routes
+            .iter()
+            .find(|(p, _)| *p == route)
+            .or_else(|| self.routes.last())
+        else {
+            return;
+        };
+        let i = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
+        r.by_status[i].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
-        if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry(route).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if secs <= *b {
-                    h.counts[i] += 1;
-                }
+        for (b, bound) in r.buckets.iter().zip(BUCKETS) {
+            if secs <= bound {
+                b.fetch_add(1, Ordering::Relaxed);
             }
-            h.count += 1;
-            h.sum += secs;
         }
+        r.count.fetch_add(1, Ordering::Relaxed);
+        r.sum_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self, prompts: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP promptgate_http_requests_total HTTP requests by route and status.\n# TYPE promptgate_http_requests_total counter\n");
-        if let Ok(r) = self.requests.lock() {
-            for ((route, status), n) in r.iter() {
-                let _ = writeln!(
-                    out,
-                    "promptgate_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
+        for (route, r) in &self.routes {
+            for (i, n) in r.by_status.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = STATUSES
+                        .get(i)
+                        .map(u16::to_string)
+                        .unwrap_or_else(|| "other".into());
+                    let _ = writeln!(
+                        out,
+                        "promptgate_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
             }
         }
         out.push_str("# HELP promptgate_http_request_duration_seconds Time to answer, by route.\n# TYPE promptgate_http_request_duration_seconds histogram\n");
-        if let Ok(l) = self.latency.lock() {
-            for (route, h) in l.iter() {
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
-                        h.counts[i]
-                    );
-                }
+        for (route, r) in &self.routes {
+            let count = r.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            for (b, bound) in r.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
-                    "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\npromptgate_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\npromptgate_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                    h.count, h.sum, h.count
+                    "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    b.load(Ordering::Relaxed)
                 );
             }
+            let sum = r.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}\npromptgate_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}\npromptgate_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+            );
         }
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
             let _ = writeln!(

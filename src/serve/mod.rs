@@ -79,11 +79,14 @@ pub struct Served {
     prompt: registry::Prompt,
     /// Version id → the artifact as JSON text.
     artifacts: HashMap<String, Arc<str>>,
+    /// Finished bodies by label ("" for a version fetched by id), then version id. A split
+    /// label's bodies are built per request (its version depends on the routing key).
+    bodies: HashMap<String, HashMap<String, Bytes>>,
 }
 
 impl Served {
     fn new(name: &str, doc: PromptDoc) -> Served {
-        let artifacts = doc
+        let artifacts: HashMap<String, Arc<str>> = doc
             .versions
             .iter()
             .map(|v| {
@@ -91,11 +94,31 @@ impl Served {
                 (v.version_id.clone(), Arc::<str>::from(text))
             })
             .collect();
-        Served {
+        let mut s = Served {
             prompt: doc.as_prompt(name),
             doc,
             artifacts,
+            bodies: HashMap::new(),
+        };
+        let mut bodies: HashMap<String, HashMap<String, Bytes>> = HashMap::new();
+        for v in &s.doc.versions {
+            let body = body_of(name, &s, &v.version_id, None);
+            bodies
+                .entry(String::new())
+                .or_default()
+                .insert(v.version_id.clone(), Bytes::from(body));
         }
+        for (label, t) in &s.doc.labels {
+            if let Some(id) = t.single() {
+                let body = body_of(name, &s, id, Some((label, t)));
+                bodies
+                    .entry(label.clone())
+                    .or_default()
+                    .insert(id.to_string(), Bytes::from(body));
+            }
+        }
+        s.bodies = bodies;
+        s
     }
 }
 
@@ -177,7 +200,7 @@ impl App {
             snapshot: RwLock::new(Arc::new(snapshot)),
             source,
             auth,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(&ROUTES.iter().map(|(_, p)| *p).collect::<Vec<_>>()),
             boot,
             events: Mutex::new(EventLog {
                 next: 1,
@@ -333,8 +356,10 @@ impl App {
     }
 }
 
-/// Every file of a prompt folder: name, size, modification time (ns).
-type Fingerprint = Vec<(String, u64, u128)>;
+/// Every file of a prompt folder: name, size, modification time (ns), inode. The inode
+/// matters: file times are coarse (a few ms), and an atomic write within the same tick and of
+/// the same size is still a new inode.
+type Fingerprint = Vec<(String, u64, u128, u64)>;
 
 /// Every file of a prompt folder with its size and modification time.
 fn fingerprint(dir: &Path) -> Fingerprint {
@@ -350,7 +375,16 @@ fn fingerprint(dir: &Path) -> Fingerprint {
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                out.push((e.file_name().to_string_lossy().into_owned(), m.len(), t));
+                #[cfg(unix)]
+                let ino = std::os::unix::fs::MetadataExt::ino(&m);
+                #[cfg(not(unix))]
+                let ino = 0;
+                out.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.len(),
+                    t,
+                    ino,
+                ));
             }
         }
     }
@@ -433,7 +467,37 @@ fn not_modified(headers: &HeaderMap, hash: &str) -> bool {
     })
 }
 
-/// The body of a resolved version: name, label (and its split), id, number, hash, artifact.
+/// The JSON of a resolved version: name, label (and its split), id, number, hash, artifact.
+fn body_of(name: &str, s: &Served, id: &str, label: Option<(&str, &Target)>) -> String {
+    let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
+        return "null".into();
+    };
+    let artifact = s
+        .artifacts
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| "null".into());
+    let mut body = String::with_capacity(artifact.len() + 256);
+    body.push_str("{\"name\":");
+    body.push_str(&serde_json::to_string(name).unwrap_or_default());
+    if let Some((l, t)) = label {
+        body.push_str(",\"label\":");
+        body.push_str(&serde_json::to_string(l).unwrap_or_default());
+        if t.single().is_none() {
+            body.push_str(",\"split\":");
+            body.push_str(&serde_json::to_string(t).unwrap_or_default());
+        }
+    }
+    body.push_str(",\"version_id\":");
+    body.push_str(&serde_json::to_string(&v.version_id).unwrap_or_default());
+    body.push_str(&format!(",\"number\":{},\"hash\":\"{}\"", v.number, v.hash));
+    body.push_str(",\"artifact\":");
+    body.push_str(&artifact);
+    body.push('}');
+    body
+}
+
+/// A resolved version as a response, with its strong `ETag` (304 when the caller has it).
 fn version_response(
     headers: &HeaderMap,
     name: &str,
@@ -459,28 +523,14 @@ fn version_response(
         )
             .into_response();
     }
-    let artifact = s
-        .artifacts
-        .get(id)
-        .cloned()
-        .unwrap_or_else(|| "null".into());
-    let mut body = String::with_capacity(artifact.len() + 256);
-    body.push_str("{\"name\":");
-    body.push_str(&serde_json::to_string(name).unwrap_or_default());
-    if let Some((l, t)) = label {
-        body.push_str(",\"label\":");
-        body.push_str(&serde_json::to_string(l).unwrap_or_default());
-        if t.single().is_none() {
-            body.push_str(",\"split\":");
-            body.push_str(&serde_json::to_string(t).unwrap_or_default());
-        }
-    }
-    body.push_str(",\"version_id\":");
-    body.push_str(&serde_json::to_string(&v.version_id).unwrap_or_default());
-    body.push_str(&format!(",\"number\":{},\"hash\":\"{}\"", v.number, v.hash));
-    body.push_str(",\"artifact\":");
-    body.push_str(&artifact);
-    body.push('}');
+    let cached = s
+        .bodies
+        .get(label.map(|(l, _)| l).unwrap_or(""))
+        .and_then(|m| m.get(id));
+    let body = match cached {
+        Some(b) => b.clone(),
+        None => Bytes::from(body_of(name, s, id, label)),
+    };
     (
         StatusCode::OK,
         [
@@ -984,16 +1034,14 @@ async fn openapi() -> Response {
 
 /// Count and time every request by its route template.
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let route: &'static str = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| ROUTES.iter().find(|(_, p)| *p == m.as_str()))
-        .map(|(_, p)| *p)
-        .unwrap_or("(unmatched)");
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let t = Instant::now();
     let resp = next.run(req).await;
-    app.metrics
-        .observe(route, resp.status().as_u16(), t.elapsed());
+    app.metrics.observe(
+        route.as_ref().map(|m| m.as_str()).unwrap_or("(unmatched)"),
+        resp.status().as_u16(),
+        t.elapsed(),
+    );
     resp
 }
 
@@ -1030,6 +1078,107 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Follow changes on disk: file events (inotify and its equivalents) name the prompt folders
+/// to reload within milliseconds, and a full scan every [`SAFETY_SCAN`] catches anything the
+/// events missed. Where file events are unavailable (no inotify instances left, some network
+/// file systems), a full scan every `poll`.
+fn watch(app: Arc<App>, prompts_dir: PathBuf, poll: Duration, stop: watch::Receiver<bool>) {
+    use notify::Watcher;
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    // Events name absolute paths; the repository's may be relative.
+    let base = std::fs::canonicalize(&prompts_dir).unwrap_or_else(|_| prompts_dir.clone());
+    let events = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        // Opening and reading files (the watcher's own scans among them) are not changes.
+        Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
+        Ok(ev) => {
+            for p in ev.paths {
+                // The path inside the prompts folder; the watcher finds whose it is.
+                let rel = p
+                    .strip_prefix(&base)
+                    .ok()
+                    .map(|r| r.to_string_lossy().replace('\\', "/"))
+                    .filter(|n| !n.is_empty());
+                let _ = tx.send(rel);
+            }
+        }
+        Err(_) => {
+            let _ = tx.send(None);
+        }
+    })
+    .and_then(|mut w| {
+        w.watch(&prompts_dir, notify::RecursiveMode::Recursive)?;
+        Ok(w)
+    });
+    let (watcher, every) = match events {
+        Ok(w) => (Some(w), SAFETY_SCAN.max(poll)),
+        Err(e) => {
+            eprintln!(
+                "promptgate serve: no file events ({e}); looking for changes every {} ms",
+                poll.as_millis()
+            );
+            (None, poll)
+        }
+    };
+    std::thread::spawn(move || {
+        let _watcher = watcher;
+        while !*stop.borrow() {
+            match rx.recv_timeout(every) {
+                Ok(first) => {
+                    // Let a burst of events (a git pull) settle into one reload per prompt.
+                    std::thread::sleep(Duration::from_millis(5));
+                    let mut names = std::collections::BTreeSet::new();
+                    let mut full = first.is_none();
+                    names.extend(first);
+                    while let Ok(n) = rx.try_recv() {
+                        match n {
+                            Some(n) => {
+                                names.insert(n);
+                            }
+                            None => full = true,
+                        }
+                    }
+                    // Each path belongs to the known prompt whose folder holds it (the longest
+                    // name that is a prefix: names nest). A path in no known prompt's folder (a
+                    // new prompt) needs a full scan.
+                    let known = app.snapshot();
+                    let mut dirty = std::collections::BTreeSet::new();
+                    for rel in &names {
+                        let owner = known
+                            .prompts
+                            .keys()
+                            .filter(|k| {
+                                rel == *k
+                                    || (rel.starts_with(k.as_str())
+                                        && rel.as_bytes().get(k.len()) == Some(&b'/'))
+                            })
+                            .max_by_key(|k| k.len());
+                        match owner {
+                            Some(k) => {
+                                dirty.insert(k.clone());
+                            }
+                            None => full = true,
+                        }
+                    }
+                    if full {
+                        app.reload(None, true);
+                    } else {
+                        for n in &dirty {
+                            app.reload(Some(n), true);
+                        }
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    app.reload(None, true);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    });
+}
+
+/// With file events, how often everything is scanned anyway.
+pub const SAFETY_SCAN: Duration = Duration::from_secs(5);
+
 /// Serve until SIGTERM or Ctrl-C. `ready` is called with the bound address.
 pub async fn serve(
     source: Source,
@@ -1052,16 +1201,8 @@ pub async fn serve(
     ready(addr, &app);
 
     // The watcher: a thread, so reloads never hold up a request.
-    if matches!(app.source, Source::Repo(_)) {
-        let app = app.clone();
-        let mut stop = stop_rx.clone();
-        let poll = opts.poll;
-        std::thread::spawn(move || {
-            while !*stop.borrow_and_update() {
-                std::thread::sleep(poll);
-                app.reload(None, true);
-            }
-        });
+    if let Source::Repo(repo) = &app.source {
+        watch(app.clone(), repo.prompts_dir(), opts.poll, stop_rx.clone());
     }
 
     let shutdown = async move {
