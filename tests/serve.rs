@@ -16,6 +16,7 @@ use crate::support::{TestRepo, version_yaml};
 const WRITE_SECRET: &str = "pg-write-7f3a9c1e5b";
 const READ_SECRET: &str = "pg-read-2d8e4b6a0c";
 const CANARY_SECRET: &str = "pg-canary-9b1c3e5f7a";
+const FILE_SECRET: &str = "pg-file-4c6e8a0b2d";
 
 /// A running `promptgate serve`, killed on drop.
 struct Serve {
@@ -84,15 +85,31 @@ impl Drop for Serve {
     }
 }
 
-/// Prompt `p` with v1..v3, `production` → v1; tokens: a writer, a reader limited to `p`, and a
-/// writer limited to the `canary` label.
+/// A tokens file outside any repository, holding one read token.
+fn tokens_file() -> PathBuf {
+    static FILE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = FILE.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("tokens.yaml"),
+            format!("- {{ name: dashboard, token: {FILE_SECRET}, scope: read }}\n"),
+        )
+        .unwrap();
+        d
+    });
+    dir.path().join("tokens.yaml")
+}
+
+/// Prompt `p` with v1..v3, `production` → v1; tokens: a writer, a reader limited to `p`, a
+/// writer limited to the `canary` label, and (from the tokens file) a reader of everything.
 fn repo(open_reads: bool) -> TestRepo {
     let repo = TestRepo::with_versions(3);
     let cfg = repo.read("promptgate.yaml");
     repo.write(
         "promptgate.yaml",
         &format!(
-            "{cfg}serve:\n  open_reads: {open_reads}\n  tokens:\n    - {{ name: ci, env: PG_TEST_WRITE, scope: write }}\n    - {{ name: svc, env: PG_TEST_READ, scope: read, prompts: [p] }}\n    - {{ name: canary-bot, env: PG_TEST_CANARY, scope: write, labels: [canary] }}\n"
+            "{cfg}serve:\n  open_reads: {open_reads}\n  tokens_file: {}\n  tokens:\n    - {{ name: ci, env: PG_TEST_WRITE, scope: write }}\n    - {{ name: svc, env: PG_TEST_READ, scope: read, prompts: [p] }}\n    - {{ name: canary-bot, env: PG_TEST_CANARY, scope: write, labels: [canary] }}\n",
+            tokens_file().display()
         ),
     );
     repo.pg(&[
@@ -368,6 +385,9 @@ async fn tokens_are_scoped_and_never_logged() {
     assert_eq!(status, 403);
     let (_, body, _) = get(&s.url("/v1/prompts"), Some(READ_SECRET)).await;
     assert_eq!(body["prompts"].as_array().unwrap().len(), 1);
+    // The token from the tokens file reads everything, and writes nothing.
+    let (status, _, _) = get(&s.url("/v1/prompts/q"), Some(FILE_SECRET)).await;
+    assert_eq!(status, 200);
     // Writes: none, a reader, a writer limited to another label, then the real writer.
     let v1 = id(&repo, "v1");
     assert_eq!(put_label(&s, "production", &v1, "v2", None).await.0, 401);
@@ -416,7 +436,7 @@ async fn tokens_are_scoped_and_never_logged() {
     walk(repo.path(), &mut files);
     haystacks.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
     for h in &haystacks {
-        for secret in [WRITE_SECRET, READ_SECRET, CANARY_SECRET] {
+        for secret in [WRITE_SECRET, READ_SECRET, CANARY_SECRET, FILE_SECRET] {
             assert!(!h.contains(secret), "a token leaked");
         }
     }
@@ -773,4 +793,39 @@ async fn bundles_carry_every_version_and_label_and_are_served_read_only() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("digest does not match"), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_gracefully_even_with_a_stream_open() {
+    let repo = repo(true);
+    let mut s = Serve::start(&repo, &[]);
+    let mut events = reqwest::Client::new()
+        .get(s.url("/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    unsafe {
+        libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(s.log().contains("shutting down"), "{}", s.log());
+    // The stream ended instead of hanging.
+    let end = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok());
 }
