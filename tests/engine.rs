@@ -8,7 +8,7 @@ use std::time::Duration;
 use promptgate::stub::{self, Fault, Server};
 use serde_json::Value;
 
-use crate::support::TestRepo;
+use crate::support::{TestRepo, walk};
 
 const KEY_VAR: &str = "PG_TEST_STUB_KEY";
 const SECRET: &str = "sk-test-DO-NOT-LEAK-93f1c2";
@@ -304,17 +304,6 @@ fn a_cached_plan_with_answers_missing_renders_and_calls() {
             .count(),
         2
     );
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out)
-        } else {
-            out.push(p)
-        }
-    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use promptgate::client::Client;
 use promptgate::registry::Target;
 use serde_json::{Value, json};
 
-use crate::support::{TestRepo, version_yaml};
+use crate::support::{TestRepo, version_yaml, walk};
 
 const WRITE_SECRET: &str = "pg-write-7f3a9c1e5b";
 const READ_SECRET: &str = "pg-read-2d8e4b6a0c";
@@ -441,17 +441,6 @@ async fn tokens_are_scoped_and_never_logged() {
         }
     }
     assert!(s.log().contains("by token:ci"), "{}", s.log());
-}
-
-fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out)
-        } else {
-            out.push(p)
-        }
-    }
 }
 
 /// Read server-sent events until one satisfies `want` or the deadline passes.

@@ -212,19 +212,22 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             }
         })
     };
+    let render = || {
+        plan(
+            &prompt.name,
+            &version.id,
+            label.as_deref(),
+            artifact,
+            &datasets,
+            repeats,
+            model.as_deref(),
+        )
+    };
     let (provider, provider_config) = match built() {
         Ok(b) => b,
         Err(e) => {
             // Problems in the user's data come first (all at once), then the provider's.
-            plan(
-                &prompt.name,
-                &version.id,
-                label.as_deref(),
-                artifact,
-                &datasets,
-                repeats,
-                model.as_deref(),
-            )?;
+            render()?;
             return Err(e);
         }
     };
@@ -272,15 +275,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     let plan = match cached_plan {
         Some(p) => p,
         None => {
-            let p = plan(
-                &prompt.name,
-                &version.id,
-                label.as_deref(),
-                artifact,
-                &datasets,
-                repeats,
-                model.as_deref(),
-            )?;
+            let p = render()?;
             plancache::store(&repo.state_dir(), &plan_key, &p);
             p
         }

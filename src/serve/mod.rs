@@ -603,21 +603,32 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     Json(json!({ "prompts": prompts })).into_response()
 }
 
+/// The prompt a read names, if the caller may read it (else the response to send).
+fn readable(
+    app: &App,
+    headers: &HeaderMap,
+    name: &str,
+) -> std::result::Result<Arc<Served>, Box<Response>> {
+    read_access(app, headers, Some(name))?;
+    let snap = app.snapshot();
+    snap.prompts
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Box::new(unknown_prompt(&snap, name)))
+}
+
 async fn get_prompt(
     State(app): State<Arc<App>>,
     UrlPath(name): UrlPath<String>,
     Query(q): Query<Selector>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = read_access(&app, &headers, Some(&name)) {
-        return *r;
-    }
-    let snap = app.snapshot();
-    let Some(s) = snap.prompts.get(&name) else {
-        return unknown_prompt(&snap, &name);
+    let s = match readable(&app, &headers, &name) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
-    match resolve(s, &name, &q) {
-        Ok((id, label)) => version_response(&headers, &name, s, &id, label),
+    match resolve(&s, &name, &q) {
+        Ok((id, label)) => version_response(&headers, &name, &s, &id, label),
         Err(r) => *r,
     }
 }
@@ -627,20 +638,17 @@ async fn get_version(
     UrlPath((name, sel)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = read_access(&app, &headers, Some(&name)) {
-        return *r;
-    }
-    let snap = app.snapshot();
-    let Some(s) = snap.prompts.get(&name) else {
-        return unknown_prompt(&snap, &name);
+    let s = match readable(&app, &headers, &name) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
     // A full hash is a hash prefix too; labels are not versions.
     if s.doc.labels.contains_key(&sel) {
-        return unknown_selector(s, &name, "version", &sel);
+        return unknown_selector(&s, &name, "version", &sel);
     }
     match s.prompt.resolve(Some(&sel)) {
-        Ok((v, _)) => version_response(&headers, &name, s, &v.id.clone(), None),
-        Err(_) => unknown_selector(s, &name, "version", &sel),
+        Ok((v, _)) => version_response(&headers, &name, &s, &v.id.clone(), None),
+        Err(_) => unknown_selector(&s, &name, "version", &sel),
     }
 }
 
@@ -658,9 +666,10 @@ async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = read_access(&app, &headers, Some(&name)) {
-        return *r;
-    }
+    let s = match readable(&app, &headers, &name) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
     let vars: RenderBody = if body.iter().all(u8::is_ascii_whitespace) {
         RenderBody::default()
     } else {
@@ -675,16 +684,12 @@ async fn render(
             }
         }
     };
-    let snap = app.snapshot();
-    let Some(s) = snap.prompts.get(&name) else {
-        return unknown_prompt(&snap, &name);
-    };
-    let (id, _) = match resolve(s, &name, &q) {
+    let (id, _) = match resolve(&s, &name, &q) {
         Ok(r) => r,
         Err(r) => return *r,
     };
     let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
-        return unknown_selector(s, &name, "version", &id);
+        return unknown_selector(&s, &name, "version", &id);
     };
     match crate::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
         Ok(req) => Json(req).into_response(),

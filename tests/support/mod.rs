@@ -125,3 +125,15 @@ impl TestRepo {
         text.replace(&canon, "[REPO]").replace(&p, "[REPO]")
     }
 }
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)
+        } else {
+            out.push(p)
+        }
+    }
+}
