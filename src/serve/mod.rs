@@ -741,25 +741,37 @@ fn error_response(e: &Error) -> Response {
     )
 }
 
+/// The grant and repository for a write, or the response refusing it (no token or scope: 401
+/// or 403; a bundle: 405).
+fn writable<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    prompt: &str,
+    label: Option<&str>,
+) -> std::result::Result<(Option<&'a Grant>, &'a Repo), Box<Response>> {
+    let grant = app
+        .auth
+        .check(bearer(headers), Scope::Write, Some(prompt), label)
+        .map_err(|d| Box::new(denied(d)))?;
+    match &app.source {
+        Source::Repo(repo) => Ok((grant, repo)),
+        Source::Bundle(_) => Err(Box::new(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server serves a bundle, which is read-only",
+            Value::Null,
+        ))),
+    }
+}
+
 async fn put_label(
     State(app): State<Arc<App>>,
     UrlPath((name, label)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let grant = match app
-        .auth
-        .check(bearer(&headers), Scope::Write, Some(&name), Some(&label))
-    {
-        Ok(g) => g,
-        Err(d) => return denied(d),
-    };
-    let Source::Repo(repo) = &app.source else {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this server serves a bundle, which is read-only",
-            Value::Null,
-        );
+    let (grant, repo) = match writable(&app, &headers, &name, Some(&label)) {
+        Ok(w) => w,
+        Err(r) => return *r,
     };
     let Some(expect) = headers
         .get(header::IF_MATCH)
@@ -853,19 +865,9 @@ async fn post_version(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let grant = match app
-        .auth
-        .check(bearer(&headers), Scope::Write, Some(&name), None)
-    {
-        Ok(g) => g,
-        Err(d) => return denied(d),
-    };
-    let Source::Repo(repo) = &app.source else {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this server serves a bundle, which is read-only",
-            Value::Null,
-        );
+    let (grant, repo) = match writable(&app, &headers, &name, None) {
+        Ok(w) => w,
+        Err(r) => return *r,
     };
     let Ok(text) = String::from_utf8(body.to_vec()) else {
         return error(
