@@ -10,6 +10,8 @@
 //!    event stream, p50/p99; and 20 moves written by another writer on disk (as the CLI does),
 //!    seen through the server's file events.
 //!
+//! The load runs twice: `serve --workers 1`, then the default (one worker per core).
+//!
 //! `cargo bench --bench serve -- --quick` runs shorter load tests.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -93,30 +95,40 @@ fn main() {
         "repository: {PROMPTS} prompts built in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let mut server = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PG_BENCH_TOKEN", TOKEN)
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let start = |extra: &[&str]| {
+        let mut server = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("PG_BENCH_TOKEN", TOKEN)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+            &mut line,
+        )
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = format!(
-        "http://{}",
-        line.split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-    );
-
+        let base = format!(
+            "http://{}",
+            line.split("http://")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        );
+        (server, base)
+    };
+    let (mut one, base1) = start(&["--workers", "1"]);
+    println!("serve --workers 1:");
+    load(&base1, quick);
+    let _ = one.kill();
+    let _ = one.wait();
+    let (mut server, base) = start(&[]);
+    println!("serve (one worker per core):");
     load(&base, quick);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -290,7 +302,7 @@ async fn propagation(base: &str, repo: &Repo) {
         current = next;
     }
     report(
-        "label move on disk → client (20 moves, --poll-ms 250)",
+        "label move on disk → client (20 moves, seen through file events)",
         &mut seen,
     );
 }
