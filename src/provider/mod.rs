@@ -326,6 +326,14 @@ pub struct HttpEndpoint {
 }
 
 impl HttpEndpoint {
+    /// `Authorization: Bearer KEY` when a key is configured (OpenAI-style endpoints).
+    pub fn bearer(&self) -> Vec<(&'static str, String)> {
+        self.key
+            .iter()
+            .map(|k| ("authorization", format!("Bearer {}", k.expose())))
+            .collect()
+    }
+
     /// `path` is appended to the configured base URL (or `default_base`).
     pub fn new(
         name: &str,

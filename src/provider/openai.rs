@@ -54,10 +54,7 @@ impl Provider for OpenAiEmbeddings {
         _key: &'a CallKey,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
-            let mut headers = Vec::new();
-            if let Some(k) = &self.ep.key {
-                headers.push(("authorization", format!("Bearer {}", k.expose())));
-            }
+            let headers = self.ep.bearer();
             let text = request
                 .messages
                 .first()
@@ -249,10 +246,7 @@ impl Provider for OpenAi {
         _key: &'a CallKey,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
-            let mut headers = Vec::new();
-            if let Some(k) = &self.ep.key {
-                headers.push(("authorization", format!("Bearer {}", k.expose())));
-            }
+            let headers = self.ep.bearer();
             let bytes = post(
                 &self.ep.http,
                 self.ep.url.clone(),
