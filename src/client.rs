@@ -234,7 +234,12 @@ impl Client {
         let fetched = fetch(&self.inner, name, label, None).await;
         let state = match fetched {
             Ok(Some(state)) => state,
-            Ok(None) => unreachable_state(name, label)?,
+            // Without an ETag the server cannot answer "not modified".
+            Ok(None) => {
+                return Err(infra(format!(
+                    "`{name}@{label}`: the registry sent nothing"
+                )));
+            }
             Err(e) if e.kind == ErrorKind::Usage => return Err(e),
             Err(e) => match load_disk(&self.inner, name, label) {
                 Some(s) => s,
@@ -264,10 +269,6 @@ impl Client {
     pub async fn refresh(&self) {
         refresh_all(&self.inner).await;
     }
-}
-
-fn unreachable_state(name: &str, label: &str) -> Result<LabelState> {
-    Err(Error::usage(format!("`{name}@{label}`: nothing to serve")))
 }
 
 fn infra(msg: String) -> Error {

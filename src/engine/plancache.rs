@@ -84,6 +84,10 @@ pub fn load(state_dir: &Path, key: &Key<'_>, label: Option<&str>) -> Option<Plan
 
 /// Remember a freshly rendered plan. A failure only costs rendering again next time.
 pub fn store(state_dir: &Path, key: &Key<'_>, plan: &Plan) {
+    let p = path(state_dir, key);
+    if p.exists() {
+        return;
+    }
     let entries: Vec<Entry> = plan
         .calls
         .iter()
@@ -97,10 +101,6 @@ pub fn store(state_dir: &Path, key: &Key<'_>, plan: &Plan) {
             )
         })
         .collect();
-    let p = path(state_dir, key);
-    if p.exists() {
-        return;
-    }
     // Renamed into place but not fsynced: a plan lost in a crash is rendered again, and a torn
     // one does not parse (and is rendered again).
     if let (Some(dir), Ok(text)) = (p.parent(), serde_json::to_vec(&entries)) {
