@@ -10,7 +10,8 @@
 //!    event stream, p50/p99; and 20 moves written by another writer on disk (as the CLI does),
 //!    seen through the server's file events.
 //!
-//! The load runs twice: `serve --workers 1`, then the default (one worker per core).
+//! The load runs twice: with the default workers (one per core but one), then `--workers N`
+//! with one per core.
 //!
 //! `cargo bench --bench serve -- --quick` runs shorter load tests.
 
@@ -122,13 +123,14 @@ fn main() {
         );
         (server, base)
     };
-    let (mut one, base1) = start(&["--workers", "1"]);
-    println!("serve --workers 1:");
-    load(&base1, quick);
-    let _ = one.kill();
-    let _ = one.wait();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut all, base_all) = start(&["--workers", &cores.to_string()]);
+    println!("serve --workers {cores} (one per core):");
+    load(&base_all, quick);
+    let _ = all.kill();
+    let _ = all.wait();
     let (mut server, base) = start(&[]);
-    println!("serve (one worker per core):");
+    println!("serve (default: one worker per core but one):");
     load(&base, quick);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -18,6 +18,8 @@ const STATUSES: [u16; 13] = [
 /// One route's counters: lock-free, so two requests never wait on each other here.
 struct RouteStats {
     by_status: [AtomicU64; STATUSES.len() + 1],
+    /// Requests whose duration falls in each bucket alone (not cumulative: one increment per
+    /// request); [`Metrics::render`] adds them up as Prometheus expects.
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
@@ -75,10 +77,8 @@ impl Metrics {
             .unwrap_or(STATUSES.len());
         r.by_status[i].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
-        for (b, bound) in r.buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            r.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         r.count.fetch_add(1, Ordering::Relaxed);
         r.sum_nanos
@@ -110,11 +110,12 @@ impl Metrics {
             if count == 0 {
                 continue;
             }
+            let mut below = 0;
             for (b, bound) in r.buckets.iter().zip(BUCKETS) {
+                below += b.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                    b.load(Ordering::Relaxed)
+                    "promptgate_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {below}"
                 );
             }
             let sum = r.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -165,5 +166,38 @@ impl Metrics {
             "# HELP promptgate_prompts Prompts served.\n# TYPE promptgate_prompts gauge\npromptgate_prompts {prompts}"
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_in_the_exposition() {
+        let m = Metrics::new(&["/r"]);
+        for micros in [50, 300, 2_000, 2_000_000] {
+            m.observe("/r", 200, Duration::from_micros(micros));
+        }
+        m.observe("/r", 404, Duration::from_micros(80));
+        let text = m.render(3);
+        let bucket = |le: &str| {
+            let prefix = format!(
+                "promptgate_http_request_duration_seconds_bucket{{route=\"/r\",le=\"{le}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no bucket le={le} in\n{text}"))
+                .to_string()
+        };
+        assert_eq!(bucket("0.0001"), "2");
+        assert_eq!(bucket("0.00025"), "2");
+        assert_eq!(bucket("0.0005"), "3");
+        assert_eq!(bucket("0.0025"), "4");
+        assert_eq!(bucket("1"), "4");
+        assert_eq!(bucket("+Inf"), "5");
+        assert!(text.contains("promptgate_http_requests_total{route=\"/r\",status=\"200\"} 4"));
+        assert!(text.contains("promptgate_http_requests_total{route=\"/r\",status=\"404\"} 1"));
+        assert!(text.contains("promptgate_http_request_duration_seconds_count{route=\"/r\"} 5"));
     }
 }

@@ -3,9 +3,9 @@
 //! server-sent-events stream of changes, hot reload from disk, health and Prometheus metrics.
 //!
 //! The served state is an immutable [`Snapshot`] behind an `Arc`: a request clones the `Arc`
-//! and never waits for a reload. A watcher polls the prompt folders (every file's size and
-//! modification time) and reloads what changed; polling rather than inotify works the same on
-//! every file system, in containers and on network mounts, and costs a few `stat`s per prompt.
+//! and never waits for a reload. A watcher follows file events (inotify and its equivalents)
+//! and reloads the prompts they name, with a full scan every few seconds as a safety net, and
+//! polling where file events are unavailable.
 
 pub mod auth;
 pub mod metrics;
@@ -1230,6 +1230,10 @@ pub async fn serve(
         eprintln!("promptgate serve: shutting down");
         let _ = stop_tx.send(true);
     };
+    // Answers are written whole: do not hold them back waiting for the peer's ACK (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
