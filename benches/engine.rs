@@ -124,4 +124,9 @@ fn zero_latency() {
         warm.as_secs_f64(),
         100.0 * warm.as_secs_f64() / cold.as_secs_f64()
     );
+    // `PROMPTGATE_BENCH_KEEP=1` keeps the warm repository, to profile a warm run by hand:
+    // `perf record -g promptgate -C DIR eval p@v1 --quiet`.
+    if std::env::var_os("PROMPTGATE_BENCH_KEEP").is_some() {
+        println!("kept the repository: {}", dir.keep().display());
+    }
 }

@@ -1,4 +1,4 @@
-//! Golden datasets: CSV and JSONL files streamed row by row into cases — a stable id, the
+//! Golden datasets: CSV and JSONL files streamed into cases — a stable id, the
 //! variables, the expectations and an optional group — and validated against every version's
 //! declared variables before any call is made.
 //!
@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -75,6 +75,16 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The SHA-256 of a dataset file's bytes (as [`Dataset::digest`]), without parsing it.
+pub fn digest(path: &Path) -> std::io::Result<String> {
+    let mut reader = HashingReader {
+        inner: File::open(path)?,
+        hasher: Sha256::new(),
+    };
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(canonical::hex(&reader.hasher.finalize()))
+}
+
 /// Load a dataset, streaming it row by row. Every malformed row is reported, with its line.
 pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
@@ -107,7 +117,7 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     let digest = canonical::hex(&reader.hasher.finalize());
 
     // Ids are unique.
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(cases.len());
     for c in &cases {
         if let Some(first) = seen.insert(&c.id, c.line) {
             problems.push(
@@ -136,6 +146,19 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     })
 }
 
+/// JSONL is read in blocks of whole lines, each block's rows parsed in parallel: memory holds
+/// one block besides the cases, and rows come out in file order.
+const BLOCK: usize = 1 << 18;
+
+/// One JSONL line, parsed.
+enum Row {
+    Blank,
+    Case(Case),
+    Problem(Diagnostic),
+    /// Nothing after this line can be read.
+    Fatal(Diagnostic),
+}
+
 fn read_jsonl(
     path: &Path,
     reader: &mut impl Read,
@@ -143,37 +166,107 @@ fn read_jsonl(
     cases: &mut Vec<Case>,
     problems: &mut Vec<Diagnostic>,
 ) {
-    let buf = BufReader::new(reader);
-    for (i, line) in buf.lines().enumerate() {
-        let lineno = i + 1;
-        let place = || format!("{}:{lineno}", path.display());
-        let line = match line {
-            Ok(l) => l,
+    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK * 2);
+    let mut next_line = 1;
+    let mut chunk = vec![0u8; BLOCK];
+    loop {
+        let n = match read_full(reader, &mut chunk) {
+            Ok(n) => n,
             Err(e) => {
-                problems
-                    .push(Diagnostic::error(format!("cannot read line: {e}")).in_context(place()));
-                break;
+                problems.push(
+                    Diagnostic::error(format!("cannot read line: {e}"))
+                        .in_context(format!("{}:{next_line}", path.display())),
+                );
+                return;
             }
         };
-        if line.trim().is_empty() {
-            continue;
+        pending.extend_from_slice(&chunk[..n]);
+        // Whole lines only, unless the file has ended.
+        let cut = if n == 0 {
+            pending.len()
+        } else {
+            match pending.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let rows = parse_jsonl_block(path, &pending[..cut], next_line, group_column);
+        next_line += pending[..cut].iter().filter(|b| **b == b'\n').count();
+        pending.drain(..cut);
+        cases.reserve(rows.len());
+        for row in rows {
+            match row {
+                Row::Blank => {}
+                Row::Case(c) => cases.push(c),
+                Row::Problem(d) => problems.push(d),
+                Row::Fatal(d) => {
+                    problems.push(d);
+                    return;
+                }
+            }
         }
-        match serde_json::from_str::<Value>(&line) {
-            Ok(Value::Object(row)) => match case_from_row(row, lineno, group_column, false) {
-                Ok(c) => cases.push(c),
-                Err(msg) => problems.push(Diagnostic::error(msg).in_context(place())),
-            },
-            Ok(_) => problems
-                .push(Diagnostic::error("a JSONL row must be a JSON object").in_context(place())),
-            Err(e) => problems.push(
-                Diagnostic::error(format!("invalid JSON: {e}"))
-                    .in_context(place())
-                    .hint(
-                        "each line is one JSON object, e.g. {\"id\": \"a\", \"question\": \"…\"}",
-                    ),
-            ),
+        if n == 0 {
+            return;
         }
     }
+}
+
+/// Read until `buf` is full or the input ends; the number of bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn parse_jsonl_block(path: &Path, block: &[u8], first_line: usize, group_column: &str) -> Vec<Row> {
+    use rayon::prelude::*;
+    let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
+    if block.ends_with(b"\n") {
+        lines.pop();
+    }
+    lines
+        .par_iter()
+        .enumerate()
+        .with_min_len(256)
+        .map(|(i, line)| {
+            let lineno = first_line + i;
+            let place = || format!("{}:{lineno}", path.display());
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Ok(line) = std::str::from_utf8(line) else {
+                return Row::Fatal(
+                    Diagnostic::error("cannot read line: stream did not contain valid UTF-8")
+                        .in_context(place())
+                        .hint("save the dataset as UTF-8"),
+                );
+            };
+            if line.trim().is_empty() {
+                return Row::Blank;
+            }
+            match serde_json::from_str::<Value>(line) {
+                Ok(Value::Object(row)) => match case_from_row(row, lineno, group_column, false) {
+                    Ok(c) => Row::Case(c),
+                    Err(msg) => Row::Problem(Diagnostic::error(msg).in_context(place())),
+                },
+                Ok(_) => Row::Problem(
+                    Diagnostic::error("a JSONL row must be a JSON object").in_context(place()),
+                ),
+                Err(e) => Row::Problem(
+                    Diagnostic::error(format!("invalid JSON: {e}"))
+                        .in_context(place())
+                        .hint(
+                            "each line is one JSON object, e.g. {\"id\": \"a\", \"question\": \"…\"}",
+                        ),
+                ),
+            }
+        })
+        .collect()
 }
 
 fn read_csv(
@@ -299,4 +392,82 @@ pub fn typed_vars(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: usize) -> String {
+        format!(
+            "{{\"id\":\"c{i}\",\"question\":\"{}\"}}\r\n",
+            "x".repeat(48)
+        )
+    }
+
+    #[test]
+    fn jsonl_rows_across_blocks_keep_their_lines_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        // About 900 KB: four blocks, so rows and problems sit on both sides of block edges.
+        let n = 12_000;
+        let text = |bad: bool| {
+            let mut t = String::new();
+            for i in 1..=n {
+                match i {
+                    5_000 if bad => t.push_str("{not json}\r\n"),
+                    9_001 => t.push_str("\r\n"),
+                    _ => t.push_str(&row(i)),
+                }
+            }
+            // The last row has no newline.
+            t.push_str("{\"id\":\"last\",\"question\":\"end\"}");
+            t
+        };
+        std::fs::write(&path, text(true)).unwrap();
+        let err = load(&path, "group").unwrap_err().to_string();
+        assert!(err.contains("d.jsonl:5000"), "{err}");
+        assert!(
+            !err.contains("d.jsonl:9001"),
+            "a blank line is no problem: {err}"
+        );
+
+        std::fs::write(&path, text(false)).unwrap();
+        let d = load(&path, "group").unwrap();
+        assert_eq!(d.cases.len(), n); // n - 1 rows, the blank line skipped, and the last row
+        for c in &d.cases[..n - 1] {
+            assert_eq!(c.id, format!("c{}", c.line), "line numbers follow the file");
+        }
+        assert!(d.cases.windows(2).all(|w| w[0].line < w[1].line));
+        let last = d.cases.last().unwrap();
+        assert_eq!((last.id.as_str(), last.line), ("last", n + 1));
+        assert_eq!(d.digest, digest(&path).unwrap());
+        assert_eq!(
+            d.digest,
+            canonical::sha256_hex(&std::fs::read(&path).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_stops_the_reading_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        let mut bytes = Vec::new();
+        for i in 1..=10 {
+            if i == 7 {
+                bytes.extend_from_slice(b"{\"id\":\"c7\",\"question\":\"\xff\xfe\"}\n");
+            } else {
+                bytes.extend_from_slice(row(i).as_bytes());
+            }
+        }
+        bytes.extend_from_slice(b"{broken\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path, "group").unwrap_err().to_string();
+        assert!(err.contains("d.jsonl:7"), "{err}");
+        assert!(err.contains("UTF-8"), "{err}");
+        assert!(
+            !err.contains("d.jsonl:11"),
+            "nothing after it is read: {err}"
+        );
+    }
 }

@@ -276,8 +276,101 @@ fn the_cache_answers_a_second_run_and_refresh_bypasses_it() {
     assert_eq!(hashes(&a), hashes(&b));
     let plans: Vec<_> = std::fs::read_dir(repo.file(".promptgate/plans"))
         .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".answers.jsonl"))
         .collect();
     assert_eq!(plans.len(), 1, "one plan for one version and dataset");
+}
+
+/// The answer snapshot a complete run leaves beside its plan.
+fn snapshot_file(repo: &TestRepo) -> std::path::PathBuf {
+    let found: Vec<_> = std::fs::read_dir(repo.file(".promptgate/plans"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".answers.jsonl"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+#[test]
+fn an_answer_snapshot_serves_warm_runs_until_a_stored_answer_is_replaced() {
+    // Every answer differs from the ones before, so we can tell where an answer came from.
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = n.clone();
+    let server = Server::start(stub::Config {
+        responder: std::sync::Arc::new(move |body: &Value| {
+            let i = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut a = stub::echo(body);
+            a.content = format!("answer {i}");
+            a
+        }),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 10, "");
+    let contents = |s: &Value| -> Vec<String> {
+        let mut c: Vec<String> = results(&repo, s["run_id"].as_str().unwrap())
+            .iter()
+            .map(|l| l["output"]["content"].as_str().unwrap().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    let (_, cold) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 10);
+    // The cold run's answers went into the cache unopposed: they are the snapshot.
+    let snap = snapshot_file(&repo);
+    let lines = std::fs::read_to_string(&snap).unwrap();
+    assert_eq!(lines.lines().count(), 11, "a header and ten answers");
+    assert!(!lines.contains(SECRET));
+    // A warm run reads it: an answer edited in the snapshot (by hand, here) shows.
+    std::fs::write(&snap, lines.replacen("\"answer ", "\"snapshot answer ", 1)).unwrap();
+    let (_, warm) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 10, "no calls");
+    assert_eq!(warm["cached"], 10);
+    let w = contents(&warm);
+    assert_eq!(
+        w.iter().filter(|c| c.starts_with("snapshot ")).count(),
+        1,
+        "{w:?}"
+    );
+    std::fs::write(&snap, &lines).unwrap();
+    assert_eq!(contents(&eval(&repo, &[]).1), contents(&cold));
+    // --refresh replaces the stored answers: the snapshot no longer holds, and the next run
+    // takes the new answers from the cache (and snapshots them).
+    let (_, refreshed) = eval(&repo, &["--refresh"]);
+    assert_eq!(server.stats.requests(), 20);
+    assert_ne!(contents(&refreshed), contents(&cold));
+    let (_, after) = eval(&repo, &[]);
+    assert_eq!(server.stats.requests(), 20);
+    assert_eq!(contents(&after), contents(&refreshed));
+    let head: Value = serde_json::from_str(
+        std::fs::read_to_string(snapshot_file(&repo))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(head["cache"]["generation"], 1, "{head}");
+    assert_eq!(contents(&eval(&repo, &[]).1), contents(&refreshed));
+    // An answer deleted from the cache by hand: the snapshot no longer holds either.
+    let db = repo.file(".promptgate/cache/responses.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "DELETE FROM responses WHERE key = (SELECT key FROM responses LIMIT 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (_, s) = eval(&repo, &[]);
+    assert_eq!(
+        server.stats.requests(),
+        21,
+        "the deleted answer is asked for again"
+    );
+    assert_eq!(s["cached"], 9);
 }
 
 #[test]
@@ -298,12 +391,12 @@ fn a_cached_plan_with_answers_missing_renders_and_calls() {
     let (_, s) = eval(&repo, &[]);
     assert_eq!(s["cached"], 0, "{s}");
     assert_eq!(server.stats.requests(), 30);
-    assert_eq!(
-        std::fs::read_dir(repo.file(".promptgate/plans"))
-            .unwrap()
-            .count(),
-        2
-    );
+    let names: Vec<String> = std::fs::read_dir(repo.file(".promptgate/plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let plans = names.iter().filter(|n| !n.ends_with(".answers.jsonl"));
+    assert_eq!(plans.count(), 2, "{names:?}");
 }
 
 #[test]

@@ -338,6 +338,14 @@ impl Summary {
     }
 }
 
+/// Answers read before execution, for the first execution of a plan.
+pub enum Prefetched {
+    /// Response-cache entries by cache key.
+    ByKey(HashMap<String, Completion>),
+    /// One answer per call of the plan, in its order (a plan cache's answer snapshot).
+    InOrder(Vec<Completion>),
+}
+
 /// What one task hands the writer thread.
 struct Finished {
     record: Record,
@@ -362,7 +370,7 @@ pub async fn execute(
     plan: &Plan,
     provider: Arc<dyn Provider>,
     cache: Option<Cache>,
-    prefetched: Option<HashMap<String, Completion>>,
+    prefetched: Option<Prefetched>,
     opts: &Options,
     run: &RunDir,
     observer: Arc<dyn Observer>,
@@ -373,7 +381,7 @@ pub async fn execute(
         .iter()
         .map(|r| (r.case_id.clone(), r.sample))
         .collect();
-    let todo: Vec<&PlannedCall> = plan
+    let mut todo: Vec<&PlannedCall> = plan
         .calls
         .iter()
         .filter(|c| !done.contains(&(c.case_id.clone(), c.sample)))
@@ -386,6 +394,26 @@ pub async fn execute(
     // Cache hits first, looked up in parallel: they need no permit, no task and no span (a
     // span is a call to a provider, and a hit makes none).
     let endpoint: Arc<str> = provider.endpoint().into();
+    let now = crate::registry::audit::now();
+    let mut cached_records = Vec::new();
+    let mut misses = Vec::with_capacity(todo.len());
+    let prefetched = match prefetched {
+        // An answer for every call, in order: no key to compute, nothing to look up.
+        Some(Prefetched::InOrder(answers))
+            if opts.cache == CacheMode::Use && answers.len() == todo.len() =>
+        {
+            cached_records.reserve(answers.len());
+            for (call, output) in todo.iter().zip(answers) {
+                let record = cached_record(call, output, opts, &now);
+                observer.on_event(&Event::Finished(&record));
+                cached_records.push(record);
+            }
+            todo.clear();
+            None
+        }
+        Some(Prefetched::ByKey(hits)) => Some(hits),
+        _ => None,
+    };
     let keyed: Vec<(&PlannedCall, Option<String>)> = todo
         .into_iter()
         .map(|c| {
@@ -398,15 +426,12 @@ pub async fn execute(
         .collect();
     let mut hits: HashMap<String, Completion> = match (&cache, opts.cache, prefetched) {
         (_, CacheMode::Use, Some(pre)) => pre,
-        (Some(c), CacheMode::Use, None) if !interrupt.draining() => {
+        (Some(c), CacheMode::Use, None) if !interrupt.draining() && !keyed.is_empty() => {
             let keys: Vec<&str> = keyed.iter().filter_map(|(_, k)| k.as_deref()).collect();
             c.get_many(&keys)
         }
         _ => Default::default(),
     };
-    let now = crate::registry::audit::now();
-    let mut cached_records = Vec::new();
-    let mut misses = Vec::with_capacity(keyed.len());
     for (call, key) in keyed {
         match key.as_ref().and_then(|k| hits.remove(k)) {
             Some(output) => {
@@ -430,36 +455,44 @@ pub async fn execute(
             )),
         ));
     }
-    // Cache hits are serialized in parallel: on a warm run they are all of the work.
-    let cached_lines: Vec<u8> = {
+    // Cache hits are serialized in parallel (on a warm run they are most of the work), each
+    // record straight into its chunk's buffer: no buffer per line, no joined copy.
+    let cached_lines: Vec<Vec<u8>> = {
         use rayon::prelude::*;
         cached_records
             .par_chunks(1024)
             .map(|chunk| {
-                let mut buf = Vec::with_capacity(chunk.len() * 256);
+                let mut buf = Vec::with_capacity(chunk.len() * 384);
                 for r in chunk {
-                    let _ = store::append_line(&mut buf, r);
+                    let start = buf.len();
+                    match serde_json::to_writer(&mut buf, r) {
+                        Ok(()) => buf.push(b'\n'),
+                        Err(_) => buf.truncate(start),
+                    }
                 }
                 buf
             })
-            .collect::<Vec<_>>()
-            .concat()
+            .collect()
     };
     let (results, traces) = run.appenders()?;
     let (tx, rx) = mpsc::channel::<Finished>();
-    let writer_cache = if opts.cache == CacheMode::Off {
+    // Only calls add answers: without misses, the cache is not opened for writing.
+    let writer_cache = if opts.cache == CacheMode::Off || misses.is_empty() {
         None
     } else {
         cache.clone()
     };
+    let refresh = opts.cache == CacheMode::Refresh;
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
         let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
-        results.write_all(&cached_lines)?;
+        for lines in &cached_lines {
+            results.write_all(lines)?;
+        }
         results.flush()?;
         let mut out = cached_records;
         // A failed cache write costs a repeated call later, nothing more.
-        let mut cache_writer = writer_cache.and_then(|c| c.writer().ok());
+        let mut cache_writer = writer_cache.and_then(|c| c.writer(refresh).ok());
         loop {
             let f = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(f) => f,

@@ -10,14 +10,18 @@ use crate::config::{ProviderConfig, ProviderKind, defaults};
 use crate::dataset::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::provider::{
-    self, Completion, Provider, cache::Cache, limiter::RateLimiter, replay::Replay,
+    self, Completion, Provider,
+    cache::{Cache, Stamp},
+    limiter::RateLimiter,
+    replay::Replay,
 };
 use crate::registry::{Ref, Repo};
 use crate::suite;
 
 use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
 use super::{
-    CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Summary, execute, plan, plancache,
+    CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Prefetched, Summary, execute, plan,
+    plancache,
 };
 
 /// What to evaluate and how.
@@ -64,9 +68,74 @@ pub struct Prepared {
     pub run: RunDir,
     pub manifest: Manifest,
     pub cache: Option<Cache>,
-    /// Answers already read from the response cache while planning (taken by the first
-    /// execution; later ones, as a sequential gate's next look, read the cache again).
-    pub prefetched: std::sync::Mutex<Option<HashMap<String, Completion>>>,
+    /// Answers already read while planning (taken by the first execution; later ones, as a
+    /// sequential gate's next look, read the cache again).
+    pub prefetched: std::sync::Mutex<Option<Prefetched>>,
+    /// The response cache's stamp before any answer was read from it, when the run's answers
+    /// may become the plan's answer snapshot (cache in use, not resumed, no snapshot used).
+    snapshot_stamp: Option<Stamp>,
+    /// The plan's name in the plan cache.
+    plan_digest: String,
+}
+
+/// A dataset's path as the plan cache names it: relative to the repository when inside it,
+/// so that `-C DIR` and a run from inside DIR share plans.
+fn key_path(repo: &Repo, p: &Path) -> String {
+    let root = std::fs::canonicalize(&repo.root).unwrap_or_else(|_| repo.root.clone());
+    let full = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    full.strip_prefix(&root)
+        .unwrap_or(&full)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// A plan read from the plan cache with an answer for every call.
+struct Warm {
+    plan: Plan,
+    answers: Prefetched,
+    /// See [`Prepared::snapshot_stamp`].
+    stamp: Option<Stamp>,
+    plan_digest: String,
+}
+
+/// The plan stored for `key`, if every answer it needs is cached: from its answer snapshot
+/// when the cache has not changed since it was taken, else looked up in the cache.
+fn warm_start(
+    repo: &Repo,
+    cache: &Cache,
+    provider: &dyn Provider,
+    key: plancache::Key,
+    label: Option<&str>,
+) -> Option<Warm> {
+    // Read before any answer is: if it is the same when the run ends, no answer read or
+    // written meanwhile has been replaced.
+    let stamp = cache.stamp();
+    let plan_digest = key.digest();
+    let plan = plancache::load(&repo.state_dir(), &key, label)?;
+    let endpoint = provider.endpoint();
+    if let Some(answers) = stamp.as_ref().and_then(|stamp| {
+        plancache::load_answers(&repo.state_dir(), &plan_digest, &endpoint, stamp, &plan)
+    }) {
+        return Some(Warm {
+            plan,
+            answers: Prefetched::InOrder(answers),
+            stamp: None,
+            plan_digest,
+        });
+    }
+    let keys: Vec<String> = plan
+        .calls
+        .iter()
+        .map(|call| Cache::key(&endpoint, &call.request_hash, call.sample))
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let hits = cache.get_many(&refs);
+    (hits.len() == keys.len()).then_some(Warm {
+        plan,
+        answers: Prefetched::ByKey(hits),
+        stamp,
+        plan_digest,
+    })
 }
 
 fn resolve_path(repo: &Repo, p: &str) -> PathBuf {
@@ -156,18 +225,6 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             ),
         );
     }
-    let mut datasets: Vec<Dataset> = Vec::new();
-    let mut problems = Vec::new();
-    for p in &dataset_paths {
-        match dataset::load(p, suite.suite.group_column()) {
-            Ok(d) => datasets.push(d),
-            Err(e) => problems.extend(e.diagnostics),
-        }
-    }
-    // Every row is checked against the version's variables when the plan renders it.
-    if !problems.is_empty() {
-        return Err(Error::many(crate::ErrorKind::Usage, problems));
-    }
     let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
     let model = req.model.clone().or(suite.suite.model.clone());
 
@@ -212,6 +269,64 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             }
         })
     };
+    let provider_built = built();
+    // Replayed answers are not worth caching: they are already on disk.
+    let cache = match &provider_built {
+        Ok((_, cfg)) if cfg.kind != ProviderKind::Replay => {
+            Some(Cache::new(&repo.state_dir().join("cache")))
+        }
+        _ => None,
+    };
+    let use_cache = !req.no_cache && !req.refresh;
+    let key_of = |datasets: Vec<(String, String)>| plancache::Key {
+        prompt: prompt.name.clone(),
+        version_id: version.id.clone(),
+        version_hash: version.hash.clone(),
+        datasets,
+        repeats,
+        model_override: model.clone(),
+    };
+
+    // The plan and its answers depend on the datasets' digests, not on their rows: with a warm
+    // cache they are read while the rows are parsed.
+    let group = suite.suite.group_column();
+    let (parsed, warm) = rayon::join(
+        || {
+            dataset_paths
+                .iter()
+                .map(|p| dataset::load(p, group))
+                .collect::<Vec<_>>()
+        },
+        || -> Option<Warm> {
+            let (provider, _) = provider_built.as_ref().ok()?;
+            let cache = cache
+                .as_ref()
+                .filter(|_| use_cache && req.resume.is_none())?;
+            let digests = dataset_paths
+                .iter()
+                .map(|p| Some((key_path(repo, p), dataset::digest(p).ok()?)))
+                .collect::<Option<Vec<_>>>()?;
+            warm_start(
+                repo,
+                cache,
+                &*provider.clone(),
+                key_of(digests),
+                label.as_deref(),
+            )
+        },
+    );
+    let mut datasets: Vec<Dataset> = Vec::new();
+    let mut problems = Vec::new();
+    for d in parsed {
+        match d {
+            Ok(d) => datasets.push(d),
+            Err(e) => problems.extend(e.diagnostics),
+        }
+    }
+    // Every row is checked against the version's variables when the plan renders it.
+    if !problems.is_empty() {
+        return Err(Error::many(crate::ErrorKind::Usage, problems));
+    }
     let render = || {
         plan(
             &prompt.name,
@@ -223,7 +338,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             model.as_deref(),
         )
     };
-    let (provider, provider_config) = match built() {
+    let (provider, provider_config) = match provider_built {
         Ok(b) => b,
         Err(e) => {
             // Problems in the user's data come first (all at once), then the provider's.
@@ -238,46 +353,30 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
         .max(1);
     let max_retries = provider_config.max_retries.unwrap_or(defaults::MAX_RETRIES);
     let options = options_for(&provider_config, concurrency, req.no_cache, req.refresh);
-    // Replayed answers are not worth caching: they are already on disk.
-    let cache = (provider_config.kind != ProviderKind::Replay)
-        .then(|| Cache::new(&repo.state_dir().join("cache")));
 
     // The plan: from the plan cache when every answer is cached already (nothing to send, so
-    // nothing to render), else rendered (and remembered).
-    let plan_key = plancache::Key {
-        prompt: &prompt.name,
-        version_id: &version.id,
-        version_hash: &version.hash,
-        datasets: &datasets,
-        repeats,
-        model_override: model.as_deref(),
-    };
-    let mut prefetched = None;
-    let cached_plan = match (&cache, options.cache, &req.resume) {
-        (Some(c), CacheMode::Use, None) => {
-            plancache::load(&repo.state_dir(), &plan_key, label.as_deref()).and_then(|p| {
-                let endpoint = provider.endpoint();
-                let keys: Vec<String> = p
-                    .calls
-                    .iter()
-                    .map(|call| Cache::key(&endpoint, &call.request_hash, call.sample))
-                    .collect();
-                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let hits = c.get_many(&refs);
-                (hits.len() == keys.len()).then(|| {
-                    prefetched = Some(hits);
-                    p
-                })
-            })
-        }
-        _ => None,
-    };
-    let plan = match cached_plan {
-        Some(p) => p,
+    // nothing to render), else rendered (and remembered). What was read ahead counts only if
+    // the files parsed are the files it was read for.
+    let plan_key = key_of(
+        datasets
+            .iter()
+            .map(|d| (key_path(repo, &d.path), d.digest.clone()))
+            .collect(),
+    );
+    let plan_digest = plan_key.digest();
+    let warm = warm.filter(|w| w.plan_digest == plan_digest);
+    let (plan, prefetched, snapshot_stamp) = match warm {
+        Some(w) => (w.plan, Some(w.answers), w.stamp),
         None => {
+            // Read before any answer is: if it is the same when the run ends, no answer read
+            // or written meanwhile has been replaced.
+            let stamp = match (&cache, options.cache, &req.resume) {
+                (Some(c), CacheMode::Use, None) => c.stamp(),
+                _ => None,
+            };
             let p = render()?;
             plancache::store(&repo.state_dir(), &plan_key, &p);
-            p
+            (p, None, stamp)
         }
     };
 
@@ -368,6 +467,8 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
         manifest,
         cache,
         prefetched: std::sync::Mutex::new(prefetched),
+        snapshot_stamp,
+        plan_digest,
     })
 }
 
@@ -438,6 +539,10 @@ pub async fn finish(
         artifact,
         run,
         mut manifest,
+        cache,
+        provider,
+        snapshot_stamp,
+        plan_digest,
         ..
     } = prepared;
     let summary = match only {
@@ -455,6 +560,17 @@ pub async fn finish(
         "complete".into()
     };
     run.write_manifest(&manifest)?;
+    if let (Some(stamp), Some(cache), None) = (&snapshot_stamp, &cache, only) {
+        snapshot_answers(
+            repo,
+            &plan,
+            &records,
+            stamp,
+            cache,
+            &plan_digest,
+            &*provider,
+        );
+    }
     let mut warnings = Vec::new();
     if let Some(endpoint) = repo
         .config
@@ -479,6 +595,45 @@ pub async fn finish(
         summary,
         warnings,
     })
+}
+
+/// Keep a complete run's answers as its plan's answer snapshot, if they are exactly what the
+/// response cache holds: every call answered, every answer written became the stored one, and
+/// no stored answer replaced since `stamp` was read (before any answer was).
+fn snapshot_answers(
+    repo: &Repo,
+    plan: &Plan,
+    records: &[Record],
+    stamp: &Stamp,
+    cache: &Cache,
+    plan_digest: &str,
+    provider: &dyn Provider,
+) {
+    if cache.diverged() || records.len() != plan.calls.len() {
+        return;
+    }
+    let by_call: HashMap<(&str, u32), &Completion> = records
+        .iter()
+        .filter_map(|r| Some(((r.case_id.as_str(), r.sample), r.output.as_ref()?)))
+        .collect();
+    let Some(answers) = plan
+        .calls
+        .iter()
+        .map(|c| by_call.get(&(c.case_id.as_str(), c.sample)).copied())
+        .collect::<Option<Vec<&Completion>>>()
+    else {
+        return;
+    };
+    if cache.stamp().as_ref() == Some(stamp) {
+        plancache::store_answers(
+            &repo.state_dir(),
+            plan_digest,
+            &provider.endpoint(),
+            stamp,
+            plan,
+            &answers,
+        );
+    }
 }
 
 fn read_spans(run: &RunDir) -> Vec<super::trace::Span> {

@@ -8,9 +8,17 @@
 //! transactions, so a crash never leaves a torn entry; and file locking with a busy timeout,
 //! so several promptgate processes can read and write at once. `synchronous = NORMAL`: after a
 //! power loss the last answers may be missing (they cost a repeated call), never corrupted.
+//!
+//! An answer, once stored, stays: a normal store is `INSERT OR IGNORE` (the first answer to a
+//! request is the cached one, whoever wrote it), and only `--refresh` replaces answers. Every
+//! replacement or deletion bumps a *generation* kept in the file next to a random id of the
+//! file, so a [`Stamp`] that has not changed proves that no stored answer has (the plan cache's
+//! answer snapshots rely on this).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -25,13 +33,36 @@ pub const FILE: &str = "responses.sqlite3";
 #[derive(Debug, Clone)]
 pub struct Cache {
     path: PathBuf,
+    /// Set when an answer given to a [`Writer`] of this cache (or a clone) did not become the
+    /// stored one: another process had stored its own first, or the write failed.
+    diverged: Arc<AtomicBool>,
+}
+
+/// Which cache file, and how many times its stored answers have been replaced or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub id: String,
+    pub generation: u64,
 }
 
 impl Cache {
     pub fn new(dir: &Path) -> Cache {
         Cache {
             path: dir.join(FILE),
+            diverged: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether every answer written through this cache's writers is the stored one.
+    pub fn diverged(&self) -> bool {
+        self.diverged.load(Ordering::Relaxed)
+    }
+
+    /// The file's id and generation, creating the file if needed. `None` if it cannot be read.
+    pub fn stamp(&self) -> Option<Stamp> {
+        // A plain reader when the file has its id already; else create what is missing.
+        let stamp = |conn: rusqlite::Result<Connection>| conn.ok().and_then(read_stamp);
+        stamp(self.open_reader()).or_else(|| stamp(self.open()))
     }
 
     pub fn path(&self) -> &Path {
@@ -61,7 +92,24 @@ impl Cache {
             "CREATE TABLE IF NOT EXISTS responses (
                  key TEXT PRIMARY KEY,
                  completion TEXT NOT NULL
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS meta (
+                 key TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TRIGGER IF NOT EXISTS responses_deleted AFTER DELETE ON responses BEGIN
+                 UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+             END;
+             CREATE TRIGGER IF NOT EXISTS responses_updated AFTER UPDATE ON responses BEGIN
+                 UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+             END;
+             INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');",
+        )?;
+        // The file's id, chosen once: a cache deleted and created again starts over at
+        // generation 0 with another id.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?1)",
+            [crate::engine::trace::random_id(16)],
         )?;
         Ok(conn)
     }
@@ -129,25 +177,55 @@ impl Cache {
     }
 
     /// A writer that stores answers in batches (one transaction per [`Writer::flush`]).
-    pub fn writer(&self) -> rusqlite::Result<Writer> {
+    /// `replace`: answers replace stored ones (`--refresh`); otherwise a stored answer stays.
+    pub fn writer(&self, replace: bool) -> rusqlite::Result<Writer> {
+        let conn = self.open().inspect_err(|_| {
+            // What would have been written will not be stored.
+            self.diverged.store(true, Ordering::Relaxed);
+        })?;
         Ok(Writer {
-            conn: self.open()?,
+            conn,
             pending: Vec::new(),
+            replace,
+            diverged: self.diverged.clone(),
         })
     }
 
-    /// Store one answer now.
+    /// Store one answer now (a stored one stays).
     pub fn put(&self, key: &str, completion: &Completion) -> rusqlite::Result<()> {
-        let mut w = self.writer()?;
+        let mut w = self.writer(false)?;
         w.put(key, completion);
         w.flush()
     }
+}
+
+/// The stamp stored in an open cache file.
+fn read_stamp(conn: Connection) -> Option<Stamp> {
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM meta WHERE key IN ('id', 'generation')")
+        .ok()?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .ok()?;
+    let (mut id, mut generation) = (None, None);
+    for (k, v) in rows.flatten() {
+        match k.as_str() {
+            "id" => id = Some(v),
+            _ => generation = v.parse().ok(),
+        }
+    }
+    Some(Stamp {
+        id: id?,
+        generation: generation?,
+    })
 }
 
 /// Buffers answers and writes them in one transaction per flush.
 pub struct Writer {
     conn: Connection,
     pending: Vec<(String, String)>,
+    replace: bool,
+    diverged: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -161,21 +239,44 @@ impl Writer {
         self.pending.len()
     }
 
-    /// Commit what is pending (`--refresh` replaces existing answers).
+    /// Commit what is pending. A failure leaves the answers pending (and marks the cache as
+    /// [`Cache::diverged`]).
     pub fn flush(&mut self) -> rusqlite::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let r = self.commit();
+        if r.is_err() {
+            self.diverged.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn commit(&mut self) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
+        let mut ignored = false;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO responses (key, completion) VALUES (?1, ?2)",
-            )?;
+            let sql = if self.replace {
+                "INSERT OR REPLACE INTO responses (key, completion) VALUES (?1, ?2)"
+            } else {
+                "INSERT OR IGNORE INTO responses (key, completion) VALUES (?1, ?2)"
+            };
+            let mut stmt = tx.prepare_cached(sql)?;
             for (k, v) in &self.pending {
-                stmt.execute([k, v])?;
+                ignored |= stmt.execute([k, v])? == 0;
+            }
+            if self.replace {
+                // A replacement is a change no trigger sees (REPLACE deletes silently).
+                tx.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'",
+                    [],
+                )?;
             }
         }
         tx.commit()?;
+        if ignored {
+            self.diverged.store(true, Ordering::Relaxed);
+        }
         self.pending.clear();
         Ok(())
     }
@@ -204,7 +305,7 @@ mod tests {
         cache.put(&key, &c).unwrap();
         assert_eq!(cache.get(&key), Some(c.clone()));
         assert_ne!(key, Cache::key("openai http://x", "abc", 1));
-        let mut w = cache.writer().unwrap();
+        let mut w = cache.writer(false).unwrap();
         let keys: Vec<String> = (0..1200)
             .map(|i| Cache::key("e", &i.to_string(), 0))
             .collect();
@@ -224,7 +325,7 @@ mod tests {
             .map(|t| {
                 let cache = cache.clone();
                 std::thread::spawn(move || {
-                    let mut w = cache.writer().unwrap();
+                    let mut w = cache.writer(false).unwrap();
                     for i in 0..200 {
                         let c = Completion {
                             content: format!("{t}-{i}"),
@@ -248,5 +349,50 @@ mod tests {
                 assert_eq!(got.content, format!("{t}-{i}"));
             }
         }
+    }
+
+    #[test]
+    fn stamp_changes_only_when_a_stored_answer_does() {
+        let dir = tempfile::tempdir().unwrap();
+        // A cache whose folder does not exist yet is created.
+        let cache = Cache::new(&dir.path().join("not/yet"));
+        let first = cache.stamp().unwrap();
+        assert_eq!(first.generation, 0);
+        assert_eq!(first.id.len(), 32);
+        let answer = |s: &str| Completion {
+            content: s.into(),
+            ..Completion::default()
+        };
+        // New answers do not change what is stored: same stamp.
+        cache.put("k1", &answer("one")).unwrap();
+        cache.put("k2", &answer("two")).unwrap();
+        assert_eq!(cache.stamp().unwrap(), first);
+        assert!(!cache.diverged());
+        // Another answer to a stored request stays out, and the writer learns it.
+        let other = Cache::new(&dir.path().join("not/yet"));
+        other.put("k1", &answer("uno")).unwrap();
+        assert_eq!(cache.get("k1").unwrap().content, "one");
+        assert!(other.diverged());
+        assert!(!cache.diverged());
+        assert_eq!(cache.stamp().unwrap(), first);
+        // --refresh replaces, and says so.
+        let mut w = cache.writer(true).unwrap();
+        w.put("k1", &answer("uno"));
+        w.flush().unwrap();
+        assert_eq!(cache.get("k1").unwrap().content, "uno");
+        assert_eq!(cache.stamp().unwrap().generation, 1);
+        // So does an edit by hand.
+        let conn = Connection::open(cache.path()).unwrap();
+        conn.execute("DELETE FROM responses WHERE key = 'k2'", [])
+            .unwrap();
+        conn.execute("UPDATE responses SET completion = completion", [])
+            .unwrap();
+        drop(conn);
+        assert_eq!(cache.stamp().unwrap().generation, 3);
+        // A cache deleted and created again is another cache.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        let again = Cache::new(&dir.path().join("not/yet")).stamp().unwrap();
+        assert_eq!(again.generation, 0);
+        assert_ne!(again.id, first.id);
     }
 }
