@@ -45,18 +45,7 @@ fn register_show_render_diff_label_log_check() {
     assert!(repo.file("prompts/support/v2.yaml").is_file());
 
     // Labels: create with --expect none, move with CAS.
-    repo.pg(&[
-        "label",
-        "set",
-        "support",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first",
-    ])
-    .ok();
+    repo.label_set("support", "production", "v1", "none", "first");
     let out = repo
         .pg(&[
             "label",
@@ -189,18 +178,7 @@ fn register_show_render_diff_label_log_check() {
 #[test]
 fn unknown_refs_suggest_what_exists() {
     let repo = TestRepo::with_versions(2);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "x",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "x");
     let out = repo.pg(&["show", "p@prodution"]).code(2);
     assert!(
         out.stderr.contains("did you mean `p@production`"),
@@ -339,31 +317,9 @@ fn duplicate_content_and_already_registered_files_are_refused() {
 #[test]
 fn label_moves_are_compare_and_swap() {
     let repo = TestRepo::with_versions(3);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "start",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "start");
     // A stale --expect is a conflict (exit 5) that says who moved the label and why.
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v2",
-        "--expect",
-        "v1",
-        "-m",
-        "to v2",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v2", "v1", "to v2");
     let out = repo
         .pg(&[
             "label",
@@ -395,18 +351,7 @@ fn label_moves_are_compare_and_swap() {
     ])
     .code(5);
     // A label can point where another label points.
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "canary",
-        "production",
-        "--expect",
-        "none",
-        "-m",
-        "mirror",
-    ])
-    .ok();
+    repo.label_set("p", "canary", "production", "none", "mirror");
     let out = repo.pg(&["list", "p"]).ok();
     assert!(out.stdout.contains("canary, production"), "{}", out.stdout);
     // Reserved and malformed label names are refused.
@@ -447,18 +392,7 @@ fn check_finds_a_hand_edited_registry_hash() {
 #[test]
 fn check_finds_a_hand_moved_label() {
     let repo = TestRepo::with_versions(2);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "x",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "x");
     let reg = repo.read("prompts/p/registry.yaml");
     let v1 = json(&repo.pg(&["show", "p@v1", "--json"]).ok().stdout)["version_id"]
         .as_str()
@@ -483,30 +417,8 @@ fn check_finds_a_hand_moved_label() {
 #[test]
 fn check_finds_tampered_and_deleted_audit_lines() {
     let repo = TestRepo::with_versions(2);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first",
-    ])
-    .ok();
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v2",
-        "--expect",
-        "v1",
-        "-m",
-        "second",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "first");
+    repo.label_set("p", "production", "v2", "v1", "second");
     let audit = repo.read("prompts/p/audit.jsonl");
     let lines: Vec<&str> = audit.lines().collect();
     assert_eq!(lines.len(), 4);

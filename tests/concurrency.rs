@@ -27,18 +27,7 @@ fn assert_repo_valid(repo: &TestRepo, context: &str) {
 #[test]
 fn sixteen_concurrent_label_moves_one_wins() {
     let repo = TestRepo::with_versions(17);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "start",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "start");
     let children: Vec<_> = (2..=17)
         .map(|i| {
             repo.command(&[
@@ -103,18 +92,7 @@ impl Rng {
 #[test]
 fn sigkill_during_label_moves_never_corrupts() {
     let repo = TestRepo::with_versions(3);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "start",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "start");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let r = Repo::open(repo.path()).unwrap();
     let mut killed_mid_run = 0;
@@ -155,10 +133,7 @@ fn sigkill_during_label_moves_never_corrupts() {
     );
     // And the repository is still writable.
     let current = r.prompt("p").unwrap().registry.labels["production"].clone();
-    repo.pg(&[
-        "label", "set", "p", "canary", "v1", "--expect", "none", "-m", "after",
-    ])
-    .ok();
+    repo.label_set("p", "canary", "v1", "none", "after");
     assert_eq!(
         r.prompt("p").unwrap().registry.labels["production"],
         current

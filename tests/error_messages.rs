@@ -82,30 +82,8 @@ fn unused_variable_is_a_warning() {
 #[test]
 fn label_conflict() {
     let repo = TestRepo::with_versions(3);
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first release",
-    ])
-    .ok();
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v2",
-        "--expect",
-        "v1",
-        "-m",
-        "hotfix",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "first release");
+    repo.label_set("p", "production", "v2", "v1", "hotfix");
     let out = repo
         .pg(&[
             "label",

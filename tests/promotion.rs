@@ -95,18 +95,7 @@ fn repo_for(server: &Server, cases: usize, provider_extra: &str) -> TestRepo {
     repo.write("datasets/p.jsonl", &rows(cases));
     repo.write("datasets/small.jsonl", &rows(10));
     repo.pg(&["add", "p"]).ok();
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "first");
     repo
 }
 
@@ -302,18 +291,7 @@ fn a_label_moved_during_the_gate_is_a_conflict() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(s.stats.requests() > 0, "the gate never started");
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v3",
-        "--expect",
-        "v1",
-        "-m",
-        "hotfix meanwhile",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v3", "v1", "hotfix meanwhile");
     assert!(
         s.stats.requests() < 160,
         "the gate finished before the label moved"

@@ -112,18 +112,7 @@ fn repo(open_reads: bool) -> TestRepo {
             tokens_file().display()
         ),
     );
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v1", "none", "first");
     repo.write("prompts/q/v1.yaml", &version_yaml("Other prompt.", 0.0));
     repo.pg(&["add", "q"]).ok();
     repo
@@ -506,18 +495,7 @@ async fn changes_on_disk_reach_subscribers_and_clients_and_failures_keep_the_las
 
     // A CLI label move in another process.
     let t = Instant::now();
-    repo.pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v2",
-        "--expect",
-        "v1",
-        "-m",
-        "ship v2",
-    ])
-    .ok();
+    repo.label_set("p", "production", "v2", "v1", "ship v2");
     let mut buf = String::new();
     let (kind, e, move_id) = next_event(&mut events, &mut buf, t + Duration::from_secs(1))
         .await

@@ -101,6 +101,21 @@ impl TestRepo {
         Run::from(self.command(args).output().expect("run promptgate"))
     }
 
+    /// `promptgate label set PROMPT LABEL TARGET --expect EXPECT -m WHY`, which must succeed.
+    pub fn label_set(
+        &self,
+        prompt: &str,
+        label: &str,
+        target: &str,
+        expect: &str,
+        why: &str,
+    ) -> Run {
+        self.pg(&[
+            "label", "set", prompt, label, target, "--expect", expect, "-m", why,
+        ])
+        .ok()
+    }
+
     /// A repository with prompt `p` holding `n` registered versions (v1..vn).
     pub fn with_versions(n: usize) -> TestRepo {
         let repo = TestRepo::new();
