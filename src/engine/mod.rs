@@ -384,7 +384,7 @@ pub async fn execute(
     let mut todo: Vec<&PlannedCall> = plan
         .calls
         .iter()
-        .filter(|c| !done.contains(&(c.case_id.clone(), c.sample)))
+        .filter(|c| done.is_empty() || !done.contains(&(c.case_id.clone(), c.sample)))
         .collect();
     observer.on_event(&Event::Started {
         total: plan.calls.len(),
@@ -400,7 +400,9 @@ pub async fn execute(
     let prefetched = match prefetched {
         // An answer for every call, in order: no key to compute, nothing to look up.
         Some(Prefetched::InOrder(answers))
-            if opts.cache == CacheMode::Use && answers.len() == todo.len() =>
+            if opts.cache == CacheMode::Use
+                && answers.len() == todo.len()
+                && todo.len() == plan.calls.len() =>
         {
             cached_records.reserve(answers.len());
             for (call, output) in todo.iter().zip(answers) {
