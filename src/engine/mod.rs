@@ -446,8 +446,9 @@ pub async fn execute(
     }
 
     // One writer thread owns the files: results, spans and cache entries are written in the
-    // order calls finish. Each answered call's line is flushed at once (a crash loses at most
-    // the calls in flight); cache hits, which cost nothing to redo, are written in one batch.
+    // order calls finish. Answered calls' lines are flushed as soon as no other finished call
+    // is waiting (a crash loses at most the calls in flight and at most 64 finished ones);
+    // cache hits, which cost nothing to redo, are written in one batch.
     if let Some((call, _)) = misses.iter().find(|(c, _)| c.request.is_none()) {
         return Err(Error::new(
             ErrorKind::Infrastructure,
@@ -506,19 +507,28 @@ pub async fn execute(
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            store::append_line(&mut results, &f.record)?;
-            store::append_line(&mut traces, &f.span)?;
+            // This call and up to 63 others already finished, then one write per file: the
+            // files hold every finished call before the writer waits again, in two syscalls
+            // rather than two a call.
+            let mut next = Some(f);
+            let mut batch = 0;
+            while let Some(f) = next {
+                batch += 1;
+                store::append_line(&mut results, &f.record)?;
+                store::append_line(&mut traces, &f.span)?;
+                if let (Some(w), Some(key), Some(output)) =
+                    (cache_writer.as_mut(), &f.cache_key, &f.record.output)
+                {
+                    w.put(key, output);
+                    if w.pending() >= 256 {
+                        let _ = w.flush();
+                    }
+                }
+                out.push(f.record);
+                next = if batch < 64 { rx.try_recv().ok() } else { None };
+            }
             results.flush()?;
             traces.flush()?;
-            if let (Some(w), Some(key), Some(output)) =
-                (cache_writer.as_mut(), &f.cache_key, &f.record.output)
-            {
-                w.put(key, output);
-                if w.pending() >= 256 {
-                    let _ = w.flush();
-                }
-            }
-            out.push(f.record);
         }
         if let Some(w) = cache_writer.as_mut() {
             let _ = w.flush();
