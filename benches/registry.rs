@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use promptgate::registry::{Expect, LabelMove, Repo, audit::Action};
+use promptgate::registry::{Expect, LabelMove, Repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
 
@@ -29,18 +29,14 @@ fn build(root: &Path, prompts: usize, versions: usize) {
             std::fs::write(dir.join(format!("v{j}.yaml")), version(i, j)).unwrap();
         }
         let reg = repo.add(&name, &[], "bench").unwrap();
-        repo.move_label(&LabelMove {
-            prompt: name,
-            label: "production".into(),
-            target: reg[versions / 2].id.clone(),
-            expect: Expect::Absent,
-            actor: "bench".into(),
-            reason: "bench".into(),
-            action: Action::LabelSet,
-            gate_run: None,
-            report_digest: None,
-            skip_gate: false,
-        })
+        repo.move_label(&LabelMove::set(
+            name,
+            "production",
+            reg[versions / 2].id.clone(),
+            Expect::Absent,
+            "bench",
+            "bench",
+        ))
         .unwrap();
     }
 }

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use promptgate::client::Client;
-use promptgate::registry::{Expect, LabelMove, Repo, audit::Action};
+use promptgate::registry::{Expect, LabelMove, Repo};
 
 const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
 const PROMPTS: usize = 1000;
@@ -73,18 +73,7 @@ fn build_repo(dir: &Path) -> Repo {
 }
 
 fn mv(name: &str, to: &str, expect: Expect) -> LabelMove {
-    LabelMove {
-        prompt: name.into(),
-        label: "production".into(),
-        target: to.into(),
-        expect,
-        actor: "bench".into(),
-        reason: "bench".into(),
-        action: Action::LabelSet,
-        gate_run: None,
-        report_digest: None,
-        skip_gate: false,
-    }
+    LabelMove::set(name, "production", to, expect, "bench", "bench")
 }
 
 fn main() {

@@ -232,18 +232,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 },
         } => {
             let repo = open()?;
-            let e = repo.move_label(&LabelMove {
-                prompt: prompt.clone(),
-                label: label.clone(),
-                target: version,
-                expect: Expect::parse(&expect),
-                actor: actor(),
-                reason: message,
-                action: audit::Action::LabelSet,
-                gate_run: None,
-                report_digest: None,
-                skip_gate: false,
-            })?;
+            let e = repo.move_label(&LabelMove::set(
+                prompt.clone(),
+                label.clone(),
+                version,
+                Expect::parse(&expect),
+                actor(),
+                message,
+            ))?;
             println!(
                 "{prompt}@{label}: {} → {}",
                 target::show(e.from.as_ref(), "(new)"),
@@ -713,18 +709,14 @@ fn init(dir: &Path, actor: &str) -> Result<Outcome> {
     fsutil::write_atomic(&gitignore, ignore.as_bytes())?;
     let repo = Repo::open(dir)?;
     let reg = repo.add("hello", &[], actor)?;
-    repo.move_label(&LabelMove {
-        prompt: "hello".into(),
-        label: "production".into(),
-        target: reg[0].id.clone(),
-        expect: Expect::Absent,
-        actor: actor.to_string(),
-        reason: "initial version (promptgate init)".into(),
-        action: audit::Action::LabelSet,
-        gate_run: None,
-        report_digest: None,
-        skip_gate: false,
-    })?;
+    repo.move_label(&LabelMove::set(
+        "hello",
+        "production",
+        reg[0].id.clone(),
+        Expect::Absent,
+        actor,
+        "initial version (promptgate init)",
+    ))?;
     println!("created a promptgate repository in {}", dir.display());
     println!(
         "  prompts/hello/v1.yaml  registered as hello@{}, labelled production",

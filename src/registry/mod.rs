@@ -383,6 +383,31 @@ pub struct LabelMove {
     pub skip_gate: bool,
 }
 
+impl LabelMove {
+    /// A plain, ungated `label set`: `label` of `prompt` to `target` if it points at `expect`.
+    pub fn set(
+        prompt: impl Into<String>,
+        label: impl Into<String>,
+        target: impl Into<String>,
+        expect: Expect,
+        actor: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> LabelMove {
+        LabelMove {
+            prompt: prompt.into(),
+            label: label.into(),
+            target: target.into(),
+            expect,
+            actor: actor.into(),
+            reason: reason.into(),
+            action: Action::LabelSet,
+            gate_run: None,
+            report_digest: None,
+            skip_gate: false,
+        }
+    }
+}
+
 /// The result of `add`.
 #[derive(Debug, Clone)]
 pub struct Registered {

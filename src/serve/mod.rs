@@ -794,18 +794,14 @@ async fn put_label(
             );
         }
     };
-    let mv = LabelMove {
-        prompt: name.clone(),
-        label: label.clone(),
-        target: body.to,
-        expect: Expect::parse(&expect),
-        actor: actor_of(grant, &headers),
-        reason: body.reason,
-        action: audit::Action::LabelSet,
-        gate_run: None,
-        report_digest: None,
-        skip_gate: false,
-    };
+    let mv = LabelMove::set(
+        name.clone(),
+        label.clone(),
+        body.to,
+        Expect::parse(&expect),
+        actor_of(grant, &headers),
+        body.reason,
+    );
     let repo = repo.clone();
     let app2 = app.clone();
     let result = tokio::task::spawn_blocking(move || {
