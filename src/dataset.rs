@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -39,15 +40,113 @@ pub const DEFAULT_GROUP: &str = "group";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub id: String,
+    /// The dataset file it came from (as displayed in messages).
+    pub file: Arc<str>,
     /// 1-based line of the row in its file.
     pub line: usize,
     /// Variables (every non-reserved column).
-    pub vars: Map<String, Value>,
+    pub vars: Vars,
     pub expected: Option<Value>,
     pub expected_json: Option<Value>,
     pub group: Option<String>,
     /// Checks for this case only (a list in the suite's `checks:` format), added to the suite's.
     pub checks: Option<Value>,
+}
+
+/// A case's variables, sorted by name. A case has a handful: a sorted vector holds them in
+/// one small allocation where a map would take a 640-byte B-tree node per case.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Vars(Vec<(String, Value)>);
+
+impl Vars {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Set `name` (replacing its value if it was set); the value it replaced.
+    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The variables as a JSON object (for templates and checks).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0.iter().cloned().collect()
+    }
+
+    /// From columns in file order: sorted by name, a repeated name keeping its last value.
+    fn from_columns(mut columns: Vec<(String, Value)>) -> Vars {
+        // Stable: equal names stay in file order.
+        columns.sort_by(|a, b| a.0.cmp(&b.0));
+        if columns.windows(2).any(|w| w[0].0 == w[1].0) {
+            columns.reverse();
+            columns.dedup_by(|a, b| a.0 == b.0);
+            columns.reverse();
+        }
+        Vars(columns)
+    }
+
+    fn find(&self, name: &str) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+}
+
+impl FromIterator<(String, Value)> for Vars {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Vars {
+        let mut vars = Vars::default();
+        for (k, v) in iter {
+            vars.insert(k, v);
+        }
+        vars
+    }
+}
+
+/// A row's columns in file order, as JSONL gives them: parsed straight into pairs, with no
+/// map in between.
+struct Columns(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Columns {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Columns, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Columns;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Columns, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    out.push(entry);
+                }
+                Ok(Columns(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// A loaded dataset.
@@ -95,13 +194,28 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut problems = Vec::new();
     let mut cases = Vec::new();
+    let file: Arc<str> = path.display().to_string().into();
     let textual = match ext {
         "jsonl" | "ndjson" => {
-            read_jsonl(path, &mut reader, group_column, &mut cases, &mut problems);
+            read_jsonl(
+                path,
+                &file,
+                &mut reader,
+                group_column,
+                &mut cases,
+                &mut problems,
+            );
             false
         }
         "csv" => {
-            read_csv(path, &mut reader, group_column, &mut cases, &mut problems);
+            read_csv(
+                path,
+                &file,
+                &mut reader,
+                group_column,
+                &mut cases,
+                &mut problems,
+            );
             true
         }
         _ => {
@@ -161,6 +275,7 @@ enum Row {
 
 fn read_jsonl(
     path: &Path,
+    file: &Arc<str>,
     reader: &mut impl Read,
     group_column: &str,
     cases: &mut Vec<Case>,
@@ -190,7 +305,7 @@ fn read_jsonl(
                 None => continue,
             }
         };
-        let rows = parse_jsonl_block(path, &pending[..cut], next_line, group_column);
+        let rows = parse_jsonl_block(path, file, &pending[..cut], next_line, group_column);
         next_line += pending[..cut].iter().filter(|b| **b == b'\n').count();
         pending.drain(..cut);
         cases.reserve(rows.len());
@@ -225,7 +340,13 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-fn parse_jsonl_block(path: &Path, block: &[u8], first_line: usize, group_column: &str) -> Vec<Row> {
+fn parse_jsonl_block(
+    path: &Path,
+    file: &Arc<str>,
+    block: &[u8],
+    first_line: usize,
+    group_column: &str,
+) -> Vec<Row> {
     use rayon::prelude::*;
     let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
     if block.ends_with(b"\n") {
@@ -249,12 +370,13 @@ fn parse_jsonl_block(path: &Path, block: &[u8], first_line: usize, group_column:
             if line.trim().is_empty() {
                 return Row::Blank;
             }
-            match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(row)) => match case_from_row(row, lineno, group_column, false) {
+            match serde_json::from_str::<Columns>(line) {
+                Ok(Columns(row)) => match case_from_row(row, file, lineno, group_column, false) {
                     Ok(c) => Row::Case(c),
                     Err(msg) => Row::Problem(Diagnostic::error(msg).in_context(place())),
                 },
-                Ok(_) => Row::Problem(
+                // The JSON is well-formed but not an object.
+                Err(e) if e.classify() == serde_json::error::Category::Data => Row::Problem(
                     Diagnostic::error("a JSONL row must be a JSON object").in_context(place()),
                 ),
                 Err(e) => Row::Problem(
@@ -271,6 +393,7 @@ fn parse_jsonl_block(path: &Path, block: &[u8], first_line: usize, group_column:
 
 fn read_csv(
     path: &Path,
+    file: &Arc<str>,
     reader: &mut impl Read,
     group_column: &str,
     cases: &mut Vec<Case>,
@@ -303,13 +426,13 @@ fn read_csv(
             }
         };
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-        let mut row = Map::new();
-        for (h, cell) in headers.iter().zip(record.iter()) {
-            if !cell.is_empty() {
-                row.insert(h.to_string(), Value::String(cell.to_string()));
-            }
-        }
-        match case_from_row(row, line, group_column, true) {
+        let row: Vec<(String, Value)> = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(_, cell)| !cell.is_empty())
+            .map(|(h, cell)| (h.to_string(), Value::String(cell.to_string())))
+            .collect();
+        match case_from_row(row, file, line, group_column, true) {
             Ok(c) => cases.push(c),
             Err(msg) => problems
                 .push(Diagnostic::error(msg).in_context(format!("{}:{line}", path.display()))),
@@ -318,36 +441,59 @@ fn read_csv(
 }
 
 fn case_from_row(
-    mut row: Map<String, Value>,
+    mut row: Vec<(String, Value)>,
+    file: &Arc<str>,
     line: usize,
     group_column: &str,
     textual: bool,
 ) -> Result<Case, String> {
-    let id = match row.get(ID) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    // A row without an id is named by the hash of all its columns (as one JSON object: a
+    // repeated key keeps its last value).
+    let hashed_id = if row.iter().any(|(k, _)| k == ID) {
+        None
+    } else {
+        let object: Map<String, Value> = row.iter().cloned().collect();
+        let canon =
+            canonical::to_canonical_string(&Value::Object(object)).map_err(|e| e.to_string())?;
+        Some(canonical::sha256_hex(canon.as_bytes())[..12].to_string())
+    };
+    let (mut id, mut expected, mut expected_json, mut group, mut checks) =
+        (None, None, None, None, None);
+    // Reserved columns come out, in this order (a group column named `expected` is the
+    // expectation; a repeated key keeps its last value); the rest, in the same allocation,
+    // are the variables.
+    row.retain_mut(|(key, value)| {
+        let slot = match key.as_str() {
+            ID => &mut id,
+            EXPECTED => &mut expected,
+            EXPECTED_JSON => &mut expected_json,
+            k if k == group_column => &mut group,
+            CHECKS => &mut checks,
+            _ => return true,
+        };
+        *slot = Some(std::mem::take(value));
+        false
+    });
+    let vars = Vars::from_columns(row);
+    let id = match id {
+        Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::Number(n)) => n.to_string(),
         Some(other) => return Err(format!("`id` must be a string or a number, not {other}")),
-        None => {
-            let canon = canonical::to_canonical_string(&Value::Object(row.clone()))
-                .map_err(|e| e.to_string())?;
-            canonical::sha256_hex(canon.as_bytes())[..12].to_string()
-        }
+        None => hashed_id.unwrap_or_default(),
     };
-    row.remove(ID);
-    let expected = row.remove(EXPECTED);
-    let expected_json = match row.remove(EXPECTED_JSON) {
+    let expected_json = match expected_json {
         Some(Value::String(s)) if textual => Some(
             serde_json::from_str(&s)
                 .map_err(|e| format!("`expected_json` is not valid JSON: {e}"))?,
         ),
         other => other,
     };
-    let group = match row.remove(group_column) {
+    let group = match group {
         Some(Value::String(s)) => Some(s),
         Some(Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };
-    let checks = match row.remove(CHECKS) {
+    let checks = match checks {
         Some(Value::String(s)) if textual => {
             Some(serde_json::from_str(&s).map_err(|e| format!("`checks` is not valid JSON: {e}"))?)
         }
@@ -360,8 +506,9 @@ fn case_from_row(
     }
     Ok(Case {
         id,
+        file: file.clone(),
         line,
-        vars: row,
+        vars,
         expected,
         expected_json,
         group,
@@ -375,10 +522,10 @@ pub fn typed_vars(
     case: &Case,
     textual: bool,
 ) -> Result<Map<String, Value>, String> {
+    let mut out = case.vars.to_map();
     if !textual {
-        return Ok(case.vars.clone());
+        return Ok(out);
     }
-    let mut out = case.vars.clone();
     for (name, var) in &artifact.variables {
         if matches!(var.kind, VarType::String | VarType::Any) {
             continue;
@@ -397,6 +544,7 @@ pub fn typed_vars(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn row(i: usize) -> String {
         format!(
@@ -469,5 +617,81 @@ mod tests {
             !err.contains("d.jsonl:11"),
             "nothing after it is read: {err}"
         );
+    }
+
+    fn one(line: &str, group: &str) -> std::result::Result<Case, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        load(&path, group)
+            .map(|mut d| d.cases.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_row_splits_into_reserved_columns_and_sorted_variables() {
+        let c = one(
+            r#"{"zeta":1,"id":"x","alpha":"first","expected":"e","group":"g","checks":[{"contains":"a"}],"alpha":"last"}"#,
+            "group",
+        )
+        .unwrap();
+        assert_eq!((c.id.as_str(), c.line), ("x", 1));
+        assert_eq!(c.expected, Some(json!("e")));
+        assert_eq!(c.group.as_deref(), Some("g"));
+        assert_eq!(c.checks, Some(json!([{"contains": "a"}])));
+        // Sorted by name; a repeated key keeps its last value, as in a JSON object.
+        let vars: Vec<(&str, &Value)> = c.vars.iter().collect();
+        assert_eq!(vars, [("alpha", &json!("last")), ("zeta", &json!(1))]);
+        assert_eq!(c.vars.get("zeta"), Some(&json!(1)));
+        assert_eq!(c.vars.get("id"), None);
+        assert_eq!(
+            Value::Object(c.vars.to_map()),
+            json!({"alpha": "last", "zeta": 1})
+        );
+
+        // A group column named like a reserved one does not take it over.
+        let c = one(r#"{"id":"y","expected":"e","q":"?"}"#, "expected").unwrap();
+        assert_eq!((c.expected, c.group), (Some(json!("e")), None));
+        // Another group column is a group, not a variable.
+        let c = one(r#"{"id":"y","team":7,"q":"?"}"#, "team").unwrap();
+        assert_eq!(c.group.as_deref(), Some("7"));
+        assert_eq!(c.vars.keys().collect::<Vec<_>>(), ["q"]);
+    }
+
+    #[test]
+    fn a_row_without_an_id_is_named_by_the_hash_of_all_its_columns() {
+        let row = json!({"question": "Où est ma commande ?", "expected": "shipped", "n": 2});
+        let want = canonical::sha256_hex(canonical::to_canonical_string(&row).unwrap().as_bytes())
+            [..12]
+            .to_string();
+        // The same object, its keys in another order: the same id.
+        let c = one(
+            r#"{"n":2,"expected":"shipped","question":"Où est ma commande ?"}"#,
+            "group",
+        )
+        .unwrap();
+        assert_eq!(c.id, want);
+        let c2 = one(
+            r#"{"question":"Où est ma commande ?","n":2,"expected":"shipped"}"#,
+            "group",
+        )
+        .unwrap();
+        assert_eq!(c2.id, want);
+    }
+
+    #[test]
+    fn rows_that_are_not_objects_or_not_json_are_told_apart() {
+        let err = one(r#"["a", "b"]"#, "group").unwrap_err();
+        assert!(
+            err.contains("d.jsonl:1") && err.contains("must be a JSON object"),
+            "{err}"
+        );
+        let err = one(r#"{"id": "a", "q": }"#, "group").unwrap_err();
+        assert!(
+            err.contains("d.jsonl:1") && err.contains("invalid JSON"),
+            "{err}"
+        );
+        let err = one(r#"{"id": "", "q": "?"}"#, "group").unwrap_err();
+        assert!(err.contains("`id` must be a string or a number"), "{err}");
     }
 }

@@ -46,7 +46,7 @@ fn run(spec: Value, content: &str, tool_calls: Vec<ToolCall>) -> checks::CheckRe
     };
     let vars = json!({"question": "How do I get a refund?", "product": "Acme"});
     let ctx = checks::context(
-        vars.as_object().unwrap(),
+        vars.as_object().unwrap().clone(),
         Some(&json!("refund")),
         Some(&json!({"answer": "x"})),
     );

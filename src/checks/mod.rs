@@ -998,11 +998,11 @@ pub fn apply_thresholds(
 
 /// The context check templates see: the case's variables, `expected` and `expected_json`.
 pub fn context(
-    vars: &Map<String, Value>,
+    vars: Map<String, Value>,
     expected: Option<&Value>,
     expected_json: Option<&Value>,
 ) -> Map<String, Value> {
-    let mut ctx = vars.clone();
+    let mut ctx = vars;
     ctx.insert("expected".into(), expected.cloned().unwrap_or(Value::Null));
     ctx.insert(
         "expected_json".into(),

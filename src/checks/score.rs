@@ -195,15 +195,14 @@ impl Cases {
     /// Parse the cases' own checks (every problem at once, with file:line) and build the
     /// contexts — for every case when the suite has checks, else only for cases with their own.
     pub fn from_plan(
-        cases: &[crate::engine::PlanCase],
+        cases: &[crate::dataset::Case],
         suite_has_checks: bool,
     ) -> crate::error::Result<Cases> {
         let mut out = Cases::default();
         let mut problems = Vec::new();
-        for pc in cases {
-            let c = &pc.case;
+        for c in cases {
             if let Some(Value::Array(list)) = &c.checks {
-                let place = format!("{}:{} (case `{}`)", pc.file, c.line, c.id);
+                let place = format!("{}:{} (case `{}`)", c.file, c.line, c.id);
                 match super::parse_checks(list, &place) {
                     Ok(parsed) => {
                         out.own.insert(c.id.clone(), parsed);
@@ -214,7 +213,11 @@ impl Cases {
             if suite_has_checks || c.checks.is_some() {
                 out.contexts.insert(
                     c.id.clone(),
-                    super::context(&c.vars, c.expected.as_ref(), c.expected_json.as_ref()),
+                    super::context(
+                        c.vars.to_map(),
+                        c.expected.as_ref(),
+                        c.expected_json.as_ref(),
+                    ),
                 );
             }
         }

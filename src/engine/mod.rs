@@ -52,14 +52,7 @@ pub struct Plan {
     pub repeats: u32,
     pub calls: Vec<PlannedCall>,
     /// The cases themselves (variables, expectations), for whatever scores the outputs.
-    pub case_data: Vec<PlanCase>,
-}
-
-/// A planned case and the dataset file it came from.
-#[derive(Debug, Clone)]
-pub struct PlanCase {
-    pub file: Arc<str>,
-    pub case: dataset::Case,
+    pub case_data: Vec<dataset::Case>,
 }
 
 /// Render every case of every dataset (all problems reported at once, with file:line). The
@@ -394,7 +387,7 @@ pub async fn execute(
     // Cache hits first, looked up in parallel: they need no permit, no task and no span (a
     // span is a call to a provider, and a hit makes none).
     let endpoint: Arc<str> = provider.endpoint().into();
-    let now = crate::registry::audit::now();
+    let now: Arc<str> = crate::registry::audit::now().into();
     let mut cached_records = Vec::new();
     let mut misses = Vec::with_capacity(todo.len());
     let prefetched = match prefetched {
@@ -404,12 +397,13 @@ pub async fn execute(
                 && answers.len() == todo.len()
                 && todo.len() == plan.calls.len() =>
         {
-            cached_records.reserve(answers.len());
-            for (call, output) in todo.iter().zip(answers) {
-                let record = cached_record(call, output, opts, &now);
-                observer.on_event(&Event::Finished(&record));
-                cached_records.push(record);
-            }
+            use rayon::prelude::*;
+            answers
+                .into_par_iter()
+                .zip(todo.par_iter())
+                .with_min_len(1024)
+                .map(|(output, call)| cached_record(call, output, opts, &now))
+                .collect_into_vec(&mut cached_records);
             todo.clear();
             None
         }
@@ -436,19 +430,18 @@ pub async fn execute(
     };
     for (call, key) in keyed {
         match key.as_ref().and_then(|k| hits.remove(k)) {
-            Some(output) => {
-                let record = cached_record(call, output, opts, &now);
-                observer.on_event(&Event::Finished(&record));
-                cached_records.push(record);
-            }
+            Some(output) => cached_records.push(cached_record(call, output, opts, &now)),
             None => misses.push((call, key)),
         }
+    }
+    for record in &cached_records {
+        observer.on_event(&Event::Finished(record));
     }
 
     // One writer thread owns the files: results, spans and cache entries are written in the
     // order calls finish. Answered calls' lines are flushed as soon as no other finished call
     // is waiting (a crash loses at most the calls in flight and at most 64 finished ones);
-    // cache hits, which cost nothing to redo, are written in one batch.
+    // cache hits, which cost nothing to redo, are written first, here.
     if let Some((call, _)) = misses.iter().find(|(c, _)| c.request.is_none()) {
         return Err(Error::new(
             ErrorKind::Infrastructure,
@@ -458,26 +451,9 @@ pub async fn execute(
             )),
         ));
     }
-    // Cache hits are serialized in parallel (on a warm run they are most of the work), each
-    // record straight into its chunk's buffer: no buffer per line, no joined copy.
-    let cached_lines: Vec<Vec<u8>> = {
-        use rayon::prelude::*;
-        cached_records
-            .par_chunks(1024)
-            .map(|chunk| {
-                let mut buf = Vec::with_capacity(chunk.len() * 384);
-                for r in chunk {
-                    let start = buf.len();
-                    match serde_json::to_writer(&mut buf, r) {
-                        Ok(()) => buf.push(b'\n'),
-                        Err(_) => buf.truncate(start),
-                    }
-                }
-                buf
-            })
-            .collect()
-    };
-    let (results, traces) = run.appenders()?;
+    let (mut results, traces) = run.appenders()?;
+    write_hits(&mut results, &cached_records)
+        .map_err(|e| Error::io(&run.path, "write results to", e))?;
     let (tx, rx) = mpsc::channel::<Finished>();
     // Only calls add answers: without misses, the cache is not opened for writing.
     let writer_cache = if opts.cache == CacheMode::Off || misses.is_empty() {
@@ -489,10 +465,6 @@ pub async fn execute(
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
         let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
-        for lines in &cached_lines {
-            results.write_all(lines)?;
-        }
-        results.flush()?;
         let mut out = cached_records;
         // A failed cache write costs a repeated call later, nothing more.
         let mut cache_writer = writer_cache.and_then(|c| c.writer(refresh).ok());
@@ -616,18 +588,53 @@ pub async fn execute(
             )
         })?
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
-    let mut all = previous;
-    all.extend(new);
+    let all = if previous.is_empty() {
+        new
+    } else {
+        let mut all = previous;
+        all.extend(new);
+        all
+    };
     Ok((all, interrupt.draining()))
 }
 
-fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &str) -> Record {
+/// Append cache hits' records to the results, serialized in parallel (on a warm run they are
+/// most of the work) a few chunks at a time into buffers that are reused: memory for four
+/// chunks' lines, not for the whole file.
+fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1024;
+    // A cached record's line is about 350 bytes: room for that, so buffers rarely grow.
+    let mut bufs: Vec<Vec<u8>> = (0..rayon::current_num_threads().max(1) * 2)
+        .map(|_| Vec::with_capacity(CHUNK * 448))
+        .collect();
+    for group in records.chunks(CHUNK * bufs.len()) {
+        bufs.par_iter_mut()
+            .zip(group.par_chunks(CHUNK))
+            .for_each(|(buf, chunk)| {
+                buf.clear();
+                for r in chunk {
+                    let start = buf.len();
+                    match serde_json::to_writer(&mut *buf, r) {
+                        Ok(()) => buf.push(b'\n'),
+                        Err(_) => buf.truncate(start),
+                    }
+                }
+            });
+        for buf in bufs.iter().take(group.len().div_ceil(CHUNK)) {
+            results.write_all(buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &Arc<str>) -> Record {
     let cost = price(opts, &output);
     Record {
         case_id: call.case_id.clone(),
         sample: call.sample,
         line: call.line,
-        request_hash: call.request_hash.to_string(),
+        request_hash: call.request_hash.clone(),
         output: Some(output),
         error: None,
         latency_ms: 0.0,
@@ -635,7 +642,7 @@ fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &s
         attempts: 0,
         cached: true,
         cost_usd: cost,
-        started_at: now.to_string(),
+        started_at: now.clone(),
     }
 }
 
@@ -703,7 +710,7 @@ async fn run_call(
         case_id: call.case_id.clone(),
         sample: call.sample,
         line: call.line,
-        request_hash: call.request_hash.to_string(),
+        request_hash: call.request_hash.clone(),
         output,
         error,
         latency_ms: latency.as_secs_f64() * 1000.0,
@@ -711,7 +718,7 @@ async fn run_call(
         attempts,
         cached: false,
         cost_usd: cost,
-        started_at,
+        started_at: started_at.into(),
     };
     let span = make_span(ctx, call, &record, start_nanos, trace::now_nanos());
     Some((record, span))

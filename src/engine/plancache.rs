@@ -8,6 +8,7 @@
 //! answer replaced or deleted since, see [`crate::provider::cache`]), a run takes its answers
 //! from the snapshot — one file read — instead of 10,000 keyed lookups.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +19,15 @@ use crate::artifact::canonical;
 use crate::provider::Completion;
 use crate::provider::cache::Stamp;
 
-/// One case of a plan: id, dataset line, request hash, token estimate.
+/// One case of a plan: id, dataset line, request hash, token estimate. Read borrowing from the
+/// file's bytes where no escape forces a copy: each string is allocated once, in its final form.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry(String, usize, String, u64);
+struct Entry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    usize,
+    #[serde(borrow)] Cow<'a, str>,
+    u64,
+);
 
 /// Everything a rendered request depends on: the promptgate version (rendering code), the
 /// version's content hash, the datasets' paths and content digests, the repeats and the model.
@@ -62,8 +69,9 @@ pub fn load(state_dir: &Path, key: &Key, label: Option<&str>) -> Option<Plan> {
     let entries: Vec<Entry> = serde_json::from_slice(&text).ok()?;
     let cases = entries.len();
     let mut calls = Vec::with_capacity(cases * key.repeats as usize);
-    for Entry(mut case_id, line, hash, est_tokens) in entries {
-        let hash: Arc<str> = hash.into();
+    for Entry(case_id, line, hash, est_tokens) in entries {
+        let mut case_id = case_id.into_owned();
+        let hash: Arc<str> = hash.as_ref().into();
         for sample in 0..key.repeats {
             calls.push(PlannedCall {
                 case_id: if sample + 1 < key.repeats {
@@ -102,9 +110,9 @@ pub fn store(state_dir: &Path, key: &Key, plan: &Plan) {
         .filter(|c| c.sample == 0)
         .map(|c| {
             Entry(
-                c.case_id.clone(),
+                Cow::Borrowed(c.case_id.as_str()),
                 c.line,
-                c.request_hash.to_string(),
+                Cow::Borrowed(&*c.request_hash),
                 c.est_tokens,
             )
         })

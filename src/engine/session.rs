@@ -20,8 +20,7 @@ use crate::suite;
 
 use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
 use super::{
-    CacheMode, Interrupt, Observer, Options, Plan, PlanCase, Prefetched, Summary, execute, plan,
-    plancache,
+    CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Summary, execute, plan, plancache,
 };
 
 /// What to evaluate and how.
@@ -446,16 +445,11 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     };
     // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
     let mut plan = plan;
-    plan.case_data = datasets
-        .into_iter()
-        .flat_map(|d| {
-            let file: Arc<str> = d.path.display().to_string().into();
-            d.cases.into_iter().map(move |case| PlanCase {
-                file: file.clone(),
-                case,
-            })
-        })
-        .collect();
+    let mut datasets = datasets.into_iter();
+    plan.case_data = datasets.next().map(|d| d.cases).unwrap_or_default();
+    for d in datasets {
+        plan.case_data.extend(d.cases);
+    }
     Ok(Prepared {
         plan,
         suite,

@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,9 @@ pub struct Record {
     pub sample: u32,
     /// Line of the case in its dataset.
     pub line: usize,
-    /// Content hash of the rendered request (see [`crate::provider::request_hash`]).
-    pub request_hash: String,
+    /// Content hash of the rendered request (see [`crate::provider::request_hash`]); shared
+    /// with the plan's call (and its repeats), not copied.
+    pub request_hash: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Completion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,8 +38,8 @@ pub struct Record {
     pub attempts: u32,
     pub cached: bool,
     pub cost_usd: f64,
-    /// When the call started (RFC 3339, UTC).
-    pub started_at: String,
+    /// When the call started (RFC 3339, UTC); one string shared by a run's cache hits.
+    pub started_at: Arc<str>,
 }
 
 impl Record {
@@ -111,14 +113,27 @@ impl RunDir {
             .strftime("%Y%m%dT%H%M%SZ")
             .to_string();
         let number = version_id.split('-').next().unwrap_or(version_id);
-        let id = format!(
-            "{ts}-{}-{number}-{:04x}",
-            prompt.replace('/', "_"),
-            fastrand::u16(..)
-        );
-        let path = Self::runs_root(state_dir).join(&id);
-        fsutil::create_dir_all(&path)?;
-        Ok(RunDir { id, path })
+        let root = Self::runs_root(state_dir);
+        fsutil::create_dir_all(&root)?;
+        // Two runs started in the same second (a CI matrix, a gate's two sides) differ by
+        // their random suffix; the folder is created exclusively, so a clash draws again
+        // rather than sharing a folder.
+        let mut tries = 0;
+        loop {
+            let id = format!(
+                "{ts}-{}-{number}-{:04x}",
+                prompt.replace('/', "_"),
+                fastrand::u16(..)
+            );
+            let path = root.join(&id);
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(RunDir { id, path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 64 => {
+                    tries += 1;
+                }
+                Err(e) => return Err(Error::io(&path, "create directory", e)),
+            }
+        }
     }
 
     /// Open an existing run folder by id (or a path to it).
@@ -246,4 +261,22 @@ pub fn append_line<T: Serialize>(file: &mut impl Write, value: &T) -> std::io::R
     let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     line.push(b'\n');
     file.write_all(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_folders_of_their_own() {
+        // 2,000 runs in about a second draw from 65,536 suffixes: clashes are all but certain
+        // (the birthday bound), and each must draw again.
+        let dir = tempfile::tempdir().unwrap();
+        let ids: std::collections::HashSet<String> = (0..2000)
+            .map(|_| RunDir::create(dir.path(), "p", "v1-abc").unwrap().id)
+            .collect();
+        assert_eq!(ids.len(), 2000);
+        let folders = fs::read_dir(RunDir::runs_root(dir.path())).unwrap().count();
+        assert_eq!(folders, 2000);
+    }
 }

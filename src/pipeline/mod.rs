@@ -68,7 +68,7 @@ impl Scoring {
             .collect();
         let mut vars: Vec<&str> = p.artifact.variables.keys().map(String::as_str).collect();
         for pc in p.plan.case_data.iter().take(1) {
-            vars.extend(pc.case.vars.keys().map(String::as_str));
+            vars.extend(pc.vars.keys());
         }
         let no_cache = p.options.cache == crate::engine::CacheMode::Off;
         let refresh = p.options.cache == crate::engine::CacheMode::Refresh;
@@ -518,7 +518,7 @@ pub fn decide(policy: &Policy, mut paired: Paired, breaking: Vec<String>) -> (De
 pub fn case_order(plan: &crate::engine::Plan) -> Vec<(String, Option<String>)> {
     plan.case_data
         .iter()
-        .map(|pc| (pc.case.id.clone(), pc.case.group.clone()))
+        .map(|c| (c.id.clone(), c.group.clone()))
         .collect()
 }
 
