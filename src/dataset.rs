@@ -53,6 +53,22 @@ pub struct Case {
     pub checks: Option<Value>,
 }
 
+impl Case {
+    /// Where a row with a problem would have been (line 0: no row has it).
+    fn placeholder(file: &Arc<str>) -> Case {
+        Case {
+            id: String::new(),
+            file: file.clone(),
+            line: 0,
+            vars: Vars::default(),
+            expected: None,
+            expected_json: None,
+            group: None,
+            checks: None,
+        }
+    }
+}
+
 /// A case's variables, sorted by name. A case has a handful: a sorted vector holds them in
 /// one small allocation where a map would take a 640-byte B-tree node per case.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -187,6 +203,7 @@ pub fn digest(path: &Path) -> std::io::Result<String> {
 /// Load a dataset, streaming it row by row. Every malformed row is reported, with its line.
 pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = HashingReader {
         inner: BufReader::new(file),
         hasher: Sha256::new(),
@@ -200,6 +217,7 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
             read_jsonl(
                 path,
                 &file,
+                size,
                 &mut reader,
                 group_column,
                 &mut cases,
@@ -264,18 +282,10 @@ pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
 /// one block besides the cases, and rows come out in file order.
 const BLOCK: usize = 1 << 18;
 
-/// One JSONL line, parsed.
-enum Row {
-    Blank,
-    Case(Case),
-    Problem(Diagnostic),
-    /// Nothing after this line can be read.
-    Fatal(Diagnostic),
-}
-
 fn read_jsonl(
     path: &Path,
     file: &Arc<str>,
+    size: u64,
     reader: &mut impl Read,
     group_column: &str,
     cases: &mut Vec<Case>,
@@ -305,21 +315,26 @@ fn read_jsonl(
                 None => continue,
             }
         };
-        let rows = parse_jsonl_block(path, file, &pending[..cut], next_line, group_column);
-        next_line += pending[..cut].iter().filter(|b| **b == b'\n').count();
-        pending.drain(..cut);
-        cases.reserve(rows.len());
-        for row in rows {
-            match row {
-                Row::Blank => {}
-                Row::Case(c) => cases.push(c),
-                Row::Problem(d) => problems.push(d),
-                Row::Fatal(d) => {
-                    problems.push(d);
-                    return;
-                }
-            }
+        let newlines = pending[..cut].iter().filter(|b| **b == b'\n').count();
+        if next_line == 1 && cut > 0 {
+            // Room for the whole file's cases at once, estimated from the first block (with
+            // a little to spare): the vector is not regrown and copied as it fills.
+            let estimate = (newlines.max(1) as u64 * size / cut as u64) as usize;
+            cases.reserve(estimate + estimate / 16);
         }
+        if parse_jsonl_block(
+            path,
+            file,
+            &pending[..cut],
+            next_line,
+            group_column,
+            cases,
+            problems,
+        ) {
+            return;
+        }
+        next_line += newlines;
+        pending.drain(..cut);
         if n == 0 {
             return;
         }
@@ -340,55 +355,98 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Parse a block of whole lines, in parallel, straight into `cases` (blank lines are not
+/// rows); problems go to `problems` in line order. True when a line could not be read at all
+/// (not UTF-8): nothing after it is, and the caller stops.
 fn parse_jsonl_block(
     path: &Path,
     file: &Arc<str>,
     block: &[u8],
     first_line: usize,
     group_column: &str,
-) -> Vec<Row> {
+    cases: &mut Vec<Case>,
+    problems: &mut Vec<Diagnostic>,
+) -> bool {
     use rayon::prelude::*;
     let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
     if block.ends_with(b"\n") {
         lines.pop();
     }
-    lines
-        .par_iter()
+    // (line number, text), blank lines left out; a line that is not UTF-8 stays, to be told.
+    let rows: Vec<(usize, &[u8])> = lines
+        .into_iter()
         .enumerate()
-        .with_min_len(256)
-        .map(|(i, line)| {
-            let lineno = first_line + i;
-            let place = || format!("{}:{lineno}", path.display());
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Ok(line) = std::str::from_utf8(line) else {
-                return Row::Fatal(
-                    Diagnostic::error("cannot read line: stream did not contain valid UTF-8")
-                        .in_context(place())
-                        .hint("save the dataset as UTF-8"),
-                );
-            };
-            if line.trim().is_empty() {
-                return Row::Blank;
+        .map(|(i, line)| (first_line + i, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| std::str::from_utf8(line).map_or(true, |l| !l.trim().is_empty()))
+        .collect();
+    // A row with a problem leaves a placeholder (line 0) where its case would be, taken out
+    // below: the cases are written in place, in order, with no vector of results in between.
+    let found: std::sync::Mutex<Vec<(usize, bool, Diagnostic)>> = Default::default();
+    let start = cases.len();
+    cases.par_extend(rows.par_iter().with_min_len(256).map(
+        |&(lineno, line)| match parse_jsonl_row(path, file, line, lineno, group_column) {
+            Ok(case) => case,
+            Err((fatal, d)) => {
+                if let Ok(mut f) = found.lock() {
+                    f.push((lineno, fatal, d));
+                }
+                Case::placeholder(file)
             }
-            match serde_json::from_str::<Columns>(line) {
-                Ok(Columns(row)) => match case_from_row(row, file, lineno, group_column, false) {
-                    Ok(c) => Row::Case(c),
-                    Err(msg) => Row::Problem(Diagnostic::error(msg).in_context(place())),
-                },
-                // The JSON is well-formed but not an object.
-                Err(e) if e.classify() == serde_json::error::Category::Data => Row::Problem(
-                    Diagnostic::error("a JSONL row must be a JSON object").in_context(place()),
-                ),
-                Err(e) => Row::Problem(
-                    Diagnostic::error(format!("invalid JSON: {e}"))
-                        .in_context(place())
-                        .hint(
-                            "each line is one JSON object, e.g. {\"id\": \"a\", \"question\": \"…\"}",
-                        ),
-                ),
-            }
-        })
-        .collect()
+        },
+    ));
+    let mut found = found.into_inner().unwrap_or_default();
+    if found.is_empty() {
+        return false;
+    }
+    found.sort_by_key(|(line, ..)| *line);
+    // Nothing after an unreadable line counts.
+    let stop = found.iter().find(|(_, fatal, _)| *fatal).map(|(l, ..)| *l);
+    let tail = cases.split_off(start);
+    cases.extend(
+        tail.into_iter()
+            .filter(|c| c.line != 0 && stop.is_none_or(|s| c.line < s)),
+    );
+    problems.extend(
+        found
+            .into_iter()
+            .filter(|(l, ..)| stop.is_none_or(|s| *l <= s))
+            .map(|(.., d)| d),
+    );
+    stop.is_some()
+}
+
+/// One JSONL row; the problem (and whether it is fatal: not UTF-8) if it is not a case.
+fn parse_jsonl_row(
+    path: &Path,
+    file: &Arc<str>,
+    line: &[u8],
+    lineno: usize,
+    group_column: &str,
+) -> std::result::Result<Case, (bool, Diagnostic)> {
+    let place = || format!("{}:{lineno}", path.display());
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err((
+            true,
+            Diagnostic::error("cannot read line: stream did not contain valid UTF-8")
+                .in_context(place())
+                .hint("save the dataset as UTF-8"),
+        ));
+    };
+    let problem = |d: Diagnostic| Err((false, d.in_context(place())));
+    match serde_json::from_str::<Columns>(line) {
+        Ok(Columns(row)) => match case_from_row(row, file, lineno, group_column, false) {
+            Ok(c) => Ok(c),
+            Err(msg) => problem(Diagnostic::error(msg)),
+        },
+        // The JSON is well-formed but not an object.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            problem(Diagnostic::error("a JSONL row must be a JSON object"))
+        }
+        Err(e) => problem(
+            Diagnostic::error(format!("invalid JSON: {e}"))
+                .hint("each line is one JSON object, e.g. {\"id\": \"a\", \"question\": \"…\"}"),
+        ),
+    }
 }
 
 fn read_csv(

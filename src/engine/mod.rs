@@ -454,6 +454,10 @@ pub async fn execute(
     let (mut results, traces) = run.appenders()?;
     write_hits(&mut results, &cached_records)
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
+    if misses.is_empty() {
+        // Every call answered from the cache: no call to make, nothing for a writer to do.
+        return Ok((join_records(previous, cached_records), interrupt.draining()));
+    }
     let (tx, rx) = mpsc::channel::<Finished>();
     // Only calls add answers: without misses, the cache is not opened for writing.
     let writer_cache = if opts.cache == CacheMode::Off || misses.is_empty() {
@@ -588,14 +592,17 @@ pub async fn execute(
             )
         })?
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
-    let all = if previous.is_empty() {
-        new
-    } else {
-        let mut all = previous;
-        all.extend(new);
-        all
-    };
-    Ok((all, interrupt.draining()))
+    Ok((join_records(previous, new), interrupt.draining()))
+}
+
+/// A resumed run's earlier records followed by this execution's.
+fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
+    if previous.is_empty() {
+        return new;
+    }
+    let mut all = previous;
+    all.extend(new);
+    all
 }
 
 /// Append cache hits' records to the results, serialized in parallel (on a warm run they are
@@ -615,9 +622,8 @@ fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Resul
                 buf.clear();
                 for r in chunk {
                     let start = buf.len();
-                    match serde_json::to_writer(&mut *buf, r) {
-                        Ok(()) => buf.push(b'\n'),
-                        Err(_) => buf.truncate(start),
+                    if r.write_line(buf).is_err() {
+                        buf.truncate(start);
                     }
                 }
             });

@@ -1,33 +1,25 @@
-//! The plan cache: what a rendered plan boils down to (case ids, request hashes and token
-//! estimates), stored under `.promptgate/plans/` and keyed by everything rendering depends on.
+//! The plan cache: what rendering a plan produced — each case's request hash and token
+//! estimate — stored under `.promptgate/plans/` and keyed by everything rendering depends on.
 //! A run whose every answer is already in the response cache then skips rendering and hashing
-//! its requests — the bulk of a warm run's time.
+//! its requests — the bulk of a warm run's time. Case ids and lines are not stored: the key
+//! holds the datasets' digests, so the parsed datasets give them, in the same order.
 //!
 //! Next to a plan, an *answer snapshot*: the answers to all its calls, in order, as the
 //! response cache held them at a [`Stamp`]. While the cache's stamp is unchanged (no stored
 //! answer replaced or deleted since, see [`crate::provider::cache`]), a run takes its answers
 //! from the snapshot — one file read — instead of 10,000 keyed lookups.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, PlannedCall};
 use crate::artifact::canonical;
+use crate::dataset::Dataset;
 use crate::provider::Completion;
 use crate::provider::cache::Stamp;
-
-/// One case of a plan: id, dataset line, request hash, token estimate. Read borrowing from the
-/// file's bytes where no escape forces a copy: each string is allocated once, in its final form.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry<'a>(
-    #[serde(borrow)] Cow<'a, str>,
-    usize,
-    #[serde(borrow)] Cow<'a, str>,
-    u64,
-);
 
 /// Everything a rendered request depends on: the promptgate version (rendering code), the
 /// version's content hash, the datasets' paths and content digests, the repeats and the model.
@@ -57,73 +49,127 @@ impl Key {
     }
 }
 
-fn path(state_dir: &Path, key: &Key) -> PathBuf {
-    state_dir
-        .join("plans")
-        .join(format!("{}.json", key.digest()))
+fn path(state_dir: &Path, digest: &str) -> PathBuf {
+    state_dir.join("plans").join(format!("{digest}.plan"))
 }
 
-/// The plan stored for `key`, without its requests (see [`PlannedCall::request`]).
-pub fn load(state_dir: &Path, key: &Key, label: Option<&str>) -> Option<Plan> {
-    let text = std::fs::read(path(state_dir, key)).ok()?;
-    let entries: Vec<Entry> = serde_json::from_slice(&text).ok()?;
-    let cases = entries.len();
-    let mut calls = Vec::with_capacity(cases * key.repeats as usize);
-    for Entry(case_id, line, hash, est_tokens) in entries {
-        let mut case_id = case_id.into_owned();
-        let hash: Arc<str> = hash.as_ref().into();
-        for sample in 0..key.repeats {
-            calls.push(PlannedCall {
-                case_id: if sample + 1 < key.repeats {
-                    case_id.clone()
-                } else {
-                    std::mem::take(&mut case_id)
-                },
-                line,
-                sample,
-                request: None,
-                request_hash: hash.clone(),
-                est_tokens,
-            });
-        }
+/// A file's non-empty lines, split once so their parsing can be shared out.
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A stored plan: each case's request hash and token estimate, in dataset order.
+pub struct Stored {
+    cases: Vec<(Arc<str>, u64)>,
+    repeats: u32,
+}
+
+impl Stored {
+    /// The number of calls: cases × repeats.
+    pub fn calls(&self) -> usize {
+        self.cases.len() * self.repeats as usize
     }
-    Some(Plan {
-        prompt: key.prompt.clone(),
-        version_id: key.version_id.clone(),
-        label: label.map(str::to_string),
-        cases,
-        repeats: key.repeats,
-        calls,
-        case_data: Vec::new(),
-    })
+
+    /// Each call's request hash and sample, in the plan's order.
+    pub fn calls_iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.cases
+            .iter()
+            .flat_map(|(hash, _)| (0..self.repeats).map(move |s| (&**hash, s)))
+    }
+
+    /// The plan for the cases of `datasets` (in order) without its requests (see
+    /// [`PlannedCall::request`]); `None` if they are not as many as it was stored for.
+    pub fn into_plan(
+        self,
+        prompt: &str,
+        version_id: &str,
+        label: Option<&str>,
+        datasets: &[Dataset],
+    ) -> Option<Plan> {
+        let n = self.cases.len();
+        if datasets.iter().map(|d| d.cases.len()).sum::<usize>() != n {
+            return None;
+        }
+        let cases = datasets.iter().flat_map(|d| &d.cases);
+        let mut calls = Vec::with_capacity(self.calls());
+        for (case, (hash, est_tokens)) in cases.zip(self.cases) {
+            for sample in 0..self.repeats {
+                calls.push(PlannedCall {
+                    case_id: case.id.clone(),
+                    line: case.line,
+                    sample,
+                    request: None,
+                    request_hash: hash.clone(),
+                    est_tokens,
+                });
+            }
+        }
+        Some(Plan {
+            prompt: prompt.to_string(),
+            version_id: version_id.to_string(),
+            label: label.map(str::to_string),
+            cases: n,
+            repeats: self.repeats,
+            calls,
+            case_data: Vec::new(),
+        })
+    }
+}
+
+/// The plan stored under `digest` (for `repeats`): one line a case, `<request hash> <token
+/// estimate>`. `None` when there is none or any line is not of that form.
+pub fn load(state_dir: &Path, digest: &str, repeats: u32) -> Option<Stored> {
+    use rayon::prelude::*;
+    let bytes = std::fs::read(path(state_dir, digest)).ok()?;
+    // Straight into place (an indexed collect), a bad line noted rather than ending the
+    // collect: no per-thread pieces to stitch together.
+    let bad = AtomicBool::new(false);
+    let mut cases = Vec::new();
+    lines(&bytes)
+        .par_iter()
+        .with_min_len(1024)
+        .map(|l| {
+            parse_line(l).unwrap_or_else(|| {
+                bad.store(true, Ordering::Relaxed);
+                (Arc::from(""), 0)
+            })
+        })
+        .collect_into_vec(&mut cases);
+    if bad.into_inner() {
+        return None;
+    }
+    (!cases.is_empty()).then_some(Stored { cases, repeats })
+}
+
+/// A plan's line: `<request hash> <token estimate>`.
+fn parse_line(line: &[u8]) -> Option<(Arc<str>, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (hash, est) = text.split_once(' ')?;
+    let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((Arc::from(hash), est.parse().ok()?)).filter(|_| hex)
 }
 
 /// Remember a freshly rendered plan. A failure only costs rendering again next time.
-pub fn store(state_dir: &Path, key: &Key, plan: &Plan) {
-    let p = path(state_dir, key);
+pub fn store(state_dir: &Path, digest: &str, plan: &Plan) {
+    let p = path(state_dir, digest);
     if p.exists() {
         return;
     }
-    let entries: Vec<Entry> = plan
-        .calls
-        .iter()
-        .filter(|c| c.sample == 0)
-        .map(|c| {
-            Entry(
-                Cow::Borrowed(c.case_id.as_str()),
-                c.line,
-                Cow::Borrowed(&*c.request_hash),
-                c.est_tokens,
-            )
-        })
-        .collect();
+    let mut text = String::with_capacity(plan.cases * 72);
+    for c in plan.calls.iter().filter(|c| c.sample == 0) {
+        use std::fmt::Write;
+        let _ = writeln!(text, "{} {}", c.request_hash, c.est_tokens);
+    }
     // Renamed into place but not fsynced: a plan lost in a crash is rendered again, and a torn
-    // one does not parse (and is rendered again).
-    if let (Some(dir), Ok(text)) = (p.parent(), serde_json::to_vec(&entries)) {
+    // one does not parse or has too few lines (and is rendered again).
+    if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
         if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
             use std::io::Write;
-            if tmp.write_all(&text).is_ok() {
+            if tmp.write_all(text.as_bytes()).is_ok() {
                 let _ = tmp.persist(&p);
             }
         }
@@ -141,12 +187,13 @@ struct SnapshotHead {
     calls_digest: String,
 }
 
-fn calls_digest(plan: &Plan) -> String {
+/// SHA-256 of the calls' request hashes and samples, in order.
+pub fn calls_digest<'a>(calls: impl Iterator<Item = (&'a str, u32)>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for c in &plan.calls {
-        h.update(c.request_hash.as_bytes());
-        h.update(c.sample.to_le_bytes());
+    for (hash, sample) in calls {
+        h.update(hash.as_bytes());
+        h.update(sample.to_le_bytes());
     }
     canonical::hex(&h.finalize())
 }
@@ -157,36 +204,58 @@ fn answers_path(state_dir: &Path, digest: &str) -> PathBuf {
         .join(format!("{digest}.answers.jsonl"))
 }
 
-/// The answers to `plan`'s calls (one per call, in order), if the snapshot of the plan
-/// `digest` was taken at `stamp` against `endpoint` for these calls, and every answer parses.
-pub fn load_answers(
+/// An answer snapshot read from disk, to be checked against its plan ([`Snapshot::answers`]).
+pub struct Snapshot {
+    head: SnapshotHead,
+    answers: Vec<Completion>,
+}
+
+impl Snapshot {
+    /// The answers to a plan's calls (one per call, in order), if the snapshot was taken for
+    /// exactly these calls: `calls` of them, with this [`calls_digest`].
+    pub fn answers(self, calls: usize, calls_digest: &str) -> Option<Vec<Completion>> {
+        (self.head.calls == calls
+            && self.answers.len() == calls
+            && self.head.calls_digest == calls_digest)
+            .then_some(self.answers)
+    }
+}
+
+/// The answer snapshot of the plan `digest`, if it was taken at `stamp` against `endpoint`
+/// and every answer parses (in parallel). It does not need the plan, so the two are read at
+/// the same time; [`Snapshot::answers`] then checks that they line up.
+pub fn read_answers(
     state_dir: &Path,
     digest: &str,
     endpoint: &str,
     stamp: &Stamp,
-    plan: &Plan,
-) -> Option<Vec<Completion>> {
+) -> Option<Snapshot> {
     use rayon::prelude::*;
     let bytes = std::fs::read(answers_path(state_dir, digest)).ok()?;
-    let mut lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    let head: SnapshotHead = serde_json::from_slice(lines.next()?).ok()?;
-    let calls = plan.calls.len();
+    let lines = lines(&bytes);
+    let (first, rest) = lines.split_first()?;
+    let head: SnapshotHead = serde_json::from_slice(first).ok()?;
     if head.cache != *stamp
-        || head.calls != calls
+        || head.calls != rest.len()
         || head.endpoint != canonical::sha256_hex(endpoint.as_bytes())
-        || head.calls_digest != calls_digest(plan)
     {
         return None;
     }
-    let lines: Vec<&[u8]> = lines.collect();
-    if lines.len() != calls {
+    let bad = AtomicBool::new(false);
+    let mut answers = Vec::new();
+    rest.par_iter()
+        .with_min_len(512)
+        .map(|l| {
+            serde_json::from_slice(l).unwrap_or_else(|_| {
+                bad.store(true, Ordering::Relaxed);
+                Completion::default()
+            })
+        })
+        .collect_into_vec(&mut answers);
+    if bad.into_inner() {
         return None;
     }
-    lines
-        .par_iter()
-        .with_min_len(512)
-        .map(|l| serde_json::from_slice(l).ok())
-        .collect()
+    Some(Snapshot { head, answers })
 }
 
 /// Remember the answers to `plan`'s calls (in order) as the cache held them at `stamp`. A
@@ -207,7 +276,7 @@ pub fn store_answers(
         cache: stamp.clone(),
         endpoint: canonical::sha256_hex(endpoint.as_bytes()),
         calls: answers.len(),
-        calls_digest: calls_digest(plan),
+        calls_digest: calls_digest(plan.calls.iter().map(|c| (&*c.request_hash, c.sample))),
     };
     let Ok(mut text) = serde_json::to_vec(&head) else {
         return;
@@ -238,5 +307,104 @@ pub fn store_answers(
                 let _ = tmp.persist(&p);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(dir: &Path, rows: usize) -> Dataset {
+        let path = dir.join("d.jsonl");
+        let text: String = (0..rows)
+            .map(|i| format!("{{\"id\":\"c{i}\",\"q\":\"{i}?\"}}\n"))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        crate::dataset::load(&path, "group").unwrap()
+    }
+
+    fn hash(i: usize) -> String {
+        format!("{i:064x}")
+    }
+
+    #[test]
+    fn a_stored_plan_gives_back_its_calls_for_the_same_cases_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dataset(dir.path(), 3);
+        let plan = Plan {
+            prompt: "p".into(),
+            version_id: "v1-abc".into(),
+            label: None,
+            cases: 3,
+            repeats: 2,
+            calls: ds
+                .cases
+                .iter()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    (0..2).map(move |sample| PlannedCall {
+                        case_id: c.id.clone(),
+                        line: c.line,
+                        sample,
+                        request: None,
+                        request_hash: hash(i).into(),
+                        est_tokens: 100 + i as u64,
+                    })
+                })
+                .collect(),
+            case_data: vec![],
+        };
+        store(dir.path(), "k", &plan);
+        let text = std::fs::read_to_string(path(dir.path(), "k")).unwrap();
+        assert_eq!(text.lines().count(), 3, "a line a case: {text}");
+
+        let stored = load(dir.path(), "k", 2).unwrap();
+        assert_eq!(stored.calls(), 6);
+        let digest = calls_digest(stored.calls_iter());
+        assert_eq!(
+            digest,
+            calls_digest(plan.calls.iter().map(|c| (&*c.request_hash, c.sample)))
+        );
+        let back = stored
+            .into_plan("p", "v1-abc", Some("prod"), std::slice::from_ref(&ds))
+            .unwrap();
+        let key = |p: &Plan| -> Vec<(String, usize, u32, String, u64)> {
+            p.calls
+                .iter()
+                .map(|c| {
+                    let h = c.request_hash.to_string();
+                    (c.case_id.clone(), c.line, c.sample, h, c.est_tokens)
+                })
+                .collect()
+        };
+        assert_eq!(key(&back), key(&plan));
+        assert_eq!((back.cases, back.repeats), (3, 2));
+        assert_eq!(back.label.as_deref(), Some("prod"));
+
+        // Other cases (as many as another dataset holds) do not fit it.
+        let sub = dir.path().join("x");
+        std::fs::create_dir_all(&sub).unwrap();
+        let other = dataset(&sub, 4);
+        let stored = load(dir.path(), "k", 2).unwrap();
+        assert!(stored.into_plan("p", "v1-abc", None, &[other]).is_none());
+    }
+
+    #[test]
+    fn a_plan_file_that_is_not_whole_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "k");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        for bad in [
+            "",
+            &format!("{} 12\n{}\n", hash(1), hash(2)),
+            &format!("{} 12\n{} x\n", hash(1), hash(2)),
+            &format!("{} 12\nnot-a-hash 3\n", hash(1)),
+            &format!("{} 12\n{} 3\n", hash(1), &hash(2)[..63]),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(load(dir.path(), "k", 1).is_none(), "{bad:?}");
+        }
+        std::fs::write(&p, format!("{} 12\n{} 3\n", hash(1), hash(2))).unwrap();
+        assert_eq!(load(dir.path(), "k", 1).unwrap().calls(), 2);
     }
 }

@@ -90,7 +90,7 @@ fn key_path(repo: &Repo, p: &Path) -> String {
 
 /// A plan read from the plan cache with an answer for every call.
 struct Warm {
-    plan: Plan,
+    stored: plancache::Stored,
     answers: Prefetched,
     /// See [`Prepared::snapshot_stamp`].
     stamp: Option<Stamp>,
@@ -104,33 +104,44 @@ fn warm_start(
     cache: &Cache,
     provider: &dyn Provider,
     key: plancache::Key,
-    label: Option<&str>,
 ) -> Option<Warm> {
-    // Read before any answer is: if it is the same when the run ends, no answer read or
-    // written meanwhile has been replaced.
-    let stamp = cache.stamp();
     let plan_digest = key.digest();
-    let plan = plancache::load(&repo.state_dir(), &key, label)?;
     let endpoint = provider.endpoint();
-    if let Some(answers) = stamp.as_ref().and_then(|stamp| {
-        plancache::load_answers(&repo.state_dir(), &plan_digest, &endpoint, stamp, &plan)
-    }) {
+    let state_dir = repo.state_dir();
+    // The plan and its answer snapshot are read at the same time, then checked to line up.
+    // The cache's stamp is read before any answer is: if it is the same when the run ends, no
+    // answer read or written meanwhile has been replaced.
+    let (stored, (stamp, snapshot)) = rayon::join(
+        || {
+            let stored = plancache::load(&state_dir, &plan_digest, key.repeats)?;
+            let digest = plancache::calls_digest(stored.calls_iter());
+            Some((stored, digest))
+        },
+        || {
+            let stamp = cache.stamp();
+            let snapshot = stamp.as_ref().and_then(|stamp| {
+                plancache::read_answers(&state_dir, &plan_digest, &endpoint, stamp)
+            });
+            (stamp, snapshot)
+        },
+    );
+    let (stored, calls_digest) = stored?;
+    if let Some(answers) = snapshot.and_then(|s| s.answers(stored.calls(), &calls_digest)) {
         return Some(Warm {
-            plan,
+            stored,
             answers: Prefetched::InOrder(answers),
             stamp: None,
             plan_digest,
         });
     }
-    let keys: Vec<String> = plan
-        .calls
-        .iter()
-        .map(|call| Cache::key(&endpoint, &call.request_hash, call.sample))
+    let keys: Vec<String> = stored
+        .calls_iter()
+        .map(|(hash, sample)| Cache::key(&endpoint, hash, sample))
         .collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let hits = cache.get_many(&refs);
     (hits.len() == keys.len()).then_some(Warm {
-        plan,
+        stored,
         answers: Prefetched::ByKey(hits),
         stamp,
         plan_digest,
@@ -305,13 +316,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
                 .iter()
                 .map(|p| Some((key_path(repo, p), dataset::digest(p).ok()?)))
                 .collect::<Option<Vec<_>>>()?;
-            warm_start(
-                repo,
-                cache,
-                &*provider.clone(),
-                key_of(digests),
-                label.as_deref(),
-            )
+            warm_start(repo, cache, &*provider.clone(), key_of(digests))
         },
     );
     let mut datasets: Vec<Dataset> = Vec::new();
@@ -363,9 +368,14 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             .collect(),
     );
     let plan_digest = plan_key.digest();
-    let warm = warm.filter(|w| w.plan_digest == plan_digest);
+    let warm = warm.filter(|w| w.plan_digest == plan_digest).and_then(|w| {
+        let plan = w
+            .stored
+            .into_plan(&prompt.name, &version.id, label.as_deref(), &datasets)?;
+        Some((plan, w.answers, w.stamp))
+    });
     let (plan, prefetched, snapshot_stamp) = match warm {
-        Some(w) => (w.plan, Some(w.answers), w.stamp),
+        Some((plan, answers, stamp)) => (plan, Some(answers), stamp),
         None => {
             // Read before any answer is: if it is the same when the run ends, no answer read
             // or written meanwhile has been replaced.
@@ -374,7 +384,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
                 _ => None,
             };
             let p = render()?;
-            plancache::store(&repo.state_dir(), &plan_key, &p);
+            plancache::store(&repo.state_dir(), &plan_digest, &p);
             (p, None, stamp)
         }
     };
