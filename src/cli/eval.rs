@@ -128,18 +128,45 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// Build the runtime, run `work` with Ctrl-C wired to an [`Interrupt`] (first: drain, second:
-/// abort), and shut the runtime down without waiting for the signal task.
-pub fn run_interruptible<T>(work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
+/// A tokio runtime being built on its own thread (starting its workers takes a moment) while
+/// the caller prepares a run.
+pub struct Starting(std::thread::JoinHandle<std::io::Result<tokio::runtime::Runtime>>);
+
+impl Starting {
+    pub fn now() -> Starting {
+        Starting(std::thread::spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        }))
+    }
+
+    fn runtime(self) -> Result<tokio::runtime::Runtime> {
+        let built = self
+            .0
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the thread building it panicked")));
+        built.map_err(|e| {
             Error::new(
                 ErrorKind::Infrastructure,
                 Diagnostic::error(format!("cannot start the async runtime: {e}")),
             )
-        })?;
+        })
+    }
+}
+
+/// Build the runtime, run `work` with Ctrl-C wired to an [`Interrupt`] (first: drain, second:
+/// abort), and shut the runtime down without waiting for the signal task.
+pub fn run_interruptible<T>(work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>) -> Result<T> {
+    run_on(Starting::now(), work)
+}
+
+/// [`run_interruptible`] on a runtime started earlier.
+pub fn run_on<T>(
+    starting: Starting,
+    work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>,
+) -> Result<T> {
+    let runtime = starting.runtime()?;
     let interrupt = Arc::new(Interrupt::new());
     let out = runtime.block_on(async {
         let i = interrupt.clone();
@@ -167,6 +194,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         );
     }
     let req = args.run.request(&args.reference, args.resume.clone());
+    let starting = Starting::now();
     let prepared = session::prepare(&repo, &req)?;
     // Everything the stages after the run need is validated before the first call.
     let scoring = Scoring::from_prepared(&prepared, &repo)?;
@@ -174,9 +202,8 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
         None => None,
     };
-    let order = crate::pipeline::case_order(&prepared.plan);
     let bar = Arc::new(Bar::new(args.run.quiet || args.json));
-    let (evaluation, scored) = run_interruptible(async |interrupt| {
+    let (evaluation, scored) = run_on(starting, async |interrupt| {
         let ev = session::run(&repo, prepared, bar.clone(), interrupt.clone()).await?;
         let scored = if ev.summary.missing > 0 {
             crate::pipeline::score_records(&ev.records, &ev.artifact, &scoring)
@@ -311,7 +338,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
             artifact: &evaluation.artifact,
         },
         (&stored_scored, &scored),
-        &order,
+        &crate::pipeline::case_order(&evaluation.plan),
     )?;
     report.pairwise = pairwise;
     crate::pipeline::gating::persist(&evaluation.run, &report)?;

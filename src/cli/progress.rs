@@ -74,6 +74,7 @@ impl Observer for Bar {
                 }
                 self.pb.inc(1);
             }
+            Event::Cached { count } => self.pb.inc(*count as u64),
             Event::Retrying { .. } => {
                 self.retries.fetch_add(1, Ordering::Relaxed);
                 self.refresh();

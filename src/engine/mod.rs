@@ -188,6 +188,8 @@ pub enum Event<'a> {
     Started { total: usize, already_done: usize },
     /// A call finished (answered or errored).
     Finished(&'a Record),
+    /// `count` calls were answered from the response cache at once (none was made).
+    Cached { count: usize },
     /// A call failed transiently and will be retried after `delay`.
     Retrying {
         case_id: &'a str,
@@ -434,8 +436,10 @@ pub async fn execute(
             None => misses.push((call, key)),
         }
     }
-    for record in &cached_records {
-        observer.on_event(&Event::Finished(record));
+    if !cached_records.is_empty() {
+        observer.on_event(&Event::Cached {
+            count: cached_records.len(),
+        });
     }
 
     // One writer thread owns the files: results, spans and cache entries are written in the
@@ -605,33 +609,63 @@ fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
     all
 }
 
-/// Append cache hits' records to the results, serialized in parallel (on a warm run they are
-/// most of the work) a few chunks at a time into buffers that are reused: memory for four
-/// chunks' lines, not for the whole file.
+/// Append cache hits' records to the results: serialized in parallel (on a warm run they are
+/// most of the work) a few chunks at a time, each batch written by a second thread while the
+/// next is serialized. Two batches of buffers go back and forth: memory for eight chunks'
+/// lines, not for the whole file.
 fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Result<()> {
     use rayon::prelude::*;
-    const CHUNK: usize = 1024;
+    const CHUNK: usize = 512;
+    let per_batch = rayon::current_num_threads().max(1) * 2;
     // A cached record's line is about 350 bytes: room for that, so buffers rarely grow.
-    let mut bufs: Vec<Vec<u8>> = (0..rayon::current_num_threads().max(1) * 2)
-        .map(|_| Vec::with_capacity(CHUNK * 448))
-        .collect();
-    for group in records.chunks(CHUNK * bufs.len()) {
-        bufs.par_iter_mut()
-            .zip(group.par_chunks(CHUNK))
-            .for_each(|(buf, chunk)| {
-                buf.clear();
-                for r in chunk {
-                    let start = buf.len();
-                    if r.write_line(buf).is_err() {
-                        buf.truncate(start);
-                    }
+    let batch = || -> Vec<Vec<u8>> {
+        (0..per_batch)
+            .map(|_| Vec::with_capacity(CHUNK * 448))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<Vec<u8>>, usize)>(1);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Vec<u8>>>();
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for (bufs, used) in full_rx {
+                for buf in &bufs[..used] {
+                    results.write_all(buf)?;
                 }
-            });
-        for buf in bufs.iter().take(group.len().div_ceil(CHUNK)) {
-            results.write_all(buf)?;
+                // The serializer may have stopped: then nobody takes them back.
+                let _ = empty_tx.send(bufs);
+            }
+            Ok(())
+        });
+        let mut spare = vec![batch(), batch()];
+        for group in records.chunks(CHUNK * per_batch) {
+            let mut bufs = match spare.pop() {
+                Some(b) => b,
+                // The writer failed (its error is below) if it gives nothing back.
+                None => match empty_rx.recv() {
+                    Ok(b) => b,
+                    Err(_) => break,
+                },
+            };
+            bufs.par_iter_mut()
+                .zip(group.par_chunks(CHUNK))
+                .for_each(|(buf, chunk)| {
+                    buf.clear();
+                    for r in chunk {
+                        let start = buf.len();
+                        if r.write_line(buf).is_err() {
+                            buf.truncate(start);
+                        }
+                    }
+                });
+            if full_tx.send((bufs, group.len().div_ceil(CHUNK))).is_err() {
+                break;
+            }
         }
-    }
-    Ok(())
+        drop(full_tx);
+        writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the results writer panicked")))
+    })
 }
 
 fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &Arc<str>) -> Record {
@@ -783,4 +817,43 @@ fn make_span(
 /// Whether errors exceed the budget (a fraction of calls): the run is then invalid.
 pub fn over_error_budget(summary: &Summary, budget: f64) -> bool {
     summary.calls > 0 && (summary.errors as f64) > budget * summary.calls as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_hits_are_written_whole_and_in_order_across_batches() {
+        // Enough records for several batches (and a last, partial one).
+        let records: Vec<Record> = (0..7_777)
+            .map(|i| Record {
+                case_id: format!("case \"{i}\""),
+                sample: (i % 3) as u32,
+                line: i,
+                request_hash: format!("{i:064x}").into(),
+                output: Some(Completion {
+                    content: "x".repeat(i % 700),
+                    ..Completion::default()
+                }),
+                error: None,
+                latency_ms: 0.0,
+                elapsed_ms: 0.0,
+                attempts: 0,
+                cached: true,
+                cost_usd: i as f64 / 1e6,
+                started_at: "2026-11-30T12:00:00Z".into(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+        write_hits(&mut file, &records).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), records.len());
+        for (line, r) in lines.iter().zip(&records) {
+            assert_eq!(*line, serde_json::to_string(r).unwrap());
+        }
+    }
 }

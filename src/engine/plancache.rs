@@ -93,26 +93,33 @@ impl Stored {
         if datasets.iter().map(|d| d.cases.len()).sum::<usize>() != n {
             return None;
         }
-        let cases = datasets.iter().flat_map(|d| &d.cases);
-        let mut calls = Vec::with_capacity(self.calls());
-        for (case, (hash, est_tokens)) in cases.zip(self.cases) {
-            for sample in 0..self.repeats {
-                calls.push(PlannedCall {
-                    case_id: case.id.clone(),
-                    line: case.line,
+        // Built in parallel, straight into place: call k is case k / repeats, sample k % repeats.
+        use rayon::prelude::*;
+        let cases: Vec<&crate::dataset::Case> = datasets.iter().flat_map(|d| &d.cases).collect();
+        let repeats = self.repeats.max(1);
+        let mut calls = Vec::new();
+        (0..self.calls())
+            .into_par_iter()
+            .with_min_len(1024)
+            .map(|k| {
+                let (i, sample) = (k / repeats as usize, (k % repeats as usize) as u32);
+                let (hash, est_tokens) = &self.cases[i];
+                PlannedCall {
+                    case_id: cases[i].id.clone(),
+                    line: cases[i].line,
                     sample,
                     request: None,
                     request_hash: hash.clone(),
-                    est_tokens,
-                });
-            }
-        }
+                    est_tokens: *est_tokens,
+                }
+            })
+            .collect_into_vec(&mut calls);
         Some(Plan {
             prompt: prompt.to_string(),
             version_id: version_id.to_string(),
             label: label.map(str::to_string),
             cases: n,
-            repeats: self.repeats,
+            repeats,
             calls,
             case_data: Vec::new(),
         })
