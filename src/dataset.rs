@@ -383,8 +383,11 @@ fn parse_jsonl_block(
     // below: the cases are written in place, in order, with no vector of results in between.
     let found: std::sync::Mutex<Vec<(usize, bool, Diagnostic)>> = Default::default();
     let start = cases.len();
-    cases.par_extend(rows.par_iter().with_min_len(256).map(
-        |&(lineno, line)| match parse_jsonl_row(path, file, line, lineno, group_column) {
+    // Each piece of work names the file with its own copy of the name: cases made on both
+    // cores at once do not all count references on one shared counter.
+    cases.par_extend(rows.par_iter().with_min_len(256).map_init(
+        || Arc::<str>::from(&**file),
+        |file, &(lineno, line)| match parse_jsonl_row(path, file, line, lineno, group_column) {
             Ok(case) => case,
             Err((fatal, d)) => {
                 if let Ok(mut f) = found.lock() {

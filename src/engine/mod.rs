@@ -400,11 +400,16 @@ pub async fn execute(
                 && todo.len() == plan.calls.len() =>
         {
             use rayon::prelude::*;
+            // A copy of the start time for each piece of work: records made on both cores at
+            // once do not all count references on one shared counter.
             answers
                 .into_par_iter()
                 .zip(todo.par_iter())
                 .with_min_len(1024)
-                .map(|(output, call)| cached_record(call, output, opts, &now))
+                .map_init(
+                    || Arc::<str>::from(&*now),
+                    |now, (output, call)| cached_record(call, output, opts, now),
+                )
                 .collect_into_vec(&mut cached_records);
             todo.clear();
             None
