@@ -293,9 +293,11 @@ fn read_jsonl(
 ) {
     let mut pending: Vec<u8> = Vec::with_capacity(BLOCK * 2);
     let mut next_line = 1;
-    let mut chunk = vec![0u8; BLOCK];
     loop {
-        let n = match read_full(reader, &mut chunk) {
+        // Read straight onto the end of what is pending (no second buffer to copy from).
+        let start = pending.len();
+        pending.resize(start + BLOCK, 0);
+        let n = match read_full(reader, &mut pending[start..]) {
             Ok(n) => n,
             Err(e) => {
                 problems.push(
@@ -305,7 +307,7 @@ fn read_jsonl(
                 return;
             }
         };
-        pending.extend_from_slice(&chunk[..n]);
+        pending.truncate(start + n);
         // Whole lines only, unless the file has ended.
         let cut = if n == 0 {
             pending.len()

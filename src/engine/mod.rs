@@ -757,7 +757,7 @@ async fn run_call(
         line: call.line,
         request_hash: call.request_hash.clone(),
         output,
-        error,
+        error: error.map(Box::new),
         latency_ms: latency.as_secs_f64() * 1000.0,
         elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
         attempts,

@@ -29,8 +29,9 @@ pub struct Record {
     pub request_hash: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Completion>,
+    /// Boxed: most records have none, and a record is a quarter smaller without the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<CallError>,
+    pub error: Option<Box<CallError>>,
     /// Latency of the attempt that answered (or of the last attempt), in milliseconds.
     pub latency_ms: f64,
     /// Wall time including retries and backoff, in milliseconds.
@@ -395,7 +396,10 @@ mod tests {
         }
         let mut failed = records[2].clone();
         failed.output = None;
-        failed.error = Some(CallError::new(ErrorClass::Server, "500: \"down\""));
+        failed.error = Some(Box::new(CallError::new(
+            ErrorClass::Server,
+            "500: \"down\"",
+        )));
         records.extend([with_tools, failed]);
         for r in &records {
             let mut fast = Vec::new();
