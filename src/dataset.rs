@@ -120,6 +120,9 @@ impl Vars {
             columns.dedup_by(|a, b| a.0 == b.0);
             columns.reverse();
         }
+        // The row's columns had room for the reserved ones too: a case keeps only what it
+        // holds (and the room goes to the next row).
+        columns.shrink_to_fit();
         Vars(columns)
     }
 
