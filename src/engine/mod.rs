@@ -368,6 +368,7 @@ pub async fn execute(
     prefetched: Option<Prefetched>,
     opts: &Options,
     run: &RunDir,
+    manifest: &store::PendingWrite,
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<(Vec<Record>, bool)> {
@@ -460,6 +461,7 @@ pub async fn execute(
             )),
         ));
     }
+    manifest.wait()?;
     let (mut results, traces) = run.appenders()?;
     write_hits(&mut results, &cached_records)
         .map_err(|e| Error::io(&run.path, "write results to", e))?;

@@ -18,7 +18,7 @@ use crate::provider::{
 use crate::registry::{Ref, Repo};
 use crate::suite;
 
-use super::store::{DatasetInfo, Manifest, ProviderInfo, Record, RunDir};
+use super::store::{DatasetInfo, Manifest, PendingWrite, ProviderInfo, Record, RunDir};
 use super::{
     CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Summary, execute, plan, plancache,
 };
@@ -75,6 +75,8 @@ pub struct Prepared {
     snapshot_stamp: Option<Stamp>,
     /// The plan's name in the plan cache.
     plan_digest: String,
+    /// The run's first manifest, being written (a new run's).
+    manifest_write: PendingWrite,
 }
 
 /// A dataset's path as the plan cache names it: relative to the repository when inside it,
@@ -397,7 +399,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             cases: d.cases.len(),
         })
         .collect();
-    let (run, manifest) = match &req.resume {
+    let (run, manifest, manifest_write) = match &req.resume {
         Some(id) => {
             let run = RunDir::open(&repo.state_dir(), id)?;
             let m = run.manifest()?;
@@ -420,7 +422,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
                 ))
                 .with_hint("start a new run instead of resuming this one"));
             }
-            (run, m)
+            (run, m, PendingWrite::default())
         }
         None => {
             let run = RunDir::create(&repo.state_dir(), &prompt.name, &version.id)?;
@@ -449,8 +451,10 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
                 finished_at: None,
                 status: "running".into(),
             };
-            run.write_manifest(&m)?;
-            (run, m)
+            // Written while the plan's calls and the run's records are built; appending a
+            // result waits for it.
+            let pending = PendingWrite::start(&run, &m);
+            (run, m, pending)
         }
     };
     // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
@@ -471,6 +475,7 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
         manifest,
         cache,
         prefetched: std::sync::Mutex::new(prefetched),
+        manifest_write,
         snapshot_stamp,
         plan_digest,
     })
@@ -515,17 +520,23 @@ pub async fn execute_cases(
     interrupt: Arc<Interrupt>,
 ) -> Result<(Vec<Record>, bool)> {
     let subset = only.map(|o| restricted(&prepared.plan, o));
-    execute(
+    let out = execute(
         subset.as_ref().unwrap_or(&prepared.plan),
         prepared.provider.clone(),
         prepared.cache.clone(),
         prepared.prefetched.lock().ok().and_then(|mut p| p.take()),
         &prepared.options,
         &prepared.run,
+        &prepared.manifest_write,
         observer,
         interrupt,
     )
-    .await
+    .await;
+    if out.is_err() {
+        // A run that fails still leaves its manifest.
+        let _ = prepared.manifest_write.wait();
+    }
+    out
 }
 
 /// Close a run: its summary (over `only` cases when the run deliberately made only those, as
@@ -547,8 +558,11 @@ pub async fn finish(
         provider,
         snapshot_stamp,
         plan_digest,
+        manifest_write,
         ..
     } = prepared;
+    // The first manifest is on disk before the last one replaces it.
+    manifest_write.wait()?;
     let summary = match only {
         Some(o) => {
             Summary::from_records(&run.id, &restricted(&plan, o), &records, wall, interrupted)

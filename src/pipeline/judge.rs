@@ -281,6 +281,7 @@ async fn ask<T>(
             None,
             &judge.options,
             dir,
+            &Default::default(),
             observer.clone(),
             interrupt.clone(),
         )

@@ -177,6 +177,7 @@ pub async fn run(
         None,
         &embedder.options,
         &dir,
+        &Default::default(),
         observer,
         interrupt,
     )
