@@ -470,8 +470,7 @@ pub async fn execute(
         return Ok((join_records(previous, cached_records), interrupt.draining()));
     }
     let (tx, rx) = mpsc::channel::<Finished>();
-    // Only calls add answers: without misses, the cache is not opened for writing.
-    let writer_cache = if opts.cache == CacheMode::Off || misses.is_empty() {
+    let writer_cache = if opts.cache == CacheMode::Off {
         None
     } else {
         cache.clone()
@@ -617,11 +616,14 @@ fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
 }
 
 /// Append cache hits' records to the results: serialized in parallel (on a warm run they are
-/// most of the work) a few chunks at a time, each batch written by a second thread while the
-/// next is serialized. Two batches of buffers go back and forth: memory for eight chunks'
+/// most of the work) a batch of chunks at a time, each batch written by a second thread while
+/// the next is serialized. Two batches of buffers go back and forth: memory for two batches'
 /// lines, not for the whole file.
 fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Result<()> {
     use rayon::prelude::*;
+    if records.is_empty() {
+        return Ok(());
+    }
     const CHUNK: usize = 512;
     let per_batch = rayon::current_num_threads().max(1) * 2;
     // A cached record's line is about 350 bytes: room for that, so buffers rarely grow.
