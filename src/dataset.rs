@@ -79,31 +79,12 @@ impl Vars {
         self.find(name).ok().map(|i| &self.0[i].1)
     }
 
-    /// Set `name` (replacing its value if it was set); the value it replaced.
-    pub fn insert(&mut self, name: String, value: Value) -> Option<Value> {
-        match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (name, value));
-                None
-            }
-        }
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// The variables as a JSON object (for templates and checks).
@@ -128,16 +109,6 @@ impl Vars {
 
     fn find(&self, name: &str) -> std::result::Result<usize, usize> {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
-    }
-}
-
-impl FromIterator<(String, Value)> for Vars {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Vars {
-        let mut vars = Vars::default();
-        for (k, v) in iter {
-            vars.insert(k, v);
-        }
-        vars
     }
 }
 
