@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use promptgate::stats::quantile_type7;
 use promptgate::stub::{self, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
@@ -132,7 +133,9 @@ fn zero_latency() {
         }
         kept = Some(dir);
     }
-    let (c, w) = (median(&mut cold), median(&mut warm));
+    cold.sort_by(f64::total_cmp);
+    warm.sort_by(f64::total_cmp);
+    let (c, w) = (quantile_type7(&cold, 0.5), quantile_type7(&warm, 0.5));
     let range = |v: &[f64]| format!("{:.3}–{:.3} s", v[0], v[v.len() - 1]);
     println!(
         "zero-latency stub, cold cache ({COLD} runs): median wall {c:.3} s ({}), peak RSS {cold_rss:.1} MiB",
@@ -148,16 +151,5 @@ fn zero_latency() {
     // `perf record -g promptgate -C DIR eval p@v1 --quiet`.
     if let (Some(dir), Some(_)) = (kept, std::env::var_os("PROMPTGATE_BENCH_KEEP")) {
         println!("kept the repository: {}", dir.keep().display());
-    }
-}
-
-/// The median of `v` (which it sorts).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
