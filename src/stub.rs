@@ -32,6 +32,8 @@ pub enum Fault {
     Truncate,
     /// A 200 whose body is not JSON.
     Malformed,
+    /// This status (a client error such as 400, 401, 403 or 404) with a JSON error body.
+    Status(u16),
 }
 
 /// What the server answers: the assistant's text, optional tool calls `(name, arguments)`.
@@ -308,6 +310,11 @@ async fn handle(s: Arc<Shared>, headers: HeaderMap, body: Bytes, shape: Shape) -
         Some(Fault::Malformed) => {
             log(200, None);
             return (StatusCode::OK, "{\"choices\": [ {\"mess").into_response();
+        }
+        Some(Fault::Status(code)) => {
+            log(code, None);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, "{\"error\":{\"message\":\"refused\"}}").into_response();
         }
         _ => {}
     }

@@ -120,6 +120,43 @@ fn twenty_percent_faults_lose_no_case() {
 }
 
 #[test]
+fn client_errors_are_fatal_and_never_retried() {
+    let server = Server::start(faulty(
+        1.0,
+        [400, 401, 403, 404].map(Fault::Status).to_vec(),
+    ))
+    .unwrap();
+    let repo = repo_for(
+        &server,
+        12,
+        "    concurrency: 4\n    max_retries: 5\n    backoff_base_ms: 5\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    // Every call failed: over the error budget, the run does not count.
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(
+        (s["ok"].as_u64(), s["errors"].as_u64()),
+        (Some(0), Some(12)),
+        "{s}"
+    );
+    assert_eq!(s["retries"], 0, "{s}");
+    assert_eq!(s["errors_by_class"]["fatal"], 12, "{s}");
+    assert_eq!(
+        server.stats.requests(),
+        12,
+        "one request a case, none repeated"
+    );
+    let lines = results(&repo, s["run_id"].as_str().unwrap());
+    assert_eq!(lines.len(), 12, "every case kept, with its error");
+    for l in &lines {
+        assert_eq!(l["attempts"], 1, "{l}");
+        let status = l["error"]["status"].as_u64().unwrap();
+        assert!([400, 401, 403, 404].contains(&status), "{l}");
+        assert_eq!(l["error"]["class"], "fatal", "{l}");
+    }
+}
+
+#[test]
 fn without_retries_every_case_is_answered_or_reported() {
     let server = Server::start(faulty(0.2, ALL_FAULTS.to_vec())).unwrap();
     let repo = repo_for(
