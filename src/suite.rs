@@ -122,3 +122,33 @@ pub fn load(path: &Path) -> Result<Loaded> {
         suite,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_is_rejected_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suite.yaml");
+        std::fs::write(
+            &path,
+            "datasets: [d.jsonl]
+repeat: 3
+",
+        )
+        .unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown key `repeat`"), "{err}");
+        assert!(err.contains("suite.yaml:2"), "{err}");
+        assert!(err.contains("did you mean `repeats`?"), "{err}");
+        std::fs::write(
+            &path,
+            "datasets: [d.jsonl]
+repeats: 3
+",
+        )
+        .unwrap();
+        assert_eq!(load(&path).unwrap().suite.repeats, Some(3));
+    }
+}

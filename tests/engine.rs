@@ -552,6 +552,62 @@ fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
 }
 
 #[test]
+fn a_second_ctrl_c_abandons_the_calls_in_flight() {
+    // Calls that would take 20 s: the first interrupt waits for them, the second does not.
+    let server = Server::start(stub::Config {
+        latency: Duration::from_secs(20),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 10, "    concurrency: 2\n    timeout_secs: 60\n");
+    let mut c = repo.command(&["eval", "p@v1", "--quiet"]);
+    c.env(KEY_VAR, SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.stats.requests() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sigint = || {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    sigint();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = std::time::Instant::now();
+    sigint();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "the second interrupt did not wait for the 20 s calls: {:?}",
+        second.elapsed()
+    );
+    assert_eq!(
+        server.stats.requests(),
+        2,
+        "nothing dispatched after the first"
+    );
+    let run_id = stderr
+        .split("--resume ")
+        .nth(1)
+        .expect("resume hint")
+        .trim()
+        .trim_end_matches('`')
+        .to_string();
+    assert!(results(&repo, &run_id).is_empty(), "no call finished");
+    let manifest: Value =
+        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run_id}/manifest.json")))
+            .unwrap();
+    assert_eq!(manifest["status"], "interrupted");
+}
+
+#[test]
 fn replay_serves_recorded_answers_and_names_a_miss() {
     let server = Server::start(stub::Config::default()).unwrap();
     let repo = repo_for(&server, 8, "");

@@ -139,4 +139,20 @@ mod tests {
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_per_minute_are_spent_and_refilled() {
+        // 6,000 tokens a minute: a full bucket, then 100 tokens a second.
+        let lim = RateLimiter::new(None, Some(6_000));
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            lim.acquire(2_000).await; // the whole bucket, at once
+        }
+        assert!(start.elapsed() < Duration::from_millis(10));
+        // 1,000 more tokens need 10 s of refill.
+        lim.acquire(1_000).await;
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(9_900), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(11_000), "{elapsed:?}");
+    }
 }
