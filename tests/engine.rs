@@ -485,6 +485,54 @@ fn the_api_key_appears_nowhere() {
     );
 }
 
+/// `promptgate eval p@v1 --quiet` in the background, its output piped, once the server has
+/// seen `requests` requests (polling, not a fixed sleep: robust under load).
+#[cfg(unix)]
+fn eval_in_background(repo: &TestRepo, server: &Server, requests: u64) -> std::process::Child {
+    let mut c = repo.command(&["eval", "p@v1", "--quiet"]);
+    c.env(KEY_VAR, SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.stats.requests() < requests && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Ctrl-C, as a terminal sends it.
+#[cfg(unix)]
+fn sigint(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// An interrupted run's id, from the hint `eval` prints, after checking it exited 130.
+#[cfg(unix)]
+fn interrupted_run(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr
+        .split("--resume ")
+        .nth(1)
+        .expect("resume hint")
+        .trim()
+        .trim_end_matches('`')
+        .to_string()
+}
+
+#[cfg(unix)]
+fn run_status(repo: &TestRepo, run_id: &str) -> Value {
+    let manifest: Value =
+        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run_id}/manifest.json")))
+            .unwrap();
+    manifest["status"].clone()
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
@@ -494,32 +542,11 @@ fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
     })
     .unwrap();
     let repo = repo_for(&server, 30, "    concurrency: 2\n");
-    let mut c = repo.command(&["eval", "p@v1", "--quiet"]);
-    c.env(KEY_VAR, SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    // Interrupt once a few calls have finished (polling, not a fixed sleep: robust under load).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while server.stats.requests() < 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Interrupt once a few calls have finished.
+    let child = eval_in_background(&repo, &server, 3);
     std::thread::sleep(Duration::from_millis(200));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let run_id = stderr
-        .split("--resume ")
-        .nth(1)
-        .expect("resume hint")
-        .trim()
-        .trim_end_matches('`')
-        .to_string();
+    sigint(&child);
+    let run_id = interrupted_run(&child.wait_with_output().unwrap());
     let first = results(&repo, &run_id);
     assert!(
         !first.is_empty() && first.len() < 30,
@@ -545,12 +572,10 @@ fn ctrl_c_then_resume_completes_exactly_the_missing_cases() {
     assert_eq!(all.len(), 30);
     assert_eq!(ids.len(), 30);
     assert_eq!(s["ok"], 30);
-    let manifest: Value =
-        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run_id}/manifest.json")))
-            .unwrap();
-    assert_eq!(manifest["status"], "complete");
+    assert_eq!(run_status(&repo, &run_id), "complete");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_second_ctrl_c_abandons_the_calls_in_flight() {
     // Calls that would take 20 s: the first interrupt waits for them, the second does not.
@@ -560,29 +585,12 @@ fn a_second_ctrl_c_abandons_the_calls_in_flight() {
     })
     .unwrap();
     let repo = repo_for(&server, 10, "    concurrency: 2\n    timeout_secs: 60\n");
-    let mut c = repo.command(&["eval", "p@v1", "--quiet"]);
-    c.env(KEY_VAR, SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while server.stats.requests() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sigint = || {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    sigint();
+    let child = eval_in_background(&repo, &server, 2);
+    sigint(&child);
     std::thread::sleep(Duration::from_millis(300));
     let second = std::time::Instant::now();
-    sigint();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    sigint(&child);
+    let run_id = interrupted_run(&child.wait_with_output().unwrap());
     assert!(
         second.elapsed() < Duration::from_secs(10),
         "the second interrupt did not wait for the 20 s calls: {:?}",
@@ -593,18 +601,8 @@ fn a_second_ctrl_c_abandons_the_calls_in_flight() {
         2,
         "nothing dispatched after the first"
     );
-    let run_id = stderr
-        .split("--resume ")
-        .nth(1)
-        .expect("resume hint")
-        .trim()
-        .trim_end_matches('`')
-        .to_string();
     assert!(results(&repo, &run_id).is_empty(), "no call finished");
-    let manifest: Value =
-        serde_json::from_str(&repo.read(&format!(".promptgate/runs/{run_id}/manifest.json")))
-            .unwrap();
-    assert_eq!(manifest["status"], "interrupted");
+    assert_eq!(run_status(&repo, &run_id), "interrupted");
 }
 
 #[test]
