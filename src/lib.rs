@@ -28,5 +28,6 @@ pub mod serve;
 pub mod stats;
 pub mod stub;
 pub mod suite;
+pub mod yaml;
 
 pub use error::{Diagnostic, Error, ErrorKind, Result};

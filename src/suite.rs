@@ -1,52 +1,46 @@
 //! Eval suites: `prompts/<name>/suite.yaml` names the dataset(s), repeats, an optional
-//! provider/model override, and the `checks:` and `gate:` sections.
+//! provider/model override, and the `checks:` and `gate:` sections. The file is decoded into
+//! typed values — each check type with only its own options, the gate policy with its ranges —
+//! and every problem is reported at once, placed at its line and column.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::error::{Diagnostic, Error, Result};
-use crate::fsutil;
+use crate::artifact::locate::KeyPath;
+use crate::checks::Check;
+use crate::error::{Error, ErrorKind, Result};
+use crate::gate::Policy;
+use crate::yaml::{self, Decoder, Node, Source, Value, child};
 
 /// A parsed `suite.yaml`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Suite {
     /// Dataset files, relative to the repository root.
-    #[serde(default)]
     pub datasets: Vec<String>,
     /// Samples per case (default 1); averaged per case before comparison.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u32>,
     /// Use this provider (a name in `promptgate.yaml`) instead of the version's own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// Use this model instead of the version's own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The column that groups (clusters) cases; default `group`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
-    /// Regression checks (see the checks documentation).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<Value>,
+    /// Regression checks, parsed and compiled.
+    pub checks: Vec<Check>,
     /// Per-metric settings: `threshold` makes a case pass a metric when its weighted score
     /// reaches it (instead of when every check of the metric passes).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, MetricSettings>,
-    /// Gate policy (see the gate documentation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<Value>,
+    /// The gate policy.
+    pub gate: Policy,
+    /// Whether the suite set `gate.error_budget` itself (`eval` then uses it; otherwise any
+    /// errored call fails an `eval`).
+    pub explicit_error_budget: bool,
 }
 
 /// `metrics.<name>` in a suite.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricSettings {
     /// A case passes the metric when its weighted score is at least this (in [0, 1]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
 }
 
@@ -59,15 +53,10 @@ pub struct Loaded {
     pub digest: String,
 }
 
-fn keys_of(path: &str) -> &'static [&'static str] {
-    match path {
-        "" => &[
-            "datasets", "repeats", "provider", "model", "group_by", "checks", "metrics", "gate",
-        ],
-        p if p.starts_with("metrics.") => &["threshold"],
-        _ => &[],
-    }
-}
+/// The keys of a suite.
+const KEYS: &[&str] = &[
+    "datasets", "repeats", "provider", "model", "group_by", "checks", "metrics", "gate",
+];
 
 impl Suite {
     pub fn repeats(&self) -> u32 {
@@ -79,42 +68,116 @@ impl Suite {
             .as_deref()
             .unwrap_or(crate::dataset::DEFAULT_GROUP)
     }
+
+    /// Decode a suite's root node.
+    pub fn decode(d: &mut Decoder<'_>, root: &Node) -> Suite {
+        let mut s = Suite::default();
+        if root.value == Value::Null {
+            return s;
+        }
+        let top = KeyPath::default();
+        let Some(fields) = d.map(root, &top, KEYS, "a suite") else {
+            return s;
+        };
+        let at = |k: &str| child(&top, k);
+        let name = |d: &mut Decoder<'_>, key: &str| -> Option<String> {
+            let n = fields.get(key)?;
+            match d.str(n, &at(key)) {
+                Some(v) if !v.trim().is_empty() => Some(v.to_string()),
+                Some(_) => {
+                    d.problem(n, format!("`{key}` must not be empty"));
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(n) = fields.get("datasets") {
+            let p = at("datasets");
+            if let Some(items) = d.seq(n, &p) {
+                s.datasets = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| d.str(item, &yaml::item(&p, i)).map(str::to_string))
+                    .collect();
+            }
+        }
+        if let Some(n) = fields.get("repeats") {
+            s.repeats = d
+                .count(n, &at("repeats"))
+                .and_then(|r| match u32::try_from(r) {
+                    Ok(r @ 1..) => Some(r),
+                    _ => {
+                        d.problem(
+                            n,
+                            format!(
+                                "`repeats` must be at least 1 (and at most {}), not {r}",
+                                u32::MAX
+                            ),
+                        )
+                        .hint = Some("`repeats` is the number of samples per case".into());
+                        None
+                    }
+                });
+        }
+        s.provider = name(d, "provider");
+        s.model = name(d, "model");
+        s.group_by = name(d, "group_by");
+        if let Some(n) = fields.get("checks") {
+            s.checks = crate::checks::parse::checks_of(d, n, &at("checks"));
+        }
+        if let Some(n) = fields.get("metrics") {
+            let mp = at("metrics");
+            if let Value::Map(entries) = &n.value {
+                for (k, v) in entries {
+                    let here = child(&mp, &k.name);
+                    let Some(f) = d.map(v, &here, &["threshold"], "a metric's settings") else {
+                        continue;
+                    };
+                    let threshold = f.get("threshold").and_then(|t| {
+                        let v = d.number(t, &child(&here, "threshold"))?;
+                        if (0.0..=1.0).contains(&v) {
+                            return Some(v);
+                        }
+                        d.problem(
+                            t,
+                            format!("`{}` must be between 0 and 1, not {v}", child(&here, "threshold")),
+                        )
+                        .hint = Some(
+                            "a metric's score is the weighted mean of its checks' scores, in [0, 1]"
+                                .into(),
+                        );
+                        None
+                    });
+                    s.metrics
+                        .insert(k.name.clone(), MetricSettings { threshold });
+                }
+            } else {
+                d.wrong_type(n, &mp, "a mapping of metric names");
+            }
+        }
+        if let Some(n) = fields.get("gate") {
+            s.gate = Policy::decode(d, n, &at("gate"));
+            s.explicit_error_budget = s.gate.error_budget.is_some();
+        }
+        s
+    }
 }
 
 /// Load a suite file.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = fsutil::read_to_string(path)?;
-    let de = serde_yaml_ng::Deserializer::from_str(&text);
-    let suite: Suite = if text.trim().is_empty() {
-        Suite::default()
-    } else {
-        serde_path_to_error::deserialize(de).map_err(|err| {
-            let p = err.path().to_string();
-            Error::from(crate::artifact::yaml_error_diagnostic(
-                path,
-                &text,
-                &p,
-                err.inner(),
-                keys_of,
-            ))
-        })?
+    let text = crate::fsutil::read_to_string(path)?;
+    let src = Source {
+        file: path,
+        text: &text,
     };
-    if suite.repeats == Some(0) {
-        return Err(Diagnostic::error("`repeats` must be at least 1")
-            .in_context(path.display().to_string())
-            .into());
-    }
-    for (name, m) in &suite.metrics {
-        if let Some(t) = m.threshold
-            && !(0.0..=1.0).contains(&t)
-        {
-            return Err(Diagnostic::error(format!(
-                "`metrics.{name}.threshold` must be between 0 and 1, not {t}"
-            ))
-            .in_context(path.display().to_string())
-            .hint("a metric's score is the weighted mean of its checks' scores, in [0, 1]")
-            .into());
-        }
+    let root = yaml::parse(src, yaml::Limits::default())?;
+    let mut d = Decoder::new(src);
+    let suite = match &root {
+        Some(root) => Suite::decode(&mut d, root),
+        None => Suite::default(),
+    };
+    if !d.problems.is_empty() {
+        return Err(Error::many(ErrorKind::Usage, d.problems));
     }
     Ok(Loaded {
         path: Some(path.to_path_buf()),

@@ -4,6 +4,7 @@
 //! mean of its checks' scores; it passes the metric when all its checks pass, unless the metric
 //! has a threshold.
 
+pub mod parse;
 pub mod score;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::artifact::{Artifact, template};
-use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean};
+
 use crate::provider::Completion;
 
 /// The defaults of check settings, in one table used by every input path.
@@ -29,48 +30,9 @@ pub mod defaults {
     pub const JUDGE_ATTEMPTS: u32 = 3;
 }
 
-/// Every check type, for "did you mean".
-pub const TYPES: &[&str] = &[
-    "equals",
-    "contains",
-    "icontains",
-    "contains_all",
-    "contains_any",
-    "starts_with",
-    "regex",
-    "min_length",
-    "max_length",
-    "min_words",
-    "max_words",
-    "edit_similarity",
-    "json_valid",
-    "json_schema",
-    "json_field",
-    "tool_call",
-    "latency_ms",
-    "cost",
-    "output_tokens",
-    "judge",
-    "similar",
-    "not",
-];
-const OPTIONS: &[&str] = &[
-    "id",
-    "metric",
-    "weight",
-    "trim",
-    "case_insensitive",
-    "collapse_whitespace",
-    "threshold",
-    "tolerance",
-    "scale",
-    "attempts",
-    "pairwise",
-];
-
 /// A text value that may be a template over the case's variables and expectations.
 #[derive(Debug, Clone)]
-pub struct Text(String);
+pub struct Text(pub(crate) String);
 
 impl Text {
     pub fn render(&self, ctx: &Map<String, Value>) -> std::result::Result<String, String> {
@@ -162,6 +124,9 @@ pub struct Check {
     pub weight: f64,
     pub negate: bool,
     pub kind: Kind,
+    /// The variables its templated values read, with attribute paths
+    /// (`expected_json.escalate`), sorted.
+    pub vars: Vec<String>,
 }
 
 /// What a check found on one output.
@@ -184,314 +149,7 @@ pub struct Output<'a> {
     pub cost_usd: f64,
 }
 
-fn problem(file: &str, at: &str, msg: String) -> Diagnostic {
-    Diagnostic::error(format!("`{at}`: {msg}")).in_context(file.to_string())
-}
-
-fn text_of(v: &Value, file: &str, at: &str) -> std::result::Result<Text, Diagnostic> {
-    match v {
-        Value::String(s) => Ok(Text(s.clone())),
-        Value::Number(n) => Ok(Text(n.to_string())),
-        Value::Bool(b) => Ok(Text(b.to_string())),
-        other => Err(problem(file, at, format!("expected text, got {other}"))),
-    }
-}
-
-fn texts_of(v: &Value, file: &str, at: &str) -> std::result::Result<Vec<Text>, Diagnostic> {
-    match v {
-        Value::Array(items) => items.iter().map(|i| text_of(i, file, at)).collect(),
-        _ => Err(problem(file, at, "expected a list of texts".into())),
-    }
-}
-
-fn count_of(v: &Value, file: &str, at: &str) -> std::result::Result<usize, Diagnostic> {
-    v.as_u64()
-        .map(|n| n as usize)
-        .ok_or_else(|| problem(file, at, format!("expected a whole number, got {v}")))
-}
-
-fn number_of(v: &Value, file: &str, at: &str) -> std::result::Result<f64, Diagnostic> {
-    v.as_f64()
-        .ok_or_else(|| problem(file, at, format!("expected a number, got {v}")))
-}
-
-/// Parse one check entry (a mapping with exactly one check type and optional settings).
-pub fn parse_check(
-    entry: &Value,
-    index: usize,
-    file: &str,
-) -> std::result::Result<Check, Diagnostic> {
-    let at = format!("checks[{index}]");
-    let Value::Object(map) = entry else {
-        return Err(problem(
-            file,
-            &at,
-            "a check is a mapping, e.g. `- contains: refund`".into(),
-        ));
-    };
-    let types: Vec<&String> = map.keys().filter(|k| TYPES.contains(&k.as_str())).collect();
-    for k in map.keys() {
-        if !TYPES.contains(&k.as_str()) && !OPTIONS.contains(&k.as_str()) {
-            let mut d = problem(file, &at, format!("unknown check type or setting `{k}`"));
-            if let Some(s) = did_you_mean(k, TYPES.iter().chain(OPTIONS).copied()) {
-                d = d.hint(format!("did you mean `{s}`?"));
-            }
-            return Err(d);
-        }
-    }
-    let ty = match types.as_slice() {
-        [one] => one.as_str(),
-        [] => {
-            return Err(problem(file, &at, "no check type".into())
-                .hint(format!("use one of: {}", TYPES.join(", "))));
-        }
-        many => {
-            return Err(problem(
-                file,
-                &at,
-                format!(
-                    "one check type per entry, found {}",
-                    many.iter()
-                        .map(|s| format!("`{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-    };
-    let value = &map[ty];
-    let flag = |k: &str| map.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let here = format!("{at}.{ty}");
-    let (kind, negate) = if ty == "not" {
-        let inner = parse_check(value, index, file).map_err(|mut d| {
-            d.message = d.message.replacen(&at, &format!("{at}.not"), 1);
-            d
-        })?;
-        return Ok(Check {
-            id: map
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("not_{}", inner.id)),
-            metric: map
-                .get("metric")
-                .and_then(Value::as_str)
-                .unwrap_or(&inner.metric)
-                .to_string(),
-            weight: map
-                .get("weight")
-                .and_then(Value::as_f64)
-                .unwrap_or(inner.weight),
-            negate: !inner.negate,
-            kind: inner.kind,
-        });
-    } else {
-        let kind = match ty {
-            "equals" => Kind::Equals {
-                value: text_of(value, file, &here)?,
-                trim: flag("trim"),
-                case_insensitive: flag("case_insensitive"),
-                collapse_whitespace: flag("collapse_whitespace"),
-            },
-            "contains" => Kind::Contains(text_of(value, file, &here)?),
-            "icontains" => Kind::IContains(text_of(value, file, &here)?),
-            "contains_all" => Kind::ContainsAll(texts_of(value, file, &here)?),
-            "contains_any" => Kind::ContainsAny(texts_of(value, file, &here)?),
-            "starts_with" => Kind::StartsWith(text_of(value, file, &here)?),
-            "regex" => {
-                let pattern = value
-                    .as_str()
-                    .ok_or_else(|| problem(file, &here, "expected a pattern".into()))?;
-                Kind::Regex(regex::Regex::new(pattern).map_err(|e| {
-                    problem(file, &here, format!("invalid regular expression: {e}"))
-                        .hint("the syntax is Rust's `regex` crate (RE2-like; no look-around)")
-                })?)
-            }
-            "min_length" => Kind::MinLength(count_of(value, file, &here)?),
-            "max_length" => Kind::MaxLength(count_of(value, file, &here)?),
-            "min_words" => Kind::MinWords(count_of(value, file, &here)?),
-            "max_words" => Kind::MaxWords(count_of(value, file, &here)?),
-            "edit_similarity" => Kind::EditSimilarity {
-                value: text_of(value, file, &here)?,
-                threshold: map
-                    .get("threshold")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(defaults::EDIT_SIMILARITY_THRESHOLD),
-            },
-            "json_valid" => Kind::JsonValid,
-            "json_schema" => match value {
-                Value::String(s) if s == "output" => Kind::JsonSchema(None),
-                Value::Bool(true) => Kind::JsonSchema(None),
-                Value::Object(_) => {
-                    if let Some(p) = crate::artifact::schema_problem(value) {
-                        return Err(problem(file, &here, format!("invalid JSON Schema: {p}")));
-                    }
-                    Kind::JsonSchema(Some(value.clone()))
-                }
-                _ => {
-                    return Err(problem(
-                        file,
-                        &here,
-                        "expected `output` (the version's output_schema) or a schema".into(),
-                    ));
-                }
-            },
-            "json_field" => {
-                let path = value.get("path").and_then(Value::as_str).ok_or_else(|| problem(file, &here, "needs `path` (a JSON pointer like /answer or a dotted path like answer.text)".into()))?;
-                let equals = value
-                    .get("equals")
-                    .cloned()
-                    .ok_or_else(|| problem(file, &here, "needs `equals`".into()))?;
-                Kind::JsonField {
-                    pointer: to_pointer(path),
-                    equals,
-                    tolerance: value
-                        .get("tolerance")
-                        .and_then(Value::as_f64)
-                        .or(map.get("tolerance").and_then(Value::as_f64))
-                        .unwrap_or(defaults::NUMERIC_TOLERANCE),
-                }
-            }
-            "tool_call" => match value {
-                Value::String(name) => Kind::ToolCall {
-                    name: name.clone(),
-                    arguments: None,
-                },
-                Value::Object(o) => Kind::ToolCall {
-                    name: o
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| problem(file, &here, "needs `name`".into()))?
-                        .to_string(),
-                    arguments: o.get("arguments").cloned(),
-                },
-                _ => {
-                    return Err(problem(
-                        file,
-                        &here,
-                        "expected a tool name or `{ name, arguments }`".into(),
-                    ));
-                }
-            },
-            "latency_ms" => Kind::LatencyMs(number_of(value, file, &here)?),
-            "cost" => Kind::Cost(number_of(value, file, &here)?),
-            "output_tokens" => Kind::OutputTokens(count_of(value, file, &here)? as u64),
-            "similar" => Kind::Similar {
-                value: text_of(value, file, &here)?,
-                threshold: match map.get("threshold") {
-                    None => defaults::SIMILAR_THRESHOLD,
-                    Some(t) => number_of(t, file, &format!("{at}.threshold"))?,
-                },
-            },
-            "judge" => {
-                let reference = value
-                    .as_str()
-                    .filter(|r| r.contains('@'))
-                    .ok_or_else(|| {
-                        problem(
-                            file,
-                            &here,
-                            "expected a judge prompt with a version or label, e.g. `judges/correctness@production`".into(),
-                        )
-                    })?
-                    .to_string();
-                let scale = match map.get("scale") {
-                    None => (0.0, 1.0),
-                    Some(Value::Array(a))
-                        if a.len() == 2
-                            && a.iter().all(Value::is_number)
-                            && a[0].as_f64() < a[1].as_f64() =>
-                    {
-                        (a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(1.0))
-                    }
-                    Some(other) => {
-                        return Err(problem(
-                            file,
-                            &format!("{at}.scale"),
-                            format!("expected `[lowest, highest]`, e.g. `[1, 5]`, got {other}"),
-                        ));
-                    }
-                };
-                let attempts = match map.get("attempts") {
-                    None => defaults::JUDGE_ATTEMPTS,
-                    Some(v) => match v.as_u64() {
-                        Some(n @ 1..=10) => n as u32,
-                        _ => {
-                            return Err(problem(
-                                file,
-                                &format!("{at}.attempts"),
-                                format!("expected a whole number from 1 to 10, got {v}"),
-                            ));
-                        }
-                    },
-                };
-                let pairwise = match map.get("pairwise") {
-                    None => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(v) => {
-                        return Err(problem(
-                            file,
-                            &format!("{at}.pairwise"),
-                            format!("expected true or false, got {v}"),
-                        ));
-                    }
-                };
-                Kind::Judge {
-                    reference,
-                    scale,
-                    attempts,
-                    pairwise,
-                }
-            }
-            _ => unreachable!("every type in TYPES is handled"),
-        };
-        (kind, false)
-    };
-    let weight = map
-        .get("weight")
-        .map(|w| number_of(w, file, &format!("{at}.weight")))
-        .transpose()?
-        .unwrap_or(defaults::WEIGHT);
-    if weight < 0.0 {
-        return Err(problem(
-            file,
-            &format!("{at}.weight"),
-            "a weight cannot be negative".into(),
-        ));
-    }
-    Ok(Check {
-        id: map
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{ty}#{index}")),
-        metric: map
-            .get("metric")
-            .and_then(Value::as_str)
-            .unwrap_or(defaults::METRIC)
-            .to_string(),
-        weight,
-        negate,
-        kind,
-    })
-}
-
-/// Parse a suite's `checks:` list, reporting every problem at once.
-pub fn parse_checks(entries: &[Value], file: &str) -> Result<Vec<Check>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        match parse_check(e, i, file) {
-            Ok(c) => out.push(c),
-            Err(d) => problems.push(d),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::many(ErrorKind::Usage, problems))
-    }
-}
+pub use parse::{parse_check, parse_checks, to_pointer};
 
 /// A value that may be a template: a templated string renders, and its text becomes JSON when
 /// it parses as JSON (`"{{ expected_json.escalate }}"` → `true`); plain strings stay strings.
@@ -499,11 +157,7 @@ fn templated_value(v: &Value, ctx: &Map<String, Value>) -> std::result::Result<V
     match v {
         // Exactly one `{{ expression }}`: evaluate it and keep its type (a bool stays a bool).
         Value::String(s) if is_single_expression(s) => {
-            let expr = s
-                .trim()
-                .trim_start_matches("{{")
-                .trim_end_matches("}}")
-                .trim();
+            let expr = expression_of(s);
             let compiled = template::environment()
                 .compile_expression(expr)
                 .map_err(|e| {
@@ -530,21 +184,20 @@ fn templated_value(v: &Value, ctx: &Map<String, Value>) -> std::result::Result<V
     }
 }
 
-fn is_single_expression(s: &str) -> bool {
+/// The expression inside `{{ … }}`.
+pub(crate) fn expression_of(s: &str) -> &str {
+    s.trim()
+        .trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .trim()
+}
+
+pub(crate) fn is_single_expression(s: &str) -> bool {
     let t = s.trim();
     t.starts_with("{{")
         && t.ends_with("}}")
         && t.matches("{{").count() == 1
         && t.matches("}}").count() == 1
-}
-
-/// `answer.text` or `/answer/text` → a JSON pointer.
-fn to_pointer(path: &str) -> String {
-    if path.starts_with('/') || path.is_empty() {
-        path.to_string()
-    } else {
-        format!("/{}", path.replace('.', "/"))
-    }
 }
 
 fn collapse(s: &str) -> String {
