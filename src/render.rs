@@ -284,7 +284,8 @@ impl<'a> Compiled<'a> {
                 kind: "json_schema".into(),
                 name: "output".into(),
                 schema: s.clone(),
-                strict: true,
+                // Strict only when the provider would accept it as strict.
+                strict: crate::artifact::strict_problem(s).is_none(),
             }),
         })
     }

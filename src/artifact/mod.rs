@@ -451,6 +451,22 @@ pub fn validate(a: &Artifact, file: &Path, text: &str) -> Vec<Diagnostic> {
                 );
             }
             Ok(vars) => {
+                for u in template::unknown_filters_and_tests(&m.content) {
+                    let d = placed(
+                        Diagnostic::error(format!("template in `{path}` uses {u}")),
+                        template_location(file, text, &path, &m.content, &u.name)
+                            .or_else(|| at(&path)),
+                        file,
+                        &path,
+                    );
+                    out.push(match u.suggestion {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None => d.hint(format!(
+                            "minijinja's built-in {}s are listed at https://docs.rs/minijinja/latest/minijinja/{}s/",
+                            u.what, u.what
+                        )),
+                    });
+                }
                 for v in vars {
                     if !declared.contains(v.as_str()) {
                         let mut d = placed(
@@ -703,4 +719,153 @@ fn schema_problem_at(schema: &Value) -> Option<(String, String)> {
     jsonschema::validator_for(schema)
         .err()
         .map(|e| (e.to_string(), String::new()))
+}
+
+/// Why a JSON Schema cannot be sent as an OpenAI strict structured output (`strict: true`
+/// needs every object to set `additionalProperties: false` and to require every property),
+/// or `None` when it can.
+pub fn strict_problem(schema: &Value) -> Option<String> {
+    fn walk(v: &Value, at: &str) -> Option<String> {
+        let Value::Object(o) = v else {
+            return None;
+        };
+        let is_object = o.get("type").is_some_and(|t| {
+            t == "object"
+                || t.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "object"))
+        }) || o.contains_key("properties");
+        if is_object {
+            let here = if at.is_empty() { "/" } else { at };
+            if o.get("additionalProperties") != Some(&Value::Bool(false)) {
+                return Some(format!(
+                    "the object at `{here}` does not set `additionalProperties: false`"
+                ));
+            }
+            let required: BTreeSet<&str> = o
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(Value::Object(props)) = o.get("properties")
+                && let Some(missing) = props.keys().find(|k| !required.contains(k.as_str()))
+            {
+                return Some(format!(
+                    "property `{missing}` of the object at `{here}` is not required"
+                ));
+            }
+        }
+        for (k, child) in o {
+            let nested = match (k.as_str(), child) {
+                ("properties" | "$defs" | "definitions", Value::Object(m)) => m
+                    .iter()
+                    .find_map(|(name, s)| walk(s, &format!("{at}/{k}/{name}"))),
+                ("items" | "additionalProperties" | "not", s) => walk(s, &format!("{at}/{k}")),
+                ("anyOf" | "allOf" | "oneOf" | "prefixItems", Value::Array(a)) => a
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, s)| walk(s, &format!("{at}/{k}/{i}"))),
+                _ => None,
+            };
+            if nested.is_some() {
+                return nested;
+            }
+        }
+        None
+    }
+    walk(schema, "")
+}
+
+/// Check a version against the repository's providers, as `add` and `check` do: its provider
+/// is configured, and its parameters are in the ranges that provider accepts. A schema that
+/// cannot be strict is a warning: it is sent with `strict: false`.
+pub fn check_provider(
+    a: &Artifact,
+    file: &Path,
+    text: &str,
+    providers: &BTreeMap<String, crate::config::ProviderConfig>,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    use crate::config::ProviderKind;
+    let at = |path: &KeyPath| locate(text, path).map(|(l, c)| Location::in_text(file, text, l, c));
+    let model = KeyPath::default().key("model");
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let Some(cfg) = providers.get(&a.model.provider) else {
+        let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+        let path = model.clone().key("provider");
+        let mut d = placed(
+            Diagnostic::error(format!(
+                "provider `{}` is not in promptgate.yaml",
+                a.model.provider
+            )),
+            at(&path),
+            file,
+            &path,
+        )
+        .note(format!("providers: {}", list_names(&names)));
+        d = match did_you_mean(&a.model.provider, names.iter().copied()) {
+            Some(s) => d.hint(format!("did you mean `{s}`?")),
+            None => d.hint(format!(
+                "add it under `providers:` in promptgate.yaml, e.g. `{}: {{ kind: openai, base_url: …, api_key_env: … }}`",
+                a.model.provider
+            )),
+        };
+        errors.push(d);
+        return (errors, warnings);
+    };
+    let range =
+        |name: &str, v: Option<f64>, lo: f64, hi: f64, who: &str, out: &mut Vec<Diagnostic>| {
+            if let Some(v) = v
+                && !(lo..=hi).contains(&v)
+            {
+                let path = model.clone().key(name);
+                out.push(placed(
+                    Diagnostic::error(format!(
+                        "`{name}` {v} is outside {lo}..={hi}, the range {who} accepts"
+                    )),
+                    at(&path),
+                    file,
+                    &path,
+                ));
+            }
+        };
+    match cfg.kind {
+        ProviderKind::Anthropic => {
+            range(
+                "temperature",
+                a.model.temperature,
+                0.0,
+                1.0,
+                "Anthropic's Messages API",
+                &mut errors,
+            );
+            range(
+                "top_p",
+                a.model.top_p,
+                0.0,
+                1.0,
+                "Anthropic's Messages API",
+                &mut errors,
+            );
+        }
+        ProviderKind::Openai => {
+            if let Some(schema) = &a.output_schema
+                && let Some(why) = strict_problem(schema)
+            {
+                let path = KeyPath::default().key("output_schema");
+                warnings.push(
+                    placed(
+                        Diagnostic::warning(format!(
+                            "`output_schema` is sent with `strict: false`: {why}"
+                        )),
+                        at(&path),
+                        file,
+                        &path,
+                    )
+                    .note("OpenAI's strict structured outputs need `additionalProperties: false` and every property in `required` on every object")
+                    .hint("make it strict to have the provider enforce it; a non-strict schema is only a hint to the model"),
+                );
+            }
+        }
+        ProviderKind::Replay => {}
+    }
+    (errors, warnings)
 }

@@ -5,6 +5,7 @@
 //! has a threshold.
 
 pub mod parse;
+pub mod resolve;
 pub mod score;
 
 use std::collections::BTreeMap;
@@ -124,9 +125,11 @@ pub struct Check {
     pub weight: f64,
     pub negate: bool,
     pub kind: Kind,
-    /// The variables its templated values read, with attribute paths
-    /// (`expected_json.escalate`), sorted.
+    /// The variables its templated values read, sorted: a whole attribute path
+    /// (`expected_json.escalate`) when a value is exactly that path, else the first name.
     pub vars: Vec<String>,
+    /// Where it is declared (suite checks; a dataset row's checks have none).
+    pub origin: Option<Box<crate::error::Location>>,
 }
 
 /// What a check found on one output.

@@ -70,37 +70,57 @@ fn owners_of(option: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Variables a template reads, with their attribute paths (`expected_json.escalate`), minus
-/// the environment's globals.
-fn template_variables(source: &str) -> std::result::Result<BTreeSet<String>, String> {
-    let env = crate::artifact::template::environment();
-    let tmpl = env.template_from_str(source).map_err(|e| {
-        e.detail()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.to_string())
-    })?;
-    let globals: BTreeSet<&str> = env.globals().map(|(n, _)| n).collect();
-    Ok(tmpl
-        .undeclared_variables(true)
-        .into_iter()
-        .filter(|v| !globals.contains(v.split('.').next().unwrap_or(v)))
-        .collect())
+/// Whether `s` is exactly `{{ name.attr.attr }}`: then every step of the path must exist in
+/// each case, not only the first.
+fn plain_path(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let ident = |p: &str| {
+        let mut c = p.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    };
+    (!inner.is_empty() && inner.split('.').all(ident)).then_some(inner)
 }
 
-/// Variables of one `{{ expression }}`.
-fn expression_variables(expr: &str) -> std::result::Result<BTreeSet<String>, String> {
+/// The variables a template reads: the whole attribute path when the template is one plain
+/// path (`{{ expected_json.escalate }}`), else the names it starts from (what a filter, a
+/// test or a method does with them cannot be known before the run); minus the environment's
+/// globals. Unknown filters and tests are errors.
+fn template_variables(source: &str) -> std::result::Result<BTreeSet<String>, String> {
     let env = crate::artifact::template::environment();
-    let compiled = env.compile_expression(expr).map_err(|e| {
+    let compile_error = |e: minijinja::Error| {
         e.detail()
             .map(str::to_string)
             .unwrap_or_else(|| e.to_string())
-    })?;
+    };
+    let used = if super::is_single_expression(source) {
+        env.compile_expression(super::expression_of(source))
+            .map_err(compile_error)?
+            .undeclared_variables(false)
+    } else {
+        env.template_from_str(source)
+            .map_err(compile_error)?
+            .undeclared_variables(false)
+    };
+    if let Some(u) = crate::artifact::template::unknown_filters_and_tests(source).first() {
+        return Err(match u.suggestion {
+            Some(s) => format!("{u} (did you mean `{s}`?)"),
+            None => u.to_string(),
+        });
+    }
     let globals: BTreeSet<&str> = env.globals().map(|(n, _)| n).collect();
-    Ok(compiled
-        .undeclared_variables(true)
+    let mut out: BTreeSet<String> = used
         .into_iter()
-        .filter(|v| !globals.contains(v.split('.').next().unwrap_or(v)))
-        .collect())
+        .filter(|v| !globals.contains(v.as_str()))
+        .collect();
+    if let Some(path) = plain_path(source)
+        && out.remove(path.split('.').next().unwrap_or(path))
+    {
+        out.insert(path.to_string());
+    }
+    Ok(out)
 }
 
 struct Parser<'d, 'a> {
@@ -128,7 +148,7 @@ impl Parser<'_, '_> {
                 Err(e) => {
                     self.d.problem(
                         node,
-                        format!("`{path}`: the template `{s}` does not compile: {e}"),
+                        format!("`{path}`: `{s}` is not a valid template: {e}"),
                     );
                     return None;
                 }
@@ -151,20 +171,15 @@ impl Parser<'_, '_> {
     /// a template is compiled and its variables recorded; anything else is a literal.
     fn templated(&mut self, node: &Node, path: &KeyPath) -> Option<Json> {
         let json = node.to_json();
-        if let Json::String(s) = &json {
-            let vars = if super::is_single_expression(s) {
-                expression_variables(super::expression_of(s))
-            } else if is_template(s) {
-                template_variables(s)
-            } else {
-                Ok(BTreeSet::new())
-            };
-            match vars {
+        if let Json::String(s) = &json
+            && is_template(s)
+        {
+            match template_variables(s) {
                 Ok(v) => self.vars.extend(v),
                 Err(e) => {
                     self.d.problem(
                         node,
-                        format!("`{path}`: the template `{s}` does not compile: {e}"),
+                        format!("`{path}`: `{s}` is not a valid template: {e}"),
                     );
                     return None;
                 }
@@ -348,6 +363,7 @@ impl Parser<'_, '_> {
                 negate: !inner.negate,
                 kind: inner.kind,
                 vars: inner.vars,
+                origin: self.origin(node),
             });
         }
 
@@ -601,7 +617,15 @@ impl Parser<'_, '_> {
             negate: false,
             kind,
             vars,
+            origin: self.origin(node),
         })
+    }
+
+    fn origin(&self, node: &Node) -> Option<Box<crate::error::Location>> {
+        if self.d.context.is_some() {
+            return None;
+        }
+        self.d.source.location(node.line, node.col).map(Box::new)
     }
 
     fn scale(&mut self, node: &Node, path: &KeyPath) -> Option<(f64, f64)> {

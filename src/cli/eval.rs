@@ -195,9 +195,14 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     }
     let req = args.run.request(&args.reference, args.resume.clone());
     let starting = Starting::now();
-    let prepared = session::prepare(&repo, &req)?;
-    // Everything the stages after the run need is validated before the first call.
-    let scoring = Scoring::from_prepared(&prepared, &repo)?;
+    let planned = session::plan_eval(&repo, &req)?;
+    // Everything the stages after the run need is validated before the first call, and before
+    // the run folder exists.
+    let scoring = Scoring::new(&planned, &[], &repo)?;
+    for w in &scoring.warnings {
+        eprintln!("warning: {w}");
+    }
+    let prepared = planned.start(&repo)?;
     let stored = match &args.compare_to {
         Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
         None => None,

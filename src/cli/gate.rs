@@ -104,6 +104,9 @@ fn run_gate(
 ) -> Result<Option<crate::pipeline::gating::GateOutcome>> {
     let formats = reports.formats()?;
     let plan = GatePlan::prepare(repo, req)?;
+    for w in &plan.scoring.warnings {
+        eprintln!("warning: {w}");
+    }
     for p in plan
         .power
         .iter()

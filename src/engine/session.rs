@@ -79,6 +79,33 @@ pub struct Prepared {
     manifest_write: PendingWrite,
 }
 
+/// An evaluation planned (resolved, datasets read and rendered, provider built) but not started:
+/// no run folder exists yet, so whatever validates it may still refuse it and leave nothing
+/// behind.
+pub struct Planned {
+    pub plan: Plan,
+    pub suite: suite::Loaded,
+    pub artifact: crate::artifact::Artifact,
+    pub provider: Arc<dyn Provider>,
+    pub provider_config: ProviderConfig,
+    pub options: Options,
+    pub cache: Option<Cache>,
+    prefetched: Option<Prefetched>,
+    snapshot_stamp: Option<Stamp>,
+    plan_digest: String,
+    /// What the run's manifest records.
+    prompt: String,
+    version_id: String,
+    version_hash: String,
+    label: Option<String>,
+    datasets: Vec<DatasetInfo>,
+    repeats: u32,
+    model: String,
+    concurrency: usize,
+    max_retries: u32,
+    resume: Option<String>,
+}
+
 /// A dataset's path as the plan cache names it: relative to the repository when inside it,
 /// so that `-C DIR` and a run from inside DIR share plans.
 fn key_path(repo: &Repo, p: &Path) -> String {
@@ -199,6 +226,11 @@ pub fn options_for(
 
 /// Prepare an evaluation: every check that can fail without calling a model happens here.
 pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
+    plan_eval(repo, req)?.start(repo)
+}
+
+/// Plan an evaluation without starting it (see [`Planned`]).
+pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     let r = Ref::parse(&req.reference)?;
     let (prompt, version, label) = repo.resolve(&r)?;
     let loaded = repo.load_version(&prompt, &version)?;
@@ -399,86 +431,114 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
             cases: d.cases.len(),
         })
         .collect();
-    let (run, manifest, manifest_write) = match &req.resume {
-        Some(id) => {
-            let run = RunDir::open(&repo.state_dir(), id)?;
-            let m = run.manifest()?;
-            if m.version_hash != version.hash {
-                return Err(Error::usage(format!(
-                    "run `{}` evaluated `{}@{}`, not `{}@{}`",
-                    run.id, m.prompt, m.version_id, prompt.name, version.id
-                ))
-                .with_hint(format!(
-                    "resume it with `promptgate eval {}@{} --resume {}`",
-                    m.prompt, m.version_id, run.id
-                )));
-            }
-            let digests: Vec<&str> = m.datasets.iter().map(|d| d.digest.as_str()).collect();
-            let now: Vec<&str> = dataset_infos.iter().map(|d| d.digest.as_str()).collect();
-            if digests != now || m.repeats != repeats {
-                return Err(Error::usage(format!(
-                    "the datasets or repeats of run `{}` changed since it started",
-                    run.id
-                ))
-                .with_hint("start a new run instead of resuming this one"));
-            }
-            (run, m, PendingWrite::default())
-        }
-        None => {
-            let run = RunDir::create(&repo.state_dir(), &prompt.name, &version.id)?;
-            let m = Manifest {
-                run_id: run.id.clone(),
-                promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
-                prompt: prompt.name.clone(),
-                version_id: version.id.clone(),
-                version_hash: version.hash.clone(),
-                label: label.clone(),
-                suite: suite.path.as_ref().map(|p| p.display().to_string()),
-                suite_digest: suite.digest.clone(),
-                datasets: dataset_infos,
-                repeats,
-                provider: ProviderInfo {
-                    name: provider.name().to_string(),
-                    system: provider.system().to_string(),
-                    endpoint: provider.endpoint(),
-                    model: model.clone().unwrap_or_else(|| artifact.model.name.clone()),
-                    concurrency,
-                    max_retries,
-                    api_key_env: provider_config.api_key_env.clone(),
-                },
-                calls: plan.calls.len(),
-                started_at: crate::registry::audit::now(),
-                finished_at: None,
-                status: "running".into(),
-            };
-            // Written while the plan's calls and the run's records are built; appending a
-            // result waits for it.
-            let pending = PendingWrite::start(&run, &m);
-            (run, m, pending)
-        }
-    };
-    // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
     let mut plan = plan;
+    // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
     let mut datasets = datasets.into_iter();
     plan.case_data = datasets.next().map(|d| d.cases).unwrap_or_default();
     for d in datasets {
         plan.case_data.extend(d.cases);
     }
-    Ok(Prepared {
+    Ok(Planned {
         plan,
         suite,
         artifact: loaded.artifact.clone(),
         provider,
         provider_config,
         options,
-        run,
-        manifest,
         cache,
-        prefetched: std::sync::Mutex::new(prefetched),
-        manifest_write,
+        prefetched,
         snapshot_stamp,
         plan_digest,
+        prompt: prompt.name.clone(),
+        version_id: version.id.clone(),
+        version_hash: version.hash.clone(),
+        label,
+        datasets: dataset_infos,
+        repeats,
+        model: model.unwrap_or_else(|| artifact.model.name.clone()),
+        concurrency,
+        max_retries,
+        resume: req.resume.clone(),
     })
+}
+
+impl Planned {
+    /// Start the run: create its folder (or open the one being resumed) and its manifest.
+    pub fn start(self, repo: &Repo) -> Result<Prepared> {
+        let (run, manifest, manifest_write) = match &self.resume {
+            Some(id) => {
+                let run = RunDir::open(&repo.state_dir(), id)?;
+                let m = run.manifest()?;
+                if m.version_hash != self.version_hash {
+                    return Err(Error::usage(format!(
+                        "run `{}` evaluated `{}@{}`, not `{}@{}`",
+                        run.id, m.prompt, m.version_id, self.prompt, self.version_id
+                    ))
+                    .with_hint(format!(
+                        "resume it with `promptgate eval {}@{} --resume {}`",
+                        m.prompt, m.version_id, run.id
+                    )));
+                }
+                let digests: Vec<&str> = m.datasets.iter().map(|d| d.digest.as_str()).collect();
+                let now: Vec<&str> = self.datasets.iter().map(|d| d.digest.as_str()).collect();
+                if digests != now || m.repeats != self.repeats {
+                    return Err(Error::usage(format!(
+                        "the datasets or repeats of run `{}` changed since it started",
+                        run.id
+                    ))
+                    .with_hint("start a new run instead of resuming this one"));
+                }
+                (run, m, PendingWrite::default())
+            }
+            None => {
+                let run = RunDir::create(&repo.state_dir(), &self.prompt, &self.version_id)?;
+                let m = Manifest {
+                    run_id: run.id.clone(),
+                    promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
+                    prompt: self.prompt.clone(),
+                    version_id: self.version_id.clone(),
+                    version_hash: self.version_hash.clone(),
+                    label: self.label.clone(),
+                    suite: self.suite.path.as_ref().map(|p| p.display().to_string()),
+                    suite_digest: self.suite.digest.clone(),
+                    datasets: self.datasets.clone(),
+                    repeats: self.repeats,
+                    provider: ProviderInfo {
+                        name: self.provider.name().to_string(),
+                        system: self.provider.system().to_string(),
+                        endpoint: self.provider.endpoint(),
+                        model: self.model.clone(),
+                        concurrency: self.concurrency,
+                        max_retries: self.max_retries,
+                        api_key_env: self.provider_config.api_key_env.clone(),
+                    },
+                    calls: self.plan.calls.len(),
+                    started_at: crate::registry::audit::now(),
+                    finished_at: None,
+                    status: "running".into(),
+                };
+                // Written while the plan's calls and the run's records are built; appending a
+                // result waits for it.
+                let pending = PendingWrite::start(&run, &m);
+                (run, m, pending)
+            }
+        };
+        Ok(Prepared {
+            plan: self.plan,
+            suite: self.suite,
+            artifact: self.artifact,
+            provider: self.provider,
+            provider_config: self.provider_config,
+            options: self.options,
+            run,
+            manifest,
+            cache: self.cache,
+            prefetched: std::sync::Mutex::new(self.prefetched),
+            manifest_write,
+            snapshot_stamp: self.snapshot_stamp,
+            plan_digest: self.plan_digest,
+        })
+    }
 }
 
 /// Run a prepared evaluation to the end (or until interrupted).

@@ -115,8 +115,10 @@ impl GatePlan {
             resume: None,
             ..req.options.clone()
         };
-        let candidate = session::prepare(repo, &side(&candidate_ref))?;
-        let scoring = Scoring::from_prepared(&candidate, repo)?;
+        let candidate = session::plan_eval(repo, &side(&candidate_ref))?;
+        let baseline = session::plan_eval(repo, &side(&baseline_ref))?;
+        let baseline_name = format!("{}@{}", baseline.plan.prompt, baseline.plan.version_id);
+        let scoring = Scoring::new(&candidate, &[(&baseline_name, &baseline.artifact)], repo)?;
         if scoring.is_empty() {
             return Err(Error::usage(format!(
                 "the suite of `{}` has no checks: there is nothing to compare",
@@ -127,7 +129,9 @@ impl GatePlan {
                 prompt.dir.join(crate::registry::SUITE_FILE).display()
             )));
         }
-        let baseline = session::prepare(repo, &side(&baseline_ref))?;
+        // Both sides are valid: now their run folders may exist.
+        let candidate = candidate.start(repo)?;
+        let baseline = baseline.start(repo)?;
         let power = power_before_run(
             &repo.state_dir(),
             &b.hash,

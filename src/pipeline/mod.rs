@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::artifact::{Artifact, diff};
 use crate::checks::Check;
 use crate::checks::score::{self, Cases, Scorable, Scored};
-use crate::engine::session::Prepared;
+use crate::engine::session::Planned;
 use crate::engine::store::{Record, RunDir};
 use crate::error::Result;
 use crate::gate::{self, Decision, Input, MetricData, Policy};
@@ -35,12 +35,20 @@ pub struct Scoring {
     pub suite_metrics: BTreeSet<String>,
     /// The suite's metric thresholds.
     pub thresholds: BTreeMap<String, f64>,
+    /// What resolving the checks found worth saying (a tool only one side of a gate declares).
+    pub warnings: Vec<String>,
 }
 
 impl Scoring {
-    /// Parse the suite's checks, the cases' own checks and the gate policy, and resolve the
-    /// judges: every problem is reported now, not after the model calls were paid for.
-    pub fn from_prepared(p: &Prepared, repo: &crate::registry::Repo) -> Result<Scoring> {
+    /// Take the suite's checks and gate policy, parse the cases' own checks, resolve every check
+    /// against the cases and the versions it will score (`others`: the other side of a gate),
+    /// and resolve the judges and the embeddings endpoint: every problem is reported now, before
+    /// a run folder exists and before the first call is paid for.
+    pub fn new(
+        p: &Planned,
+        others: &[(&str, &crate::artifact::Artifact)],
+        repo: &crate::registry::Repo,
+    ) -> Result<Scoring> {
         let suite_file = p
             .suite
             .path
@@ -56,6 +64,32 @@ impl Scoring {
                     "case `{id}` declares a `judge` or `similar` check: those are declared in the suite's `checks:`"
                 )));
             }
+        }
+        let own_name = format!("{}@{}", p.plan.prompt, p.plan.version_id);
+        let mut subjects = vec![crate::checks::resolve::Subject {
+            name: own_name,
+            artifact: &p.artifact,
+        }];
+        subjects.extend(
+            others
+                .iter()
+                .map(|(name, artifact)| crate::checks::resolve::Subject {
+                    name: name.to_string(),
+                    artifact,
+                }),
+        );
+        let resolution = crate::checks::resolve::resolve(
+            &all,
+            &cases.own,
+            &p.plan.case_data,
+            &subjects,
+            &suite_file,
+        );
+        if !resolution.errors.is_empty() {
+            return Err(crate::error::Error::many(
+                crate::ErrorKind::Usage,
+                resolution.errors,
+            ));
         }
         let suite_metrics = all.iter().map(|c| c.metric.clone()).collect();
         let weights = all.iter().map(|c| (c.id.clone(), c.weight)).collect();
@@ -90,6 +124,7 @@ impl Scoring {
             cases,
             suite_metrics,
             thresholds,
+            warnings: resolution.warnings,
         })
     }
 

@@ -97,6 +97,14 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
             Err(ds) => out.extend(ds),
             Ok(loaded) => {
                 out.extend(loaded.warnings);
+                let (errors, warnings) = artifact::check_provider(
+                    &loaded.artifact,
+                    &path,
+                    &text,
+                    &repo.config.providers,
+                );
+                out.extend(errors);
+                out.extend(warnings);
                 if loaded.hash != v.hash {
                     out.push(Diagnostic::error(format!(
                         "`{}` ({}) does not match its registered hash",

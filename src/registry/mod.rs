@@ -641,7 +641,16 @@ impl Repo {
                 None
             };
             let loaded = match artifact::load(src, &text) {
-                Ok(l) => l,
+                Ok(mut l) => {
+                    let (errors, warnings) =
+                        artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
+                    if !errors.is_empty() {
+                        problems.extend(errors);
+                        continue;
+                    }
+                    l.warnings.extend(warnings);
+                    l
+                }
                 Err(ds) => {
                     if let Some(v) = &registered {
                         // A registered file that no longer parses was edited too.

@@ -1,0 +1,251 @@
+//! Resolving checks against what they will meet, before the first call: every variable a
+//! templated value reads is present in every case of every dataset, a `tool_call` names a tool
+//! the version(s) declare, a `json_schema: output` has a schema to check against. A mistake
+//! found here costs nothing; found after the run it would have scored every case 0 on both
+//! sides of a gate — and two sides at 0 % look identical.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use super::{Check, Kind};
+use crate::artifact::Artifact;
+use crate::dataset::Case;
+use crate::error::{Diagnostic, did_you_mean, list_names};
+
+/// A version the checks will score.
+pub struct Subject<'a> {
+    /// `support_agent@v3-9f2c1ab`.
+    pub name: String,
+    pub artifact: &'a Artifact,
+}
+
+/// What resolution found: errors refuse the run; warnings are worth saying.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<String>,
+}
+
+/// How many example cases a message names.
+const EXAMPLES: usize = 3;
+
+/// The value a case gives a variable path, or why it gives none: `Err(prefix)` names the
+/// longest part of the path the case has.
+fn lookup<'c>(case: &'c Case, path: &str) -> Result<Option<&'c Value>, String> {
+    let mut segs = path.split('.');
+    let root = segs.next().unwrap_or(path);
+    let mut value = match root {
+        crate::dataset::EXPECTED => case.expected.as_ref(),
+        crate::dataset::EXPECTED_JSON => case.expected_json.as_ref(),
+        name => case.vars.get(name),
+    }
+    .ok_or_else(String::new)?;
+    let mut walked = root.to_string();
+    for seg in segs {
+        match value {
+            // Only a mapping is known to lack a key; what other values answer to is the
+            // template engine's business at run time.
+            Value::Object(map) => match map.get(seg) {
+                Some(v) => value = v,
+                None => return Err(walked),
+            },
+            Value::Null => return Err(walked),
+            _ => return Ok(None),
+        }
+        walked = format!("{walked}.{seg}");
+    }
+    Ok(Some(value))
+}
+
+/// The names a case offers check templates.
+fn offered(case: &Case) -> Vec<String> {
+    let mut names: Vec<String> = case.vars.keys().map(str::to_string).collect();
+    if case.expected.is_some() {
+        names.push(crate::dataset::EXPECTED.into());
+    }
+    if case.expected_json.is_some() {
+        names.push(crate::dataset::EXPECTED_JSON.into());
+    }
+    names
+}
+
+fn place(case: &Case) -> String {
+    format!("{}:{} (case `{}`)", case.file, case.line, case.id)
+}
+
+fn at(check: &Check, d: Diagnostic, suite_file: &str) -> Diagnostic {
+    match &check.origin {
+        Some(loc) => d.at(Some((**loc).clone())),
+        None => d.in_context(suite_file.to_string()),
+    }
+}
+
+/// Every variable of `checks` in every one of `cases`.
+fn variables(checks: &[&Check], cases: &[&Case], suite_file: &str, out: &mut Vec<Diagnostic>) {
+    for check in checks {
+        for var in &check.vars {
+            let mut missing: Vec<(&Case, String)> = Vec::new();
+            for case in cases {
+                if let Err(prefix) = lookup(case, var) {
+                    missing.push((case, prefix));
+                }
+            }
+            let Some((first, prefix)) = missing.first() else {
+                continue;
+            };
+            let root = var.split('.').next().unwrap_or(var);
+            let how_many = if missing.len() == cases.len() && cases.len() > 1 {
+                format!("none of the {} cases has it", cases.len())
+            } else if missing.len() > 1 {
+                format!("{} of {} cases lack it", missing.len(), cases.len())
+            } else {
+                "one case lacks it".to_string()
+            };
+            let what = if prefix.is_empty() {
+                format!("`{root}`")
+            } else {
+                format!(
+                    "`{var}` (`{prefix}` has no `{}`)",
+                    &var[prefix.len() + 1..].split('.').next().unwrap_or("")
+                )
+            };
+            let mut d =
+                Diagnostic::error(format!("check `{}` reads {what}, but {how_many}", check.id));
+            let examples: Vec<String> = missing
+                .iter()
+                .take(EXAMPLES)
+                .map(|(c, _)| place(c))
+                .collect();
+            d = d.note(format!("e.g. {}", examples.join(", ")));
+            d = if prefix.is_empty() {
+                let columns: BTreeSet<String> = offered(first).into_iter().collect();
+                let suggestion = did_you_mean(root, columns.iter().map(String::as_str));
+                let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+                match suggestion {
+                    Some(s) => d.hint(format!(
+                        "did you mean `{s}`? the case has {}",
+                        list_names(&cols)
+                    )),
+                    None => d.hint(format!(
+                        "the case has {}; add a `{root}` column (or `expected`/`expected_json`) to every case",
+                        list_names(&cols)
+                    )),
+                }
+            } else {
+                let keys: Vec<String> = match lookup(first, prefix) {
+                    Ok(Some(Value::Object(m))) => m.keys().cloned().collect(),
+                    _ => vec![],
+                };
+                let leaf = var[prefix.len() + 1..].split('.').next().unwrap_or("");
+                match did_you_mean(leaf, keys.iter().map(String::as_str)) {
+                    Some(s) => d.hint(format!("did you mean `{prefix}.{s}`?")),
+                    None => d.hint(format!(
+                        "`{prefix}` has {}; give every case a `{leaf}`",
+                        list_names(&keys)
+                    )),
+                }
+            };
+            out.push(at(check, d, suite_file));
+        }
+    }
+}
+
+/// Check what every check needs of the versions it scores and of the cases it reads: an error
+/// for what would make a check unable to apply anywhere, a warning for what only some
+/// versions lack (a gate that adds a tool scores the baseline's missing call as a failure,
+/// which is the point).
+pub fn resolve(
+    suite_checks: &[Check],
+    own: &HashMap<String, Vec<Check>>,
+    cases: &[Case],
+    subjects: &[Subject<'_>],
+    suite_file: &str,
+) -> Resolution {
+    let mut r = Resolution::default();
+    let all: Vec<&Case> = cases.iter().collect();
+    let suite: Vec<&Check> = suite_checks.iter().collect();
+    variables(&suite, &all, suite_file, &mut r.errors);
+    let by_id: HashMap<&str, &Case> = cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut owned: Vec<(&String, &Vec<Check>)> = own.iter().collect();
+    owned.sort_by(|a, b| a.0.cmp(b.0));
+    for (id, list) in owned {
+        if let Some(case) = by_id.get(id.as_str()) {
+            let refs: Vec<&Check> = list.iter().collect();
+            variables(&refs, &[case], &place(case), &mut r.errors);
+        }
+    }
+    // What the versions declare.
+    let mut tools_wanted: BTreeMap<&str, &Check> = BTreeMap::new();
+    let mut schema_wanted: Option<&Check> = None;
+    for c in suite_checks.iter().chain(own.values().flatten()) {
+        match &c.kind {
+            Kind::ToolCall { name, .. } => {
+                tools_wanted.entry(name.as_str()).or_insert(c);
+            }
+            Kind::JsonSchema(None) => {
+                schema_wanted.get_or_insert(c);
+            }
+            _ => {}
+        }
+    }
+    for (tool, check) in tools_wanted {
+        let having: Vec<&str> = subjects
+            .iter()
+            .filter(|s| s.artifact.tools.iter().any(|t| t.name == tool))
+            .map(|s| s.name.as_str())
+            .collect();
+        if having.is_empty() {
+            let declared: BTreeSet<&str> = subjects
+                .iter()
+                .flat_map(|s| s.artifact.tools.iter().map(|t| t.name.as_str()))
+                .collect();
+            let names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+            let mut d = Diagnostic::error(format!(
+                "check `{}` expects a call to tool `{tool}`, which {} does not declare",
+                check.id,
+                list_names(&names)
+            ));
+            d = match did_you_mean(tool, declared.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None if declared.is_empty() => d.hint(
+                    "the version declares no `tools:`; a model can only call a declared tool",
+                ),
+                None => d.hint(format!(
+                    "declared tools: {}",
+                    list_names(&declared.into_iter().collect::<Vec<_>>())
+                )),
+            };
+            r.errors.push(at(check, d, suite_file));
+        } else if having.len() < subjects.len() {
+            let lacking: Vec<&str> = subjects
+                .iter()
+                .map(|s| s.name.as_str())
+                .filter(|n| !having.contains(n))
+                .collect();
+            r.warnings.push(format!(
+                "check `{}` expects tool `{tool}`, which {} does not declare: every case fails it there",
+                check.id,
+                list_names(&lacking)
+            ));
+        }
+    }
+    // A version without an output schema fails `json_schema: output` on every case: a
+    // property of that version (an older one, evaluated against today's suite), not a typo,
+    // so it is said, not refused. A gate whose baseline cannot be scored this way is INVALID.
+    if let Some(check) = schema_wanted {
+        let lacking: Vec<&str> = subjects
+            .iter()
+            .filter(|s| s.artifact.output_schema.is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        if !lacking.is_empty() {
+            r.warnings.push(format!(
+                "check `{}` validates against `output_schema`, which {} does not have: every case fails it there",
+                check.id,
+                list_names(&lacking)
+            ));
+        }
+    }
+    r
+}
