@@ -27,8 +27,12 @@ pub mod defaults {
     pub const BACKOFF_MAX_MS: u64 = 30_000;
     /// Retries of a transient failure before the call is an error.
     pub const MAX_RETRIES: u32 = 4;
-    /// Largest share of errored calls a run may have and still count (fail closed past it).
+    /// Largest share of errored calls a gate's runs may have and still count (fail closed past
+    /// it). An `eval` tolerates none unless the suite sets `gate.error_budget`.
     pub const ERROR_BUDGET: f64 = 0.05;
+    /// When the first this-many calls of a run all fail with the same fatal error (a wrong
+    /// key, an unknown model), no more are made.
+    pub const ABORT_AFTER_FATAL: usize = 5;
 }
 
 /// The parsed `promptgate.yaml`.
@@ -165,6 +169,22 @@ pub struct ProviderConfig {
     /// For `replay`: the cassette file, relative to the repository root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cassette: Option<String>,
+    /// Stop making calls when the first this-many all fail with the same fatal error (default
+    /// 5; 0 never stops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_after_fatal: Option<usize>,
+    /// Which Chat Completions field carries `max_tokens` (default: by model family —
+    /// `max_completion_tokens` for o-series and gpt-5 models, `max_tokens` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_field: Option<MaxTokensField>,
+}
+
+/// The request field for the output-token limit (OpenAI-compatible endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    MaxTokens,
+    MaxCompletionTokens,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

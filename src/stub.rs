@@ -46,6 +46,10 @@ pub struct Answer {
 /// Builds an answer from the request body (OpenAI or Anthropic shape).
 pub type Responder = Arc<dyn Fn(&Value) -> Answer + Send + Sync>;
 
+/// Answers some requests with an error of its own: given the request body and the credential
+/// header it came with, a status and a body (or `None` to answer normally).
+pub type Refusal = Arc<dyn Fn(&Value, Option<&str>) -> Option<(u16, String)> + Send + Sync>;
+
 /// Server settings.
 #[derive(Clone)]
 pub struct Config {
@@ -58,6 +62,8 @@ pub struct Config {
     pub hang: Duration,
     pub seed: u64,
     pub responder: Responder,
+    /// Requests refused by rule (before any random fault).
+    pub refuse: Option<Refusal>,
     /// Keep a log of every request ([`Stats::seen`]); benchmarks turn it off.
     pub record: bool,
 }
@@ -72,6 +78,7 @@ impl Default for Config {
             hang: Duration::from_secs(5),
             seed: 7,
             responder: Arc::new(echo),
+            refuse: None,
             record: true,
         }
     }
@@ -271,6 +278,14 @@ async fn handle(s: Arc<Shared>, headers: HeaderMap, body: Bytes, shape: Shape) -
     };
     if !s.config.latency.is_zero() {
         tokio::time::sleep(s.config.latency).await;
+    }
+    if let Some(refuse) = &s.config.refuse {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if let Some((code, text)) = refuse(&request, authorization.as_deref()) {
+            log(code, None);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, text).into_response();
+        }
     }
     match fault {
         Some(Fault::RateLimit) => {

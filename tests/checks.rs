@@ -229,6 +229,7 @@ fn metric_scores_are_weighted_means() {
         pass,
         score,
         reason: String::new(),
+        cannot_apply: false,
     };
     let results = vec![
         r("a", "pass", true, 1.0),
@@ -259,7 +260,7 @@ proptest! {
         let n = weights.len().min(scores.len());
         let results: Vec<checks::CheckResult> = (0..n).map(|i| checks::CheckResult {
             judge: None,
-            check: format!("c{i}"), metric: "m".into(), pass: scores[i] > 0.5, score: scores[i], reason: String::new(),
+            check: format!("c{i}"), metric: "m".into(), pass: scores[i] > 0.5, score: scores[i], reason: String::new(), cannot_apply: false,
         }).collect();
         let w: BTreeMap<String, f64> = (0..n).map(|i| (format!("c{i}"), weights[i])).collect();
         let (s, _) = checks::metric_scores(&results, &w)["m"];
@@ -275,7 +276,7 @@ proptest! {
     ) {
         let results: Vec<checks::CheckResult> = scores.iter().enumerate().map(|(i, s)| checks::CheckResult {
             judge: None,
-            check: format!("c{i}"), metric: "m".into(), pass: *s == 1.0, score: *s, reason: String::new(),
+            check: format!("c{i}"), metric: "m".into(), pass: *s == 1.0, score: *s, reason: String::new(), cannot_apply: false,
         }).collect();
         let mut m = checks::metric_scores(&results, &BTreeMap::new());
         let (score, all_pass) = m["m"];
@@ -302,4 +303,64 @@ fn metric_thresholds_are_validated_in_the_suite() {
     std::fs::write(&path, "metrics:\n  quality: { threshold: 0.5 }\n").unwrap();
     let s = promptgate::suite::load(&path).unwrap();
     assert_eq!(s.suite.metrics["quality"].threshold, Some(0.5));
+}
+
+/// Each check type with another type's option, and with a value of the wrong type: every
+/// problem at once, each at its line and column, none silently ignored.
+#[test]
+fn every_check_type_rejects_foreign_options_and_wrong_types() {
+    // (type, a valid value, another type's option, a wrongly typed value)
+    let types: &[(&str, &str, &str, &str)] = &[
+        ("equals", "\"x\"", "threshold: 0.5", "{ a: 1 }"),
+        ("contains", "x", "trim: true", "[x]"),
+        ("icontains", "x", "scale: [1, 5]", "{ a: 1 }"),
+        ("contains_all", "[a, b]", "case_insensitive: true", "a"),
+        ("contains_any", "[a, b]", "pairwise: true", "3"),
+        ("starts_with", "x", "attempts: 2", "[x]"),
+        ("regex", "\"a+\"", "trim: true", "5"),
+        ("min_length", "1", "threshold: 1", "\"3\""),
+        ("max_length", "1", "tolerance: 1", "-2"),
+        ("min_words", "1", "trim: true", "1.5"),
+        ("max_words", "1", "collapse_whitespace: true", "many"),
+        ("edit_similarity", "x", "trim: true", "[x]"),
+        ("json_valid", "true", "threshold: 0.5", "false"),
+        ("json_schema", "output", "trim: true", "3"),
+        (
+            "json_field",
+            "{ path: /a, equals: 1 }",
+            "tolerance: 0.1",
+            "\"/a\"",
+        ),
+        ("tool_call", "search", "threshold: 0.5", "3"),
+        ("latency_ms", "100", "trim: true", "fast"),
+        ("cost", "0.1", "threshold: 0.5", "-1"),
+        ("output_tokens", "5", "trim: true", "1.5"),
+        ("judge", "judges/j@production", "trim: true", "nope"),
+        ("similar", "x", "trim: true", "[x]"),
+        ("not", "{ contains: x }", "trim: true", "x"),
+    ];
+    let mut suite = String::from("checks:\n");
+    for (ty, valid, option, _) in types {
+        suite.push_str(&format!("  - {ty}: {valid}\n    {option}\n"));
+    }
+    for (ty, _, _, wrong) in types {
+        suite.push_str(&format!("  - {ty}: {wrong}\n"));
+    }
+    // Wrongly typed options of a check's own.
+    suite.push_str("  - equals: x\n    trim: \"yes\"\n");
+    suite.push_str("  - edit_similarity: x\n    threshold: high\n");
+    suite.push_str("  - judge: j@production\n    attempts: 20\n    scale: [5, 1]\n");
+    suite.push_str("  - json_field: { path: /a, equals: 1, tolerance: \"0.1\" }\n");
+    suite.push_str("  - contains: x\n    id: 7\n    weight: heavy\n");
+    suite.push_str("  - not: { contains: x }\n    weight: \"2\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(&path, &suite).unwrap();
+    let err = promptgate::suite::load(&path).unwrap_err();
+    let text = err
+        .to_string()
+        .replace(&dir.path().display().to_string(), "[DIR]");
+    // Every entry of the file produced its own problem, none was taken silently.
+    assert_eq!(err.diagnostics.len(), 2 * types.len() + 8, "{text}");
+    insta::assert_snapshot!(text);
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use promptgate::stub::{self, Fault, Server};
@@ -165,9 +166,15 @@ fn without_retries_every_case_is_answered_or_reported() {
         "    concurrency: 8\n    timeout_secs: 0.4\n    max_retries: 0\n",
     );
     let (out, s) = eval(&repo, &[]);
-    // Errors above the 5 % budget: the run does not count (exit 4), but nothing is lost.
+    // Errored calls and no budget in the suite: the run does not count (exit 4), but nothing
+    // is lost.
     assert_eq!(out.code, 4, "{}", out.stderr);
-    assert!(out.stderr.contains("over the 5 % budget"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("over the 0 % error budget"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("gate.error_budget"), "{}", out.stderr);
     let (ok, errors) = (s["ok"].as_u64().unwrap(), s["errors"].as_u64().unwrap());
     assert!(errors > 0);
     assert_eq!(ok + errors, 60, "{s}");
@@ -992,5 +999,114 @@ fn eval_reads_the_suites_gate_policy_before_any_call() {
     assert_eq!(out.code, 0, "within the suite's budget: {}", out.stderr);
     repo.write("prompts/p/suite.yaml", "datasets: [datasets/p.jsonl]\n");
     let (out, _) = eval(&repo, &["--no-cache"]);
-    assert_eq!(out.code, 4, "over the default 5 % budget: {}", out.stderr);
+    assert_eq!(
+        out.code, 4,
+        "without a budget in the suite an eval allows no errored call: {}",
+        out.stderr
+    );
+}
+
+/// `eval` once hid an errored case from the pass rate (`pass 100.0 % (31/31)`), named neither
+/// the case nor the reason, and exited 0.
+#[test]
+fn an_eval_with_one_400_counts_it_names_it_and_fails() {
+    let server = Server::start(stub::Config {
+        refuse: Some(Arc::new(|body: &Value, _| {
+            body.to_string().contains("question number 17").then(|| {
+                (
+                    400,
+                    "{\"error\": {\"message\": \"This model's maximum context length is 8192 tokens\"}}"
+                        .to_string(),
+                )
+            })
+        })),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(&server, 32, "    max_retries: 0\n");
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - contains: echo\n",
+    );
+    let mut c = repo.command(&["eval", "p@v1"]);
+    c.env(KEY_VAR, SECRET);
+    let out = crate::support::Run::from_output(c.output().unwrap());
+    assert_eq!(out.code, 4, "an errored call fails an eval: {out:?}");
+    assert!(
+        out.stdout.contains("96.9 % pass (31/32, 1 errored)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("fatal 1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("e.g. case `c017`")
+            && out.stdout.contains("maximum context length is 8192 tokens"),
+        "the server's message and the case: {}",
+        out.stdout
+    );
+    // With a budget in the suite, the same run counts.
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - contains: echo\ngate:\n  error_budget: 0.05\n",
+    );
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s["metrics"][0]["errored"], 1, "{s}");
+    assert_eq!(s["metrics"][0]["scored"], 32, "{s}");
+    assert_eq!(s["error_examples"]["fatal"]["case_id"], "c017", "{s}");
+}
+
+/// A wrong key once cost one doomed request per case.
+#[test]
+fn a_bad_key_stops_after_the_configured_number_of_calls() {
+    let server = Server::start(stub::Config {
+        refuse: Some(Arc::new(|_: &Value, _| {
+            Some((
+                401,
+                "{\"error\": {\"message\": \"Incorrect API key provided\"}}".to_string(),
+            ))
+        })),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let repo = repo_for(
+        &server,
+        200,
+        "    concurrency: 1\n    abort_after_fatal: 3\n",
+    );
+    let (out, _) = eval(&repo, &[]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(
+        server.stats.requests(),
+        3,
+        "no call after the third identical 401"
+    );
+    for needed in [
+        "stopped after the first 3 calls all failed the same way",
+        "provider `stub`",
+        "model `stub-model`",
+        &server.base_url(),
+        "HTTP 401",
+        "Incorrect API key provided",
+        "api_key_env",
+    ] {
+        assert!(out.stderr.contains(needed), "{needed}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
+    let runs = repo.file(".promptgate/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "aborted");
+    // With the default and concurrency 8, a handful of calls, never all 200.
+    let repo = repo_for(&server, 200, "");
+    let before = server.stats.requests();
+    eval(&repo, &[]).0.code(4);
+    let made = server.stats.requests() - before;
+    assert!((5..=12).contains(&made), "{made} calls");
 }

@@ -682,3 +682,68 @@ fn a_canary_rollout_is_gated_audited_and_rolled_back_to_the_stable_version() {
         out.stderr
     );
 }
+
+/// A typo in a check template once scored both sides 0 % and PASSed a broken candidate.
+#[test]
+fn a_template_typo_in_a_check_is_refused_before_any_request() {
+    let s = server(Duration::ZERO, 0.0, Arc::new(AtomicBool::new(false)));
+    let repo = repo_for(&s, 40, "");
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - contains: \"{{ questio }}\"\n    id: echoes\n",
+    );
+    let out = repo
+        .pg(&["gate", "p", "--candidate", "v3", "--quiet"])
+        .code(2);
+    assert_eq!(s.stats.requests(), 0, "not one request");
+    for needed in [
+        "check `echoes` reads `questio`",
+        "none of the 40 cases has it",
+        "did you mean `question`?",
+        "suite.yaml:3:5",
+        "datasets/p.jsonl:1 (case `c000`)",
+    ] {
+        assert!(out.stderr.contains(needed), "{needed}: {}", out.stderr);
+    }
+    assert!(
+        !repo.file(".promptgate/runs").exists()
+            || std::fs::read_dir(repo.file(".promptgate/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no run folder is left behind"
+    );
+}
+
+/// A check that cannot apply to the baseline at all (here: it has no `output_schema`) makes
+/// the gate INVALID, a configuration problem (exit 2) — never a PASS.
+#[test]
+fn a_baseline_the_suite_cannot_score_makes_the_gate_invalid() {
+    let s = server(Duration::ZERO, 0.0, Arc::new(AtomicBool::new(false)));
+    let repo = repo_for(&s, 40, "");
+    repo.write(
+        "prompts/p/v4.yaml",
+        &(version("MODE good. Answer ok.")
+            + "output_schema: { type: object, properties: { answer: { type: string } }, required: [answer], additionalProperties: false }\n"),
+    );
+    repo.pg(&["add", "p"]).ok();
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - json_schema: output\n    id: schema\n",
+    );
+    let out = repo
+        .pg(&["gate", "p", "--candidate", "v4", "--quiet"])
+        .code(2);
+    assert!(out.stdout.starts_with("INVALID"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("`pass` cannot be scored")
+            && out.stdout.contains("check `schema` that could not apply"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("which `p@v1-") && out.stderr.contains("does not have"),
+        "warned before the run: {}",
+        out.stderr
+    );
+}

@@ -143,6 +143,10 @@ pub struct CheckResult {
     pub pass: bool,
     pub score: f64,
     pub reason: String,
+    /// The check could not be applied at all (a template that does not render, no schema to
+    /// validate against): a problem of the suite or the version, not of this output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cannot_apply: bool,
 }
 
 /// The output as checks see it.
@@ -287,13 +291,15 @@ impl<'a> Scorer<'a> {
             tools: &self.tools,
             json,
         };
-        let (pass, score, reason) = match evaluate(&check.kind, &env) {
+        let (pass, score, reason, cannot_apply) = match evaluate(&check.kind, &env) {
             Ok((pass, score, reason)) if check.negate => {
-                (!pass, 1.0 - score, format!("not: {reason}"))
+                (!pass, 1.0 - score, format!("not: {reason}"), false)
             }
-            Ok(r) => r,
+            Ok((pass, score, reason)) => (pass, score, reason, false),
             // A check that cannot apply fails, negated or not: garbage must not pass a `not:`.
-            Err(reason) => (false, 0.0, format!("cannot apply: {reason}")),
+            Err(Inapplicable { reason, config }) => {
+                (false, 0.0, format!("cannot apply: {reason}"), config)
+            }
         };
         CheckResult {
             judge: None,
@@ -302,6 +308,7 @@ impl<'a> Scorer<'a> {
             pass,
             score: score.clamp(0.0, 1.0),
             reason,
+            cannot_apply,
         }
     }
 }
@@ -333,7 +340,36 @@ impl Env<'_, '_> {
     }
 }
 
-fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, String), String> {
+/// Why a check could not be applied to an output. It fails the output either way (negated
+/// or not: garbage must not pass a `not:`); `config` tells a problem of the suite or the
+/// version (a template that does not render) from one of this output (not JSON).
+struct Inapplicable {
+    reason: String,
+    config: bool,
+}
+
+impl Inapplicable {
+    fn output(reason: String) -> Inapplicable {
+        Inapplicable {
+            reason,
+            config: false,
+        }
+    }
+}
+
+impl From<String> for Inapplicable {
+    fn from(reason: String) -> Inapplicable {
+        Inapplicable {
+            reason,
+            config: true,
+        }
+    }
+}
+
+fn evaluate(
+    kind: &Kind,
+    env: &Env<'_, '_>,
+) -> std::result::Result<(bool, f64, String), Inapplicable> {
     let (text, out, ctx) = (env.out.completion.content.as_str(), env.out, env.ctx);
     Ok(match kind {
         Kind::Equals {
@@ -490,10 +526,13 @@ fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, S
         Kind::JsonSchema(_) => {
             let validator = match env.schema {
                 Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(e.clone()),
-                None => return Err("no schema".into()),
+                Some(Err(e)) => return Err(e.clone().into()),
+                None => return Err(String::from("no schema").into()),
             };
-            let v = env.json().as_ref().map_err(|e| format!("not JSON: {e}"))?;
+            let v = match env.json() {
+                Ok(v) => v,
+                Err(e) => return Err(Inapplicable::output(format!("not JSON: {e}"))),
+            };
             match validator.iter_errors(v).next() {
                 None => verdict(true, "matches the schema".into()),
                 Some(e) => {
@@ -513,10 +552,14 @@ fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, S
             equals,
             tolerance,
         } => {
-            let v = env
-                .json()
-                .as_ref()
-                .map_err(|e| format!("the output is not JSON, so it has no `{pointer}` ({e})"))?;
+            let v = match env.json() {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(Inapplicable::output(format!(
+                        "the output is not JSON, so it has no `{pointer}` ({e})"
+                    )));
+                }
+            };
             let Some(got) = v.pointer(pointer) else {
                 return Ok(verdict(false, format!("no field `{pointer}`")));
             };
@@ -593,10 +636,11 @@ fn evaluate(kind: &Kind, env: &Env<'_, '_>) -> std::result::Result<(bool, f64, S
         Kind::Judge { reference, .. } => {
             return Err(format!(
                 "judge `{reference}` is scored by the judge stage, not deterministically"
-            ));
+            )
+            .into());
         }
         Kind::Similar { .. } => {
-            return Err("`similar` is scored by the embeddings stage".into());
+            return Err(String::from("`similar` is scored by the embeddings stage").into());
         }
         Kind::OutputTokens(max) => verdict(
             out.completion.output_tokens <= *max,

@@ -61,8 +61,11 @@ fn options_of(ty: &str) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
-/// The types that take `option`.
+/// The types that take `option` (`tolerance` belongs inside `json_field`'s mapping).
 fn owners_of(option: &str) -> Vec<&'static str> {
+    if JSON_FIELD_KEYS.contains(&option) && option != "equals" {
+        return vec!["json_field"];
+    }
     TYPES
         .iter()
         .filter(|(_, opts)| opts.contains(&option))
@@ -280,7 +283,13 @@ impl Parser<'_, '_> {
                         k.col,
                         format!("`{name}` is not an option of `{ty}` (at `{path}`)"),
                     )
-                    .note(format!("`{name}` belongs to {}", list_names(&owners)));
+                    .note(if owners == ["json_field"] {
+                        format!(
+                            "`{name}` belongs inside `json_field: {{ path, equals, tolerance }}`"
+                        )
+                    } else {
+                        format!("`{name}` belongs to {}", list_names(&owners))
+                    });
                 let d = if own.is_empty() {
                     d.hint(format!(
                         "`{ty}` takes no options besides `id`, `metric` and `weight`"
@@ -655,6 +664,8 @@ impl Parser<'_, '_> {
 fn node_text(n: &Node) -> String {
     match &n.value {
         Value::Str(s) => format!("\"{s}\""),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Int(i) => format!("`{i}`"),
         _ => n.kind().to_string(),
     }
 }

@@ -126,13 +126,19 @@ pub fn score_with_case_checks(
         .collect()
 }
 
-/// One metric over a run.
+/// One metric over a run. Every output counts: an errored one (its call failed, or a judge
+/// could not score it) is neither a pass nor left out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricSummary {
     pub metric: String,
+    /// Outputs the metric applies to, errored ones included.
     pub scored: usize,
     pub passed: usize,
+    /// Outputs with no score (counted in `scored`, never in `passed`).
+    pub errored: usize,
+    /// `passed / scored`.
     pub pass_rate: f64,
+    /// The mean score of the outputs that have one.
     pub mean_score: f64,
 }
 
@@ -146,15 +152,29 @@ pub struct FailingCheck {
 }
 
 /// Per-metric pass rates and the checks that fail most (each with one example).
-pub fn summarize(scored: &[Scored]) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
-    let mut metrics: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
+/// `metrics_of` names the metrics a case is scored on, so that an errored output is counted
+/// against each of them.
+pub fn summarize(
+    scored: &[Scored],
+    metrics_of: impl Fn(&str) -> std::collections::BTreeSet<String>,
+) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
+    // metric → (outputs, passed, errored, sum of scores)
+    let mut metrics: BTreeMap<String, (usize, usize, usize, f64)> = BTreeMap::new();
     let mut failing: BTreeMap<String, FailingCheck> = BTreeMap::new();
-    for s in scored.iter().filter(|s| !s.errored) {
+    for s in scored {
+        if s.errored || !s.judge_errors.is_empty() {
+            for m in metrics_of(&s.case_id) {
+                let e = metrics.entry(m).or_default();
+                e.0 += 1;
+                e.2 += 1;
+            }
+            continue;
+        }
         for (m, v) in &s.metrics {
             let e = metrics.entry(m.clone()).or_default();
             e.0 += 1;
             e.1 += usize::from(v.pass);
-            e.2 += v.score;
+            e.3 += v.score;
         }
         for r in s.results.iter().filter(|r| !r.pass) {
             failing
@@ -170,12 +190,13 @@ pub fn summarize(scored: &[Scored]) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
     }
     let metrics = metrics
         .into_iter()
-        .map(|(metric, (n, p, sum))| MetricSummary {
+        .map(|(metric, (n, p, errored, sum))| MetricSummary {
             metric,
             scored: n,
             passed: p,
+            errored,
             pass_rate: p as f64 / n.max(1) as f64,
-            mean_score: sum / n.max(1) as f64,
+            mean_score: sum / (n - errored).max(1) as f64,
         })
         .collect();
     let mut failing: Vec<FailingCheck> = failing.into_values().collect();

@@ -202,6 +202,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     for w in &scoring.warnings {
         eprintln!("warning: {w}");
     }
+    let prepared_budget_explicit = planned.suite.suite.explicit_error_budget;
     let prepared = planned.start(&repo)?;
     let stored = match &args.compare_to {
         Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
@@ -237,7 +238,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     if !scoring.is_empty() {
         crate::pipeline::write_scored(&evaluation.run, &scored)?;
     }
-    let (metrics, failing) = score::summarize(&scored);
+    let (metrics, failing) = score::summarize(&scored, |id| scoring.metrics_of(id));
     let unjudged: Vec<&score::Scored> = scored
         .iter()
         .filter(|x| !x.judge_errors.is_empty())
@@ -279,13 +280,25 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         errors: s.errors + unjudged.len(),
         ..s.clone()
     };
-    if over_error_budget(&with_judges, scoring.policy.error_budget()) {
+    // An eval tolerates no errored call unless the suite sets a budget itself: a nightly run
+    // that lost calls must not look clean.
+    let budget = if prepared_budget_explicit {
+        scoring.policy.error_budget()
+    } else {
+        0.0
+    };
+    if over_error_budget(&with_judges, budget) {
         eprintln!(
-            "error: {} of {} calls errored or could not be judged, over the {:.0} % budget: this run does not count",
+            "error: {} of {} calls errored or could not be judged, over the {:.0} % error budget: this run does not count",
             with_judges.errors,
             s.calls,
-            scoring.policy.error_budget() * 100.0
+            budget * 100.0
         );
+        if !prepared_budget_explicit {
+            eprintln!(
+                "hint: an eval allows no errored call unless the suite sets `gate.error_budget` (e.g. 0.05)"
+            );
+        }
         return Ok(Outcome::Infrastructure);
     }
     let Some((run, manifest)) = stored else {
@@ -353,7 +366,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     }
     args.reports
         .write(&formats, &report, &evaluation.run.path)?;
-    Ok(super::gate::outcome_of(report.decision.verdict))
+    Ok(super::gate::decision_outcome(&report.decision))
 }
 
 /// The stored run `--compare-to` names: an id, a folder, or `last` (the latest complete run of
@@ -400,8 +413,13 @@ pub fn render_checks(metrics: &[MetricSummary], failing: &[FailingCheck]) -> Str
     }
     out.push_str("  metrics\n");
     for m in metrics {
+        let errored = if m.errored > 0 {
+            format!(", {} errored", m.errored)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "    {:<12} {:>5.1} % pass ({}/{}), mean score {:.2}\n",
+            "    {:<12} {:>5.1} % pass ({}/{}{errored}), mean score {:.2}\n",
             m.metric,
             m.pass_rate * 100.0,
             m.passed,
@@ -441,7 +459,12 @@ pub fn render_summary(
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        format!("{} errors ({})", s.errors, kinds.join(", "))
+        format!(
+            "{} error{} ({})",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" },
+            kinds.join(", ")
+        )
     };
     out.push_str(&format!("run {}\n", s.run_id));
     out.push_str(&format!(
@@ -459,6 +482,19 @@ pub fn render_summary(
             String::new()
         }
     ));
+    for (class, e) in &s.error_examples {
+        let message: String = e.message.chars().take(200).collect();
+        let cut = if message.len() < e.message.len() {
+            "…"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {class:<10} e.g. case `{}`: {}{cut}\n",
+            e.case_id,
+            message.replace('\n', " ")
+        ));
+    }
     out.push_str(&format!(
         "  latency    p50 {}  p95 {}  p99 {}\n",
         ms(s.latency_ms_p50),

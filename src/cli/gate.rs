@@ -94,6 +94,14 @@ pub fn outcome_of(v: Verdict) -> Outcome {
     }
 }
 
+/// The exit a decision maps to: an INVALID that is the suite's fault is a configuration error.
+pub fn decision_outcome(d: &crate::gate::Decision) -> Outcome {
+    if d.verdict == Verdict::Invalid && d.misconfigured {
+        return Outcome::Problems;
+    }
+    outcome_of(d.verdict)
+}
+
 /// Run a gate and print it; `None` when interrupted.
 fn run_gate(
     repo: &Repo,
@@ -160,7 +168,7 @@ pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
     };
     match run_gate(repo, &req, &args.run, &args.reports, args.json)? {
         None => Ok(Outcome::Interrupted),
-        Some(o) => Ok(outcome_of(o.report.decision.verdict)),
+        Some(o) => Ok(decision_outcome(&o.report.decision)),
     }
 }
 
@@ -261,7 +269,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
             prompt.name,
             args.label
         );
-        return Ok(outcome_of(verdict));
+        return Ok(decision_outcome(&outcome.report.decision));
     }
     let why = args.message.clone().unwrap_or_else(|| {
         format!(

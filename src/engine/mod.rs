@@ -179,6 +179,87 @@ pub struct Options {
     pub limiter: Arc<RateLimiter>,
     /// USD per 1k input and output tokens.
     pub price_per_1k: (f64, f64),
+    /// Stop when the first this-many calls fail with one identical fatal error (0: never).
+    pub abort_after_fatal: usize,
+}
+
+/// Watches the first calls of a run: when every one of the first `limit` to finish failed
+/// with the same fatal error (same status, same message), the rest are doomed too — a wrong
+/// key, a model that does not exist — and are not made.
+struct Doomed {
+    limit: usize,
+    state: std::sync::Mutex<DoomedState>,
+}
+
+#[derive(Default)]
+struct DoomedState {
+    seen: usize,
+    /// Something other than that error happened: the watch is over.
+    cleared: bool,
+    first: Option<CallError>,
+    tripped: bool,
+}
+
+impl Doomed {
+    /// Count a finished call; true when it makes the run doomed.
+    fn observe(&self, record: &Record) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        if s.cleared || s.tripped {
+            return false;
+        }
+        let same = match (&record.error, &s.first) {
+            (Some(e), None) if e.class == crate::provider::ErrorClass::Fatal => {
+                s.first = Some((**e).clone());
+                true
+            }
+            (Some(e), Some(f)) => {
+                e.class == f.class && e.status == f.status && e.message == f.message
+            }
+            _ => false,
+        };
+        if !same {
+            s.cleared = true;
+            return false;
+        }
+        s.seen += 1;
+        if s.seen >= self.limit {
+            s.tripped = true;
+            return true;
+        }
+        false
+    }
+
+    fn error(&self) -> Option<CallError> {
+        let s = self.state.lock().ok()?;
+        s.tripped.then(|| s.first.clone()).flatten()
+    }
+}
+
+/// The error a doomed run ends with: provider, model, endpoint and the server's words.
+fn doomed_error(provider: &dyn Provider, model: &str, limit: usize, e: &CallError) -> Error {
+    let hint = match e.status {
+        Some(401) | Some(403) => {
+            "check the API key in the provider's `api_key_env` variable (and that it may use this model)"
+        }
+        Some(404) => "check the model name and the provider's `base_url`",
+        _ => "the request is refused as sent: check the model name and its parameters",
+    };
+    Error::new(
+        ErrorKind::Infrastructure,
+        Diagnostic::error(format!(
+            "stopped after the first {limit} calls all failed the same way: provider `{}` (model `{model}`, {}) answered {}",
+            provider.name(),
+            provider.endpoint(),
+            e.message
+        ))
+        .note("the calls already made are in the run folder; no more were sent")
+        .hint(format!("{hint}; `abort_after_fatal` in promptgate.yaml sets how many identical failures stop a run (0: never)")),
+    )
 }
 
 /// What the engine tells its observer (progress bars, logs).
@@ -252,6 +333,15 @@ impl Interrupt {
     }
 }
 
+/// The first error of a class in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorExample {
+    pub case_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: String,
+}
+
 /// Aggregates of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -261,6 +351,8 @@ pub struct Summary {
     pub ok: usize,
     pub errors: usize,
     pub errors_by_class: BTreeMap<String, usize>,
+    /// For each error class, its first error: the server's message and a case it hit.
+    pub error_examples: BTreeMap<String, ErrorExample>,
     /// Calls never made (interrupted before they started).
     pub missing: usize,
     pub retries: u64,
@@ -309,9 +401,15 @@ impl Summary {
                 }
                 (None, Some(e)) => {
                     s.errors += 1;
-                    *s.errors_by_class
-                        .entry(e.class.as_str().to_string())
-                        .or_default() += 1;
+                    let class = e.class.as_str().to_string();
+                    s.error_examples
+                        .entry(class.clone())
+                        .or_insert_with(|| ErrorExample {
+                            case_id: r.case_id.clone(),
+                            status: e.status,
+                            message: e.message.clone(),
+                        });
+                    *s.errors_by_class.entry(class).or_default() += 1;
                 }
                 (None, None) => {}
             }
@@ -531,23 +629,37 @@ pub async fn execute(
     });
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: JoinSet<()> = JoinSet::new();
+    let doomed = Arc::new(Doomed {
+        limit: opts.abort_after_fatal,
+        state: Default::default(),
+    });
+    let model = misses
+        .first()
+        .and_then(|(c, _)| c.request.as_ref())
+        .map(|r| r.model.clone())
+        .unwrap_or_default();
 
     for (call, cache_key) in misses {
-        if interrupt.draining() {
+        if interrupt.draining() || doomed.error().is_some() {
             break;
         }
         let permit = tokio::select! {
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = interrupt.wait_level(1) => break,
         };
+        // The call that freed this permit may have shown the run to be doomed.
+        if doomed.error().is_some() {
+            break;
+        }
         while tasks.try_join_next().is_some() {}
-        let (provider, call, tx, observer, interrupt, ctx) = (
+        let (provider, call, tx, observer, interrupt, ctx, doomed) = (
             provider.clone(),
             call.clone(),
             tx.clone(),
             observer.clone(),
             interrupt.clone(),
             ctx.clone(),
+            doomed.clone(),
         );
         let opts = opts.clone();
         tasks.spawn(async move {
@@ -563,6 +675,7 @@ pub async fn execute(
             .await
             {
                 observer.on_event(&Event::Finished(&record));
+                doomed.observe(&record);
                 let cache_key = if record.output.is_some() {
                     cache_key
                 } else {
@@ -602,6 +715,9 @@ pub async fn execute(
             )
         })?
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
+    if let Some(e) = doomed.error() {
+        return Err(doomed_error(provider.as_ref(), &model, doomed.limit, &e));
+    }
     Ok((join_records(previous, new), interrupt.draining()))
 }
 

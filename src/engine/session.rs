@@ -221,6 +221,9 @@ pub fn options_for(
             provider_config.price_input_per_1k.unwrap_or(0.0),
             provider_config.price_output_per_1k.unwrap_or(0.0),
         ),
+        abort_after_fatal: provider_config
+            .abort_after_fatal
+            .unwrap_or(defaults::ABORT_AFTER_FATAL),
     }
 }
 
@@ -294,6 +297,8 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
                     price_input_per_1k: None,
                     price_output_per_1k: None,
                     cassette: Some(path.display().to_string()),
+                    abort_after_fatal: None,
+                    max_tokens_field: None,
                 };
                 (Arc::new(replay), cfg)
             }
@@ -593,8 +598,13 @@ pub async fn execute_cases(
     )
     .await;
     if out.is_err() {
-        // A run that fails still leaves its manifest.
-        let _ = prepared.manifest_write.wait();
+        // A run that fails still leaves its manifest, saying so.
+        if prepared.manifest_write.wait().is_ok() {
+            let mut m = prepared.manifest.clone();
+            m.status = "aborted".into();
+            m.finished_at = Some(crate::registry::audit::now());
+            let _ = prepared.run.write_manifest(&m);
+        }
     }
     out
 }

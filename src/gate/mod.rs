@@ -91,6 +91,19 @@ pub struct Input {
     pub errored_calls: usize,
     /// Breaking schema changes between baseline and candidate.
     pub breaking: Vec<String>,
+    /// Metrics the baseline fails only where a check could not apply.
+    pub unscorable: BTreeMap<String, Unscorable>,
+}
+
+/// A metric the suite cannot score: every baseline failure of it is a check that could not
+/// apply (a template that does not render, a schema the version lacks).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unscorable {
+    /// Baseline outputs that failed the metric.
+    pub failures: usize,
+    /// The first check that could not apply, and why.
+    pub check: String,
+    pub reason: String,
 }
 
 /// One gated metric's result.
@@ -167,6 +180,10 @@ pub struct Decision {
     pub calls: usize,
     pub errored_calls: usize,
     pub breaking: Vec<String>,
+    /// INVALID because the suite cannot score what it gates (a configuration problem, exit 2),
+    /// not because calls failed (exit 4).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub misconfigured: bool,
 }
 
 fn is_binary(x: &[f64]) -> bool {
@@ -331,6 +348,13 @@ fn metric_result(
     } else {
         Verdict::Inconclusive
     };
+    // Both sides scoring nothing tells nothing, however narrow the interval.
+    let both_zero = n > 0 && stats::mean(&m.baseline) == 0.0 && stats::mean(&m.candidate) == 0.0;
+    let verdict = if both_zero && verdict == Verdict::Pass {
+        Verdict::Inconclusive
+    } else {
+        verdict
+    };
     let superior = interval.lower > 0.0 && exact_better_p < alpha;
     let conf_pct = format!("{:.0} %", (1.0 - alpha) * 100.0);
     let worse_or_better = if interval.lower < 0.0 {
@@ -351,6 +375,10 @@ fn metric_result(
             points(margin)
         ),
         _ if n == 0 => format!("`{}`: no paired cases", m.name),
+        _ if both_zero => format!(
+            "`{}`: both versions score 0 on every case — nothing to compare; check the suite's checks for this metric",
+            m.name
+        ),
         _ => format!(
             "`{}`: cannot tell — candidate is between {} points {} and {} points {} ({conf_pct} confidence), and the margin is {} points",
             m.name,
@@ -419,6 +447,7 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         calls: input.calls,
         errored_calls: input.errored_calls,
         breaking: input.breaking.clone(),
+        misconfigured: false,
     };
     let mut verdicts = Vec::new();
 
@@ -431,6 +460,29 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
             input.calls,
             policy.error_budget() * 100.0
         ));
+        return decision;
+    }
+    // Fail closed on a suite that cannot score what it gates.
+    let judged: Vec<String> = policy
+        .gated()
+        .into_iter()
+        .map(|g| g.0)
+        .chain(policy.floors.keys().cloned())
+        .collect();
+    let unscorable: Vec<String> = judged
+        .iter()
+        .filter_map(|m| {
+            let u = input.unscorable.get(m)?;
+            Some(format!(
+                "`{m}` cannot be scored: all {} baseline failures are check `{}` that could not apply ({}) — a problem of the suite or the version, not of the outputs",
+                u.failures, u.check, u.reason
+            ))
+        })
+        .collect();
+    if !unscorable.is_empty() {
+        decision.verdict = Verdict::Invalid;
+        decision.misconfigured = true;
+        decision.reasons = unscorable;
         return decision;
     }
     if !input.breaking.is_empty() && !policy.allow_breaking.unwrap_or(false) {

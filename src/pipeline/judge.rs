@@ -417,6 +417,7 @@ pub async fn run(
                         pass,
                         score: score.clamp(0.0, 1.0),
                         reason,
+                        cannot_apply: false,
                     })
                 }
                 Err(e) => Verdict::Errored(e),
@@ -584,6 +585,7 @@ pub async fn run_pairwise(
                 pass,
                 score,
                 reason: reason.clone(),
+                cannot_apply: false,
             };
             out.candidate
                 .entry(key.clone())

@@ -136,7 +136,7 @@ impl Scoring {
     }
 
     /// The metrics a case is scored on: the suite's, plus those of its own checks.
-    fn metrics_of(&self, case_id: &str) -> BTreeSet<String> {
+    pub fn metrics_of(&self, case_id: &str) -> BTreeSet<String> {
         let mut m = self.suite_metrics.clone();
         if let Some(own) = self.cases.own.get(case_id) {
             m.extend(own.iter().map(|c| c.metric.clone()));
@@ -341,6 +341,19 @@ struct Acc {
     output: Option<String>,
     error: Option<String>,
     failed: Option<Vec<FailedCheck>>,
+    /// metric → how its failures went
+    failures: BTreeMap<String, Failures>,
+}
+
+/// A metric's failures on one side.
+#[derive(Default, Clone)]
+struct Failures {
+    /// Scored samples that failed it.
+    failed: u32,
+    /// Of those, the ones where a check of the metric could not apply.
+    unapplied: u32,
+    /// The first such check and why.
+    first: Option<(String, String)>,
 }
 
 fn output_text(r: &Record) -> String {
@@ -395,6 +408,17 @@ fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
                 if let Some(s) = by_key.get(&(r.case_id.as_str(), r.sample)) {
                     for (m, v) in &s.metrics {
                         *a.passes.entry(m.clone()).or_default() += f64::from(u8::from(v.pass));
+                        if !v.pass {
+                            let f = a.failures.entry(m.clone()).or_default();
+                            f.failed += 1;
+                            if let Some(c) =
+                                s.results.iter().find(|c| c.metric == *m && c.cannot_apply)
+                            {
+                                f.unapplied += 1;
+                                f.first
+                                    .get_or_insert_with(|| (c.check.clone(), c.reason.clone()));
+                            }
+                        }
                     }
                     if a.failed.is_none() {
                         a.failed = Some(
@@ -504,6 +528,36 @@ pub fn pair(
         }
         paired.cases.push(row);
     }
+    // Metrics the baseline fails only where a check could not apply: the suite cannot score
+    // them, whatever the candidate does.
+    let mut totals: BTreeMap<String, Failures> = BTreeMap::new();
+    for id in paired.cases.iter().map(|c| c.id.as_str()) {
+        if let Some(a) = b.get(id) {
+            for (m, f) in &a.failures {
+                let t = totals.entry(m.clone()).or_default();
+                t.failed += f.failed;
+                t.unapplied += f.unapplied;
+                if t.first.is_none() {
+                    t.first = f.first.clone();
+                }
+            }
+        }
+    }
+    let unscorable: BTreeMap<String, gate::Unscorable> = totals
+        .into_iter()
+        .filter(|(_, f)| f.failed > 0 && f.failed == f.unapplied)
+        .filter_map(|(m, f)| {
+            let (check, reason) = f.first?;
+            Some((
+                m,
+                gate::Unscorable {
+                    failures: f.failed as usize,
+                    check,
+                    reason,
+                },
+            ))
+        })
+        .collect();
     for d in metrics.values_mut() {
         // Groups only count when every case has one.
         if d.groups.iter().any(String::is_empty) {
@@ -529,6 +583,7 @@ pub fn pair(
                 .filter(|s| !s.judge_errors.is_empty())
                 .count(),
         breaking: vec![],
+        unscorable,
     };
     paired
 }

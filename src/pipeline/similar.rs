@@ -135,6 +135,7 @@ pub async fn run(
                             pass: false,
                             score: 0.0,
                             reason: format!("cannot apply: {e}"),
+                            cannot_apply: true,
                         }))
                 }
             }
@@ -228,6 +229,7 @@ pub async fn run(
                     pass,
                     score,
                     reason,
+                    cannot_apply: false,
                 })
             }
             (Err(e), _) | (_, Err(e)) => {

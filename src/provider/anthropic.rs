@@ -162,8 +162,9 @@ impl Provider for Anthropic {
                 headers,
                 &encode(request),
             )
-            .await?;
-            decode(&bytes)
+            .await
+            .map_err(|e| self.ep.redactor.error(e))?;
+            decode(&bytes).map_err(|e| self.ep.redactor.error(e))
         })
     }
 }

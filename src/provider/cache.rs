@@ -75,10 +75,31 @@ impl Cache {
         canonical::sha256_hex(format!("{endpoint}\n{request_hash}\n{sample}\n").as_bytes())
     }
 
+    /// Open (creating the file and schema if need be). Connections racing to set up a new
+    /// file can get SQLITE_BUSY without the busy handler being asked (switching to WAL, and
+    /// upgrading a read lock inside the schema's implicit transaction): they try again.
     fn open(&self) -> rusqlite::Result<Connection> {
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        let mut tries = 0;
+        loop {
+            match self.open_once() {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && tries < 200 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..10)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -89,7 +110,8 @@ impl Cache {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS responses (
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS responses (
                  key TEXT PRIMARY KEY,
                  completion TEXT NOT NULL
              ) WITHOUT ROWID;
@@ -111,6 +133,7 @@ impl Cache {
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?1)",
             [crate::engine::trace::random_id(16)],
         )?;
+        conn.execute_batch("COMMIT;")?;
         Ok(conn)
     }
 

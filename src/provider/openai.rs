@@ -61,8 +61,10 @@ impl Provider for OpenAiEmbeddings {
                 .map(|m| m.content.as_str())
                 .unwrap_or("");
             let body = json!({"model": request.model, "input": [text]});
-            let bytes = post(&self.ep.http, self.ep.url.clone(), headers, &body).await?;
-            decode_embedding(&bytes)
+            let bytes = post(&self.ep.http, self.ep.url.clone(), headers, &body)
+                .await
+                .map_err(|e| self.ep.redactor.error(e))?;
+            decode_embedding(&bytes).map_err(|e| self.ep.redactor.error(e))
         })
     }
 }
@@ -253,8 +255,9 @@ impl Provider for OpenAi {
                 headers,
                 &encode(request),
             )
-            .await?;
-            decode(&bytes)
+            .await
+            .map_err(|e| self.ep.redactor.error(e))?;
+            decode(&bytes).map_err(|e| self.ep.redactor.error(e))
         })
     }
 }
