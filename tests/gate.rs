@@ -115,18 +115,38 @@ fn continuous_metrics_use_the_t_interval_and_clusters_widen_it() {
     let plain = gate::decide(&policy, &input(m.clone()));
     assert_eq!(plain.metrics[0].method, "paired t interval");
     assert_eq!(plain.verdict, Verdict::Pass, "{:?}", plain.reasons);
-    // Cases in 6 groups whose differences are correlated: a wider, clustered interval.
-    for (i, (c, _)) in m.candidate.iter_mut().zip(&m.baseline).enumerate() {
-        *c += if i % 6 < 3 { 0.01 } else { -0.01 };
+    // Cases in 24 groups whose differences are correlated: a wider, clustered interval.
+    let mut grouped = m.clone();
+    for (i, c) in grouped.candidate.iter_mut().enumerate() {
+        *c += if i % 24 < 12 { 0.01 } else { -0.01 };
     }
-    m.groups = (0..n).map(|i| format!("g{}", i % 6)).collect();
-    let clustered = gate::decide(&policy, &input(m));
+    grouped.groups = (0..n).map(|i| format!("g{}", i % 24)).collect();
+    let mut ungrouped = grouped.clone();
+    ungrouped.groups.clear();
+    let clustered = gate::decide(&policy, &input(grouped.clone()));
+    let independent = gate::decide(&policy, &input(ungrouped));
+    let r = &clustered.metrics[0];
     assert!(
-        clustered.metrics[0]
-            .method
-            .contains("clustered SE (6 groups)"),
+        r.method.contains("clustered SE (24 groups)"),
         "{}",
-        clustered.metrics[0].method
+        r.method
+    );
+    let width = |i: &promptgate::stats::Interval| i.upper - i.lower;
+    assert!(
+        width(&r.interval) > width(&independent.metrics[0].interval),
+        "clustering widens: {:?} vs {:?}",
+        r.interval,
+        independent.metrics[0].interval
+    );
+    // Six groups are too few to estimate how cases in a group move together: the case-level
+    // interval, and the report says so.
+    grouped.groups = (0..n).map(|i| format!("g{}", i % 6)).collect();
+    let few = gate::decide(&policy, &input(grouped));
+    assert_eq!(few.metrics[0].method, "paired t interval");
+    assert!(
+        few.metrics[0].notes[0].contains("clustering not applied: 6 groups"),
+        "{:?}",
+        few.metrics[0].notes
     );
 }
 
@@ -340,4 +360,163 @@ fn the_power_note_of_a_perfect_baseline_counts_the_cases_the_exact_interval_need
         "{}",
         d.power[0].text
     );
+}
+
+/// Adding a `group` column once turned INCONCLUSIVE into PASS on the same data: a clustered
+/// standard error of 0 from a handful of clusters read as certainty.
+#[test]
+fn grouped_identical_data_give_the_same_verdict_as_without_groups() {
+    for (n, groups) in [(30, 3), (30, 10), (60, 30), (200, 3), (200, 40)] {
+        let (c, b) = table(n, 0, 0, 0);
+        let plain = gate::decide(&Policy::default(), &input(metric("pass", c.clone(), b.clone())));
+        let mut m = metric("pass", c, b);
+        m.groups = (0..n).map(|i| format!("g{}", i % groups)).collect();
+        let grouped = gate::decide(&Policy::default(), &input(m));
+        assert_eq!(
+            grouped.verdict, plain.verdict,
+            "{n} cases in {groups} groups: {:?} vs {:?}",
+            grouped.reasons, plain.reasons
+        );
+        let (g, p) = (&grouped.metrics[0].interval, &plain.metrics[0].interval);
+        assert!(
+            g.lower <= p.lower + 1e-12 && g.upper >= p.upper - 1e-12,
+            "clustering only widens: {g:?} vs {p:?}"
+        );
+        assert!(g.upper - g.lower > 0.0, "never a point: {g:?}");
+    }
+    // The reproduction: 30 identical all-pass cases in 3 groups are INCONCLUSIVE, as without.
+    let (c, b) = table(30, 0, 0, 0);
+    let mut m = metric("pass", c, b);
+    m.groups = (0..30).map(|i| format!("g{}", i % 3)).collect();
+    let d = gate::decide(&Policy::default(), &input(m));
+    assert_eq!(d.verdict, Verdict::Inconclusive, "{:?}", d.reasons);
+    assert_eq!(d.metrics[0].method, "Tango score interval");
+    assert!(d.metrics[0].notes[0].contains("clustering not applied: 3 groups"));
+}
+
+/// With enough groups, discordance that comes in whole groups widens the interval by its
+/// design effect; spread evenly, it does not narrow it.
+#[test]
+fn a_binary_metrics_design_effect_comes_from_its_groups() {
+    let n = 400;
+    // 40 groups of 10; the candidate's 20 regressions and 20 improvements: in whole groups
+    // (two groups regress entirely, two improve entirely) or one per group.
+    let build = |clumped: bool| {
+        let mut c = vec![1.0; n];
+        let b = vec![1.0; n];
+        let mut b = b;
+        for i in 0..n {
+            let (g, k) = (i / 10, i % 10);
+            let regress = if clumped { g < 2 } else { k == 0 && g < 20 };
+            let improve = if clumped { (2..4).contains(&g) } else { k == 0 && g >= 20 };
+            if regress {
+                c[i] = 0.0;
+            }
+            if improve {
+                b[i] = 0.0;
+            }
+        }
+        let mut m = metric("pass", c, b);
+        m.groups = (0..n).map(|i| format!("g{}", i / 10)).collect();
+        gate::decide(&Policy::default(), &input(m))
+    };
+    let (clumped, spread) = (build(true), build(false));
+    let deff = clumped.metrics[0].design_effect.unwrap();
+    assert!(deff > 5.0, "whole groups move together: {deff}");
+    let even = spread.metrics[0].design_effect.unwrap();
+    assert!((1.0..1.1).contains(&even), "spread evenly: {even}");
+    let width = |d: &gate::Decision| d.metrics[0].interval.upper - d.metrics[0].interval.lower;
+    assert!(width(&clumped) > 2.0 * width(&spread));
+    assert!(clumped.metrics[0].method.contains("40 groups, design effect"));
+}
+
+#[test]
+fn a_zero_spread_from_too_few_cases_is_not_certainty() {
+    // Continuous scores, every difference exactly +0.01 on 12 cases: no spread, no evidence.
+    let b: Vec<f64> = (0..12).map(|i| 0.5 + i as f64 / 100.0).collect();
+    let c: Vec<f64> = b.iter().map(|x| x + 0.01).collect();
+    let policy = Policy::from_value(
+        Some(&json!({"min_cases": 10, "metrics": {"quality": {}}})),
+        "s",
+    )
+    .unwrap();
+    let d = gate::decide(&policy, &input(metric("quality", c.clone(), b.clone())));
+    assert_eq!(d.metrics[0].verdict, Verdict::Pass, "12 ≥ 10 cases: {:?}", d.reasons);
+    let policy = Policy::from_value(
+        Some(&json!({"min_cases": 30, "metrics": {"quality": {}}})),
+        "s",
+    )
+    .unwrap();
+    let d = gate::decide(&policy, &input(metric("quality", c, b)));
+    assert_eq!(d.metrics[0].verdict, Verdict::Inconclusive);
+    assert!(d.metrics[0].reason.contains("same difference"), "{}", d.metrics[0].reason);
+}
+
+#[test]
+fn two_sides_at_zero_are_never_a_pass() {
+    // 400 cases that both versions fail: the interval is tight around 0, but it says nothing.
+    let (c, b) = table(0, 0, 0, 400);
+    let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Inconclusive, "{:?}", d.reasons);
+    assert!(d.reasons[0].contains("both versions score 0"), "{:?}", d.reasons);
+    // One passing case on either side is something to compare.
+    let (c, b) = table(0, 0, 0, 400);
+    let (mut c, b) = (c, b);
+    c[0] = 1.0;
+    let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Pass, "{:?}", d.reasons);
+}
+
+#[test]
+fn float_noise_cannot_break_wilcoxon_ties() {
+    // 0.7 − 0.6 and 0.4 − 0.3 are both 0.1 on paper, not in floating point.
+    let b = [0.6, 0.3, 0.2, 0.6, 0.3, 0.1, 0.5, 0.2].repeat(5);
+    let noisy_c: Vec<f64> = b.iter().map(|x| x + 0.1).collect();
+    assert!(
+        noisy_c.iter().zip(&b).map(|(c, b)| c - b).any(|d| d != 0.1),
+        "the data do carry float noise"
+    );
+    let policy = Policy::from_value(Some(&json!({"metrics": {"q": {}}})), "s").unwrap();
+    let noisy = gate::decide(&policy, &input(metric("q", noisy_c, b.clone())));
+    let clean = gate::decide(
+        &policy,
+        &input(metric("q", vec![0.6; b.len()], vec![0.5; b.len()])),
+    );
+    assert_eq!(
+        noisy.metrics[0].p_difference, clean.metrics[0].p_difference,
+        "tied differences are tied however they were computed"
+    );
+}
+
+#[test]
+fn newcombe_reports_its_own_p_value_and_floors_use_the_metrics_alpha() {
+    // Test inversion: p < α exactly when the lower bound clears the margin.
+    for (n11, n10, n01, n00) in [(320, 4, 4, 72), (140, 2, 30, 28), (50, 3, 5, 2), (90, 0, 0, 10)] {
+        let (c, b) = table(n11, n10, n01, n00);
+        for alpha in [0.025, 0.05, 0.1] {
+            let policy = Policy::from_value(
+                Some(&json!({"metrics": {"pass": {"method": "newcombe", "alpha": alpha}}})),
+                "s",
+            )
+            .unwrap();
+            let r = &gate::decide(&policy, &input(metric("pass", c.clone(), b.clone()))).metrics[0];
+            assert_eq!(
+                r.p_noninferiority < alpha,
+                r.interval.lower > -r.margin,
+                "{n11}/{n10}/{n01}/{n00} at α {alpha}: p {} vs lower {}",
+                r.p_noninferiority,
+                r.interval.lower
+            );
+        }
+    }
+    // A floor at the metric's α: at α = 0.2 the lower bound is higher than at 0.05.
+    let (c, b) = table(27, 0, 0, 3);
+    let strict = Policy::from_value(Some(&json!({"floors": {"pass": 0.8}})), "s").unwrap();
+    let loose = Policy::from_value(
+        Some(&json!({"floors": {"pass": 0.8}, "metrics": {"pass": {"alpha": 0.2}}})),
+        "s",
+    )
+    .unwrap();
+    let f = |p: &Policy| gate::decide(p, &input(metric("pass", c.clone(), b.clone()))).floors[0].lower_bound;
+    assert!(f(&loose) > f(&strict), "{} vs {}", f(&loose), f(&strict));
 }

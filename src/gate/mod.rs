@@ -33,6 +33,13 @@ pub mod defaults {
     pub const METRIC: &str = "pass";
     /// One-sided α of each interim look of a sequential gate (Haybittle–Peto).
     pub const INTERIM_ALPHA: f64 = 0.001;
+    /// Fewest groups from which a design effect is estimated. Cluster-robust variances from
+    /// fewer clusters are biased down and too noisy to trust (Cameron & Miller 2015, "A
+    /// Practitioner's Guide to Cluster-Robust Inference", J. Human Resources 50:317–372, §VI,
+    /// put "few" at 20–50); below it, cases are treated as independent and the report says so.
+    pub const MIN_CLUSTERS: usize = 20;
+    /// Differences closer than this are ties for the rank test.
+    pub const TIE_TOLERANCE: f64 = 1e-9;
 }
 
 pub mod policy;
@@ -131,6 +138,15 @@ pub struct MetricResult {
     /// L > 0 and the exact test agrees.
     pub superior: bool,
     pub reason: String,
+    /// Groups the interval accounts for (absent: cases treated as independent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
+    /// The variance inflation from those groups (≥ 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub design_effect: Option<f64>,
+    /// What a reader must know about how the interval was made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A floor's result.
@@ -236,6 +252,51 @@ pub fn power_note(
     }
 }
 
+/// The cases' groups as cluster indices, when they cluster at all: every case has a group,
+/// and there are at least two groups and fewer groups than cases.
+fn clusters_of(m: &MetricData, n: usize) -> Option<(usize, Vec<usize>)> {
+    if m.groups.len() != n {
+        return None;
+    }
+    let mut index: BTreeMap<&String, usize> = BTreeMap::new();
+    let ids: Vec<usize> = m
+        .groups
+        .iter()
+        .map(|g| {
+            let k = index.len();
+            *index.entry(g).or_insert(k)
+        })
+        .collect();
+    let g = index.len();
+    (g >= 2 && g < n).then_some((g, ids))
+}
+
+/// The design effect of the mean difference: its clustered (CR1 sandwich) variance over its
+/// variance with independent cases, never below 1 — clustering may widen an interval, never
+/// narrow it. With no spread at all there is nothing to inflate: 1.
+fn design_effect(d: &[f64], ids: &[usize]) -> f64 {
+    let n = d.len() as f64;
+    let iid = stats::sd(d).powi(2) / n;
+    let clustered = stats::clustered_se(d, ids).powi(2);
+    if iid > 0.0 && iid.is_finite() && clustered.is_finite() {
+        (clustered / iid).max(1.0)
+    } else {
+        1.0
+    }
+}
+
+/// The smallest interval containing both.
+fn hull(a: Interval, b: Interval) -> Interval {
+    Interval::new(a.lower.min(b.lower), a.upper.max(b.upper))
+}
+
+/// Differences rounded to [`defaults::TIE_TOLERANCE`], so that float noise (0.7 − 0.6 is not
+/// 0.1) cannot break the ties a rank test counts.
+fn rounded(d: &[f64]) -> Vec<f64> {
+    let t = defaults::TIE_TOLERANCE;
+    d.iter().map(|x| (x / t).round() * t).collect()
+}
+
 fn metric_result(
     m: &MetricData,
     margin: f64,
@@ -247,87 +308,124 @@ fn metric_result(
     let d = m.differences();
     let binary_metric = is_binary(&m.candidate) && is_binary(&m.baseline);
     let conf = 1.0 - 2.0 * alpha;
-    let groups: Vec<&String> = m.groups.iter().collect();
-    let distinct = {
-        let mut g = groups.clone();
-        g.sort();
-        g.dedup();
-        g.len()
+    let mut notes = Vec::new();
+    let clusters = clusters_of(m, n);
+    // Too few groups say nothing reliable about how cases in a group move together: the
+    // case-level method, said so.
+    let applied = match clusters {
+        Some((g, ids)) if g >= defaults::MIN_CLUSTERS => Some((g, ids)),
+        Some((g, _)) => {
+            notes.push(format!(
+                "clustering not applied: {g} groups, fewer than the {} a design effect needs; cases are treated as independent",
+                defaults::MIN_CLUSTERS
+            ));
+            None
+        }
+        None => None,
     };
-    let clustered = groups.len() == n && distinct >= 2 && distinct < n;
+    let deff = applied.as_ref().map(|(_, ids)| design_effect(&d, ids));
+    let df = applied.as_ref().map(|(g, _)| (*g - 1) as f64);
+    let groups_note = applied
+        .as_ref()
+        .map(|(g, _)| format!(", {g} groups, design effect {:.2}", deff.unwrap_or(1.0)))
+        .unwrap_or_default();
     let counts = binary_metric.then(|| {
         let c: Vec<bool> = m.candidate.iter().map(|v| *v == 1.0).collect();
         let b: Vec<bool> = m.baseline.iter().map(|v| *v == 1.0).collect();
         binary::PairedCounts::from_pairs(&c, &b)
     });
     let method = match method {
-        Method::Auto if clustered => Method::T,
         Method::Auto if binary_metric => Method::Tango,
         Method::Auto => Method::T,
         Method::Tango | Method::Newcombe if !binary_metric => Method::T,
         other => other,
     };
     let mean_d = stats::mean(&d);
-    let (interval, p_ni, method_name) = match (method, counts) {
-        (Method::Tango, Some(c)) => (
-            binary::tango_interval(&c, conf),
-            binary::tango_noninferiority(&c, margin).1,
-            "Tango score interval".to_string(),
-        ),
-        (Method::Newcombe, Some(c)) => (
-            binary::newcombe_interval(&c, conf).0,
-            binary::tango_noninferiority(&c, margin).1,
-            "Newcombe hybrid score interval".to_string(),
-        ),
-        (Method::Bootstrap, _) => {
-            let cl: Option<Vec<usize>> = clustered.then(|| {
-                let mut ids: BTreeMap<&String, usize> = BTreeMap::new();
-                groups
-                    .iter()
-                    .map(|g| {
-                        let k = ids.len();
-                        *ids.entry(g).or_insert(k)
-                    })
-                    .collect()
-            });
+    // A pass/fail metric's interval is never narrower than Tango's score interval (inflated by
+    // the design effect when the cases cluster): it cannot collapse to a point.
+    let tango = counts.map(|c| {
+        let crit = match df {
+            Some(df) => stats::t_ppf(1.0 - alpha, df),
+            None => stats::norm_ppf(1.0 - alpha),
+        };
+        (
+            binary::tango_interval_inflated(&c, crit, deff.unwrap_or(1.0)),
+            binary::tango_noninferiority_inflated(&c, margin, deff.unwrap_or(1.0), df).1,
+        )
+    });
+    let (interval, p_ni, method_name) = match (method, counts, tango) {
+        (Method::Tango, Some(_), Some((interval, p))) => {
+            (interval, p, format!("Tango score interval{groups_note}"))
+        }
+        (Method::Newcombe, Some(c), Some((floor, floor_p))) => {
+            let own = |conf: f64| binary::newcombe_interval(&c, conf).0;
+            let p = stats::inverted_p(own, c.delta(), margin);
+            if applied.is_some() {
+                (
+                    hull(own(conf), floor),
+                    p.max(floor_p),
+                    format!("Newcombe hybrid score interval, widened to Tango's{groups_note}"),
+                )
+            } else {
+                (own(conf), p, "Newcombe hybrid score interval".to_string())
+            }
+        }
+        (Method::Bootstrap, _, floor) => {
             let b = bootstrap::paired_bootstrap(
                 &d,
-                cl.as_deref(),
+                applied.as_ref().map(|(_, ids)| ids.as_slice()),
                 defaults::RESAMPLES,
                 conf,
                 policy.seed(),
             );
             let shifted: Vec<f64> = d.iter().map(|x| x + margin).collect();
             let sf = continuous::sign_flip(&shifted, 20_000, policy.seed());
-            (
-                b.bca,
-                sf.p_greater,
-                format!(
-                    "BCa bootstrap ({} resamples{})",
-                    defaults::RESAMPLES,
-                    if clustered { ", clusters" } else { "" }
+            let name = format!(
+                "BCa bootstrap ({} resamples{})",
+                defaults::RESAMPLES,
+                if applied.is_some() {
+                    ", whole groups resampled"
+                } else {
+                    ""
+                }
+            );
+            match floor {
+                Some((t, tp)) => (
+                    hull(b.bca, t),
+                    sf.p_greater.max(tp),
+                    format!("{name}, widened to Tango's score interval"),
                 ),
-            )
+                None => (b.bca, sf.p_greater, name),
+            }
         }
-        _ if clustered => {
-            let se = stats::clustered_se(&d, &groups);
-            let df = (distinct - 1) as f64;
-            let q = stats::t_ppf(1.0 - alpha, df);
-            let t = (mean_d + margin) / se;
-            (
-                Interval::new(mean_d - q * se, mean_d + q * se),
-                1.0 - stats::t_cdf(t, df),
-                format!("t interval, clustered SE ({distinct} groups)"),
-            )
-        }
-        _ => {
-            let t = continuous::paired_t(&d, conf);
-            (
-                t.ci,
-                continuous::t_noninferiority(&d, margin).1,
-                "paired t interval".to_string(),
-            )
-        }
+        _ => match (&applied, df) {
+            (Some((g, ids)), Some(df)) => {
+                // Never narrower than the case-level standard error.
+                let se = stats::clustered_se(&d, ids).max(stats::sd(&d) / (n as f64).sqrt());
+                let q = stats::t_ppf(1.0 - alpha, df);
+                let t = (mean_d + margin) / se;
+                let p = if se > 0.0 {
+                    1.0 - stats::t_cdf(t, df)
+                } else if mean_d > -margin {
+                    0.0
+                } else {
+                    1.0
+                };
+                (
+                    Interval::new(mean_d - q * se, mean_d + q * se),
+                    p,
+                    format!("t interval, clustered SE ({g} groups)"),
+                )
+            }
+            _ => {
+                let t = continuous::paired_t(&d, conf);
+                (
+                    t.ci,
+                    continuous::t_noninferiority(&d, margin).1,
+                    "paired t interval".to_string(),
+                )
+            }
+        },
     };
     let (p_diff, exact_better_p) = match counts {
         Some(c) => {
@@ -335,11 +433,21 @@ fn metric_result(
             (mc.two_sided, mc.one_sided_better)
         }
         None => {
-            let w = continuous::wilcoxon(&d, continuous::ZeroMethod::Pratt, false, None);
+            let w = continuous::wilcoxon(&rounded(&d), continuous::ZeroMethod::Pratt, false, None);
             (w.p_two_sided, w.p_greater)
         }
     };
-    let verdict = if n == 0 || interval.lower.is_nan() {
+    // A continuous metric whose differences are all equal has a zero standard error: with
+    // fewer cases than the policy's minimum that is a coincidence, not certainty.
+    let zero_spread = !binary_metric && n > 0 && interval.upper - interval.lower == 0.0;
+    let too_few = zero_spread && n < policy.min_cases();
+    if too_few {
+        notes.push(format!(
+            "all {n} differences are equal: a zero spread from fewer than {} cases is not evidence",
+            policy.min_cases()
+        ));
+    }
+    let verdict = if n == 0 || interval.lower.is_nan() || too_few {
         Verdict::Inconclusive
     } else if interval.lower > -margin {
         Verdict::Pass
@@ -375,6 +483,12 @@ fn metric_result(
             points(margin)
         ),
         _ if n == 0 => format!("`{}`: no paired cases", m.name),
+        _ if too_few => format!(
+            "`{}`: cannot tell — every one of the {n} cases has the same difference ({:+.1} points), and fewer than {} cases cannot show that this is more than chance",
+            m.name,
+            mean_d * 100.0,
+            policy.min_cases()
+        ),
         _ if both_zero => format!(
             "`{}`: both versions score 0 on every case — nothing to compare; check the suite's checks for this metric",
             m.name
@@ -415,6 +529,9 @@ fn metric_result(
         verdict,
         superior,
         reason,
+        groups: applied.as_ref().map(|(g, _)| *g),
+        design_effect: deff,
+        notes,
     }
 }
 
@@ -515,7 +632,12 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         };
         let n = m.candidate.len();
         let mean = stats::mean(&m.candidate);
-        let alpha = defaults::ALPHA;
+        // The metric's own α when it is gated, else the default.
+        let alpha = policy
+            .metrics
+            .get(metric)
+            .and_then(|p| p.alpha)
+            .unwrap_or(defaults::ALPHA);
         let (lower, upper) = if is_binary(&m.candidate) {
             let k = m.candidate.iter().filter(|v| **v == 1.0).count() as u64;
             let w = binary::wilson(k, n as u64, 1.0 - 2.0 * alpha);

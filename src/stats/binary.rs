@@ -119,19 +119,30 @@ pub fn tango_z(c: &PairedCounts, delta0: f64) -> (f64, f64) {
 /// is not rejected, found by bisection (the statistic is monotone in δ₀). Unlike the Wald
 /// interval it does not collapse with no discordant pairs.
 pub fn tango_interval(c: &PairedCounts, conf: f64) -> Interval {
-    let z = norm_ppf(1.0 - (1.0 - conf) / 2.0);
+    tango_interval_inflated(c, norm_ppf(1.0 - (1.0 - conf) / 2.0), 1.0)
+}
+
+/// Tango's interval for clustered cases: the score statistic's variance multiplied by the
+/// design effect `deff` (≥ 1), i.e. the counts divided by it — Rao & Scott's (1992, "A simple
+/// method for the analysis of clustered binary data", Biometrics 48:577–585) adjustment of a
+/// score statistic — and `crit` the critical value (z, or t with G − 1 degrees of freedom for
+/// G clusters). With `deff` = 1 and `crit` = z₁₋α/₂ it is [`tango_interval`]; a larger `deff`
+/// or `crit` only widens it.
+pub fn tango_interval_inflated(c: &PairedCounts, crit: f64, deff: f64) -> Interval {
+    let scale = deff.max(1.0).sqrt();
+    let z_of = |delta: f64| tango_z(c, delta).0 / scale;
     let solve = |target: f64| -> f64 {
-        // Find δ with tango_z(δ) = target; tango_z is decreasing in δ on (−1, 1).
+        // Find δ with z(δ) = target; z is decreasing in δ on (−1, 1).
         let (mut lo, mut hi) = (-1.0 + 1e-12, 1.0 - 1e-12);
-        if tango_z(c, lo).0 < target {
+        if z_of(lo) < target {
             return -1.0;
         }
-        if tango_z(c, hi).0 > target {
+        if z_of(hi) > target {
             return 1.0;
         }
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);
-            if tango_z(c, mid).0 > target {
+            if z_of(mid) > target {
                 lo = mid;
             } else {
                 hi = mid;
@@ -142,13 +153,29 @@ pub fn tango_interval(c: &PairedCounts, conf: f64) -> Interval {
         }
         0.5 * (lo + hi)
     };
-    Interval::new(solve(z), solve(-z))
+    Interval::new(solve(crit), solve(-crit))
 }
 
 /// Nam–Tango non-inferiority test: H₀ Δ ≤ −margin vs H₁ Δ > −margin. Returns (z, one-sided p).
 pub fn tango_noninferiority(c: &PairedCounts, margin: f64) -> (f64, f64) {
     let (z, _) = tango_z(c, -margin);
     (z, 1.0 - norm_cdf(z))
+}
+
+/// The same test with the variance inflated by `deff` and, for G clusters, the p-value from
+/// t with `df` = G − 1 degrees of freedom (as [`tango_interval_inflated`]).
+pub fn tango_noninferiority_inflated(
+    c: &PairedCounts,
+    margin: f64,
+    deff: f64,
+    df: Option<f64>,
+) -> (f64, f64) {
+    let z = tango_z(c, -margin).0 / deff.max(1.0).sqrt();
+    let p = match df {
+        Some(df) => 1.0 - super::t_cdf(z, df),
+        None => 1.0 - norm_cdf(z),
+    };
+    (z, p)
 }
 
 /// Wilson's score interval for one proportion (Wilson 1927).

@@ -128,3 +128,48 @@ pub fn clustered_se<K: std::hash::Hash + Eq>(x: &[f64], clusters: &[K]) -> f64 {
     let s: f64 = sums.values().map(|v| v * v).sum();
     (c / (c - 1.0) * s / (n * n) as f64).sqrt()
 }
+
+/// The one-sided p-value of H₀ Δ ≤ −margin that a family of intervals implies, by test
+/// inversion: the α at which the one-sided (1 − α) lower bound — the lower end of the
+/// two-sided (1 − 2α) interval — touches −margin. `interval_at(conf)` is the two-sided interval
+/// at confidence `conf`; `estimate` the point estimate (where the interval shrinks to).
+pub fn inverted_p(interval_at: impl Fn(f64) -> Interval, estimate: f64, margin: f64) -> f64 {
+    let target = -margin;
+    if estimate == target {
+        return 0.5;
+    }
+    // g(a) is monotone in a ∈ (0, ½): the bound at one-sided level a moves towards the
+    // estimate as a grows.
+    let above = estimate > target;
+    let bound = |a: f64| {
+        let i = interval_at(1.0 - 2.0 * a);
+        if above { i.lower } else { i.upper }
+    };
+    let (mut lo, mut hi) = (1e-12, 0.5 - 1e-12);
+    let crosses = |a: f64| {
+        if above {
+            bound(a) > target
+        } else {
+            bound(a) < target
+        }
+    };
+    if crosses(lo) {
+        return if above { lo } else { 1.0 - lo };
+    }
+    if !crosses(hi) {
+        return 0.5;
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if crosses(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+        if hi - lo < 1e-12 {
+            break;
+        }
+    }
+    let a = 0.5 * (lo + hi);
+    if above { a } else { 1.0 - a }
+}
