@@ -106,7 +106,7 @@ fn continuous_metrics_use_the_t_interval_and_clusters_widen_it() {
         .iter()
         .map(|x| (x + 0.02 * (rng.f64() - 0.5)).clamp(0.0, 1.0))
         .collect();
-    let mut m = metric("quality", c, b);
+    let m = metric("quality", c, b);
     let policy: Policy = Policy::from_value(
         Some(&json!({"metrics": {"quality": {"margin": 0.03}}})),
         "suite.yaml",
@@ -368,7 +368,10 @@ fn the_power_note_of_a_perfect_baseline_counts_the_cases_the_exact_interval_need
 fn grouped_identical_data_give_the_same_verdict_as_without_groups() {
     for (n, groups) in [(30, 3), (30, 10), (60, 30), (200, 3), (200, 40)] {
         let (c, b) = table(n, 0, 0, 0);
-        let plain = gate::decide(&Policy::default(), &input(metric("pass", c.clone(), b.clone())));
+        let plain = gate::decide(
+            &Policy::default(),
+            &input(metric("pass", c.clone(), b.clone())),
+        );
         let mut m = metric("pass", c, b);
         m.groups = (0..n).map(|i| format!("g{}", i % groups)).collect();
         let grouped = gate::decide(&Policy::default(), &input(m));
@@ -408,7 +411,11 @@ fn a_binary_metrics_design_effect_comes_from_its_groups() {
         for i in 0..n {
             let (g, k) = (i / 10, i % 10);
             let regress = if clumped { g < 2 } else { k == 0 && g < 20 };
-            let improve = if clumped { (2..4).contains(&g) } else { k == 0 && g >= 20 };
+            let improve = if clumped {
+                (2..4).contains(&g)
+            } else {
+                k == 0 && g >= 20
+            };
             if regress {
                 c[i] = 0.0;
             }
@@ -427,7 +434,11 @@ fn a_binary_metrics_design_effect_comes_from_its_groups() {
     assert!((1.0..1.1).contains(&even), "spread evenly: {even}");
     let width = |d: &gate::Decision| d.metrics[0].interval.upper - d.metrics[0].interval.lower;
     assert!(width(&clumped) > 2.0 * width(&spread));
-    assert!(clumped.metrics[0].method.contains("40 groups, design effect"));
+    assert!(
+        clumped.metrics[0]
+            .method
+            .contains("40 groups, design effect")
+    );
 }
 
 #[test]
@@ -441,7 +452,12 @@ fn a_zero_spread_from_too_few_cases_is_not_certainty() {
     )
     .unwrap();
     let d = gate::decide(&policy, &input(metric("quality", c.clone(), b.clone())));
-    assert_eq!(d.metrics[0].verdict, Verdict::Pass, "12 ≥ 10 cases: {:?}", d.reasons);
+    assert_eq!(
+        d.metrics[0].verdict,
+        Verdict::Pass,
+        "12 ≥ 10 cases: {:?}",
+        d.reasons
+    );
     let policy = Policy::from_value(
         Some(&json!({"min_cases": 30, "metrics": {"quality": {}}})),
         "s",
@@ -449,7 +465,11 @@ fn a_zero_spread_from_too_few_cases_is_not_certainty() {
     .unwrap();
     let d = gate::decide(&policy, &input(metric("quality", c, b)));
     assert_eq!(d.metrics[0].verdict, Verdict::Inconclusive);
-    assert!(d.metrics[0].reason.contains("same difference"), "{}", d.metrics[0].reason);
+    assert!(
+        d.metrics[0].reason.contains("same difference"),
+        "{}",
+        d.metrics[0].reason
+    );
 }
 
 #[test]
@@ -458,7 +478,11 @@ fn two_sides_at_zero_are_never_a_pass() {
     let (c, b) = table(0, 0, 0, 400);
     let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
     assert_eq!(d.verdict, Verdict::Inconclusive, "{:?}", d.reasons);
-    assert!(d.reasons[0].contains("both versions score 0"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].contains("both versions score 0"),
+        "{:?}",
+        d.reasons
+    );
     // One passing case on either side is something to compare.
     let (c, b) = table(0, 0, 0, 400);
     let (mut c, b) = (c, b);
@@ -469,19 +493,31 @@ fn two_sides_at_zero_are_never_a_pass() {
 
 #[test]
 fn float_noise_cannot_break_wilcoxon_ties() {
-    // 0.7 − 0.6 and 0.4 − 0.3 are both 0.1 on paper, not in floating point.
-    let b = [0.6, 0.3, 0.2, 0.6, 0.3, 0.1, 0.5, 0.2].repeat(5);
-    let noisy_c: Vec<f64> = b.iter().map(|x| x + 0.1).collect();
-    assert!(
-        noisy_c.iter().zip(&b).map(|(c, b)| c - b).any(|d| d != 0.1),
-        "the data do carry float noise"
-    );
+    // Differences of ±0.25 on paper; computed from these scores some come out 0.24999999999999997.
+    let bases = [0.1, 0.2, 0.3, 0.6, 0.7];
+    let (mut noisy_c, mut noisy_b, mut clean_c, mut clean_b): (
+        Vec<f64>,
+        Vec<f64>,
+        Vec<f64>,
+        Vec<f64>,
+    ) = (vec![], vec![], vec![], vec![]);
+    for i in 0..40 {
+        let up = i % 8 < 5;
+        let b = bases[i % bases.len()];
+        noisy_b.push(b);
+        noisy_c.push(if up { b + 0.25 } else { b - 0.05 - 0.2 });
+        clean_b.push(0.5);
+        clean_c.push(if up { 0.75 } else { 0.25 });
+    }
+    let spread: std::collections::BTreeSet<u64> = noisy_c
+        .iter()
+        .zip(&noisy_b)
+        .map(|(c, b)| (c - b).abs().to_bits())
+        .collect();
+    assert!(spread.len() > 1, "the data do carry float noise");
     let policy = Policy::from_value(Some(&json!({"metrics": {"q": {}}})), "s").unwrap();
-    let noisy = gate::decide(&policy, &input(metric("q", noisy_c, b.clone())));
-    let clean = gate::decide(
-        &policy,
-        &input(metric("q", vec![0.6; b.len()], vec![0.5; b.len()])),
-    );
+    let noisy = gate::decide(&policy, &input(metric("q", noisy_c, noisy_b)));
+    let clean = gate::decide(&policy, &input(metric("q", clean_c, clean_b)));
     assert_eq!(
         noisy.metrics[0].p_difference, clean.metrics[0].p_difference,
         "tied differences are tied however they were computed"
@@ -491,7 +527,12 @@ fn float_noise_cannot_break_wilcoxon_ties() {
 #[test]
 fn newcombe_reports_its_own_p_value_and_floors_use_the_metrics_alpha() {
     // Test inversion: p < α exactly when the lower bound clears the margin.
-    for (n11, n10, n01, n00) in [(320, 4, 4, 72), (140, 2, 30, 28), (50, 3, 5, 2), (90, 0, 0, 10)] {
+    for (n11, n10, n01, n00) in [
+        (320, 4, 4, 72),
+        (140, 2, 30, 28),
+        (50, 3, 5, 2),
+        (90, 0, 0, 10),
+    ] {
         let (c, b) = table(n11, n10, n01, n00);
         for alpha in [0.025, 0.05, 0.1] {
             let policy = Policy::from_value(
@@ -517,6 +558,8 @@ fn newcombe_reports_its_own_p_value_and_floors_use_the_metrics_alpha() {
         "s",
     )
     .unwrap();
-    let f = |p: &Policy| gate::decide(p, &input(metric("pass", c.clone(), b.clone()))).floors[0].lower_bound;
+    let f = |p: &Policy| {
+        gate::decide(p, &input(metric("pass", c.clone(), b.clone()))).floors[0].lower_bound
+    };
     assert!(f(&loose) > f(&strict), "{} vs {}", f(&loose), f(&strict));
 }
