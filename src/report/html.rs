@@ -201,7 +201,10 @@ impl Sink for Html {
             }
             h.push_str("</tbody></table>\n");
         }
-        let mut notes = Vec::new();
+        let mut notes = super::metric_notes(r);
+        if !d.metrics.is_empty() {
+            notes.push(super::P_NI_MEANING.to_string());
+        }
         for f in &d.floors {
             notes.push(format!("{}: {}", verdict_word(f.verdict), f.reason));
         }

@@ -78,7 +78,10 @@ impl Sink for Markdown {
                 );
             }
         }
-        let mut extra = Vec::new();
+        let mut extra = super::metric_notes(r);
+        if !d.metrics.is_empty() {
+            extra.push(super::P_NI_MEANING.to_string());
+        }
         for f in &d.floors {
             extra.push(format!("{}: {}", verdict_word(f.verdict), f.reason));
         }

@@ -280,15 +280,34 @@ pub(crate) fn failed(r: &Report, metric: &str) -> bool {
 /// "decided at look 1 of 3 (34 of 100 cases): 132 calls saved".
 pub(crate) fn sequential_note(r: &Report) -> Option<String> {
     let s = r.sequential.as_ref()?;
+    let early = s.stopped_at_look < s.looks_planned;
     Some(format!(
-        "sequential: decided at look {} of {} ({} of {} cases, one-sided α {}): {} calls saved",
+        "sequential: decided at look {} of {} ({} of {} cases, one-sided α {}): {} calls saved{}",
         s.stopped_at_look,
         s.looks_planned,
         s.cases_used,
         s.cases_total,
         s.alpha_at_stop,
-        s.calls_saved
+        s.calls_saved,
+        if early {
+            "; Δ and its interval are not adjusted for stopping early (a gate that stops early tends to overstate the difference)"
+        } else {
+            ""
+        }
     ))
+}
+
+/// What `p(NI)` means, for every table that shows it: it is a p-value, not a probability that
+/// the candidate is fine.
+pub const P_NI_MEANING: &str = "p(NI) is the p-value of \"the candidate is worse by the margin or more\": below α it rejects that (non-inferior); it is not the probability that the candidate is non-inferior";
+
+/// Per-metric notes on how an interval was made (clustering not applied, a zero spread).
+pub(crate) fn metric_notes(r: &Report) -> Vec<String> {
+    r.decision
+        .metrics
+        .iter()
+        .flat_map(|m| m.notes.iter().map(move |n| format!("`{}`: {n}", m.name)))
+        .collect()
 }
 
 /// One line per pairwise judge: "judge `pref` (judges/pref@v1-…): candidate 12 wins, baseline

@@ -63,6 +63,10 @@ impl Sink for Terminal {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            for n in super::metric_notes(r) {
+                let _ = writeln!(out, "  note     {n}");
+            }
+            let _ = writeln!(out, "  {}", super::P_NI_MEANING);
         }
         for f in &d.floors {
             let _ = writeln!(out, "  {} — {}", verdict_word(f.verdict), f.reason);
