@@ -120,10 +120,7 @@ fn run_gate(
         .iter()
         .filter(|p| p.identical_pass_probability < 0.8)
     {
-        eprintln!(
-            "warning: `{}` is underpowered: {} (estimated from the baseline's last run)",
-            p.metric, p.text
-        );
+        eprintln!("warning: `{}` is underpowered: {}", p.metric, p.text);
     }
     let bar = Arc::new(Bar::new(run.quiet || json));
     let result = run_interruptible(async |interrupt| plan.run(repo, bar.clone(), interrupt).await)?;

@@ -171,8 +171,10 @@ pub struct PowerNote {
     pub minimum_detectable_effect: f64,
     pub cases_needed: usize,
     pub margin: f64,
-    /// The smallest detectable drop is larger than the margin.
+    /// An identical candidate passes less often than [`defaults::POWER`].
     pub underpowered: bool,
+    /// What the estimate comes from.
+    pub source: String,
     pub text: String,
 }
 
@@ -210,32 +212,51 @@ fn points(x: f64) -> String {
     format!("{:.1}", (x * 100.0).abs())
 }
 
-/// The power note for a metric with per-case difference standard deviation `sd`.
-/// A pass/fail (`binary`) metric also needs enough cases for its exact interval to fit inside
-/// the margin with no discordant pair at all (see [`power::binary_floor_cases`]).
+/// What a power note is estimated from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PowerBasis {
+    /// A pass/fail metric: the share of cases on which two runs of an identical prompt would
+    /// differ, the design effect of the cases' groups and, when groups count, the t degrees of
+    /// freedom of the gate's interval.
+    Discordance {
+        rate: f64,
+        deff: f64,
+        df: Option<f64>,
+    },
+    /// A continuous metric: the standard deviation of the per-case differences.
+    Spread { sd: f64 },
+}
+
+/// The power note of a metric: how often an identical candidate passes with `n` cases, and how
+/// many cases make that at least [`defaults::POWER`] — computed for the method the gate uses
+/// (Tango's score test, exactly, for a pass/fail metric; the t test otherwise). `source` says
+/// what the estimate comes from, so that two notes from different sources are told apart.
 pub fn power_note(
     metric: &str,
     n: usize,
-    sd: f64,
+    basis: PowerBasis,
+    source: &str,
     margin: f64,
     alpha: f64,
-    binary: bool,
 ) -> PowerNote {
-    let sd = if sd.is_finite() { sd } else { 0.5 };
-    let floor = if binary {
-        power::binary_floor_cases(margin, alpha)
-    } else {
-        1
+    let (pass, needed, sd) = match basis {
+        PowerBasis::Discordance { rate, deff, df } => (
+            power::tango_pass_probability(n, rate, margin, alpha, deff, df),
+            power::tango_cases_needed(rate, margin, alpha, defaults::POWER, deff, df),
+            rate.max(0.0).sqrt(),
+        ),
+        PowerBasis::Spread { sd } => {
+            let sd = if sd.is_finite() { sd } else { 0.5 };
+            (
+                power::t_pass_probability(n, sd, margin, alpha),
+                power::t_cases_needed(sd, margin, alpha, defaults::POWER),
+                sd,
+            )
+        }
     };
-    let pass = if n < floor {
-        0.0
-    } else {
-        power::pass_probability(n, sd, margin, alpha, 0.0)
-    };
-    let needed = power::cases_needed(sd, margin, alpha, defaults::POWER).max(floor);
     let mde = power::minimum_detectable_effect(n.max(1), sd, alpha, defaults::POWER);
     let text = format!(
-        "with {n} cases an identical prompt passes {:.0} % of the time; {needed} cases are needed for a {}-point margin",
+        "with {n} cases an identical prompt passes {:.0} % of the time; {needed} cases are needed for a {}-point margin ({source})",
         pass * 100.0,
         points(margin)
     );
@@ -247,7 +268,8 @@ pub fn power_note(
         minimum_detectable_effect: mde,
         cases_needed: needed,
         margin,
-        underpowered: mde > margin,
+        underpowered: pass < defaults::POWER,
+        source: source.to_string(),
         text,
     }
 }
@@ -617,9 +639,41 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
             continue;
         };
         let r = metric_result(m, margin, alpha, method, policy);
+        let basis = if r.binary {
+            let discordant = m
+                .candidate
+                .iter()
+                .zip(&m.baseline)
+                .filter(|(c, b)| c != b)
+                .count();
+            let rate = discordant as f64 / r.n.max(1) as f64;
+            PowerBasis::Discordance {
+                rate,
+                deff: r.design_effect.unwrap_or(1.0),
+                df: r.groups.map(|g| (g - 1) as f64),
+            }
+        } else {
+            PowerBasis::Spread { sd: r.sd_diff }
+        };
+        let source = if r.binary {
+            let discordant = (match basis {
+                PowerBasis::Discordance { rate, .. } => rate,
+                PowerBasis::Spread { .. } => 0.0,
+            } * r.n as f64)
+                .round();
+            format!(
+                "estimated from this comparison: {discordant} of {} cases came out differently",
+                r.n
+            )
+        } else {
+            format!(
+                "estimated from this comparison's spread of differences, σ {:.3}",
+                r.sd_diff
+            )
+        };
         decision
             .power
-            .push(power_note(&name, r.n, r.sd_diff, margin, alpha, r.binary));
+            .push(power_note(&name, r.n, basis, &source, margin, alpha));
         verdicts.push(r.verdict);
         reasons.push(r.reason.clone());
         decision.metrics.push(r);

@@ -732,8 +732,17 @@ pub fn power_before_run(
         .filter_map(|(name, margin, alpha, _)| {
             let (count, passed) = rates.get(&name)?;
             let p = passed / count.max(1.0);
-            let sd = (2.0 * p * (1.0 - p)).sqrt();
-            Some(gate::power_note(&name, n, sd, margin, alpha, true))
+            // Two independent draws at rate p differ with probability 2p(1 − p).
+            let basis = gate::PowerBasis::Discordance {
+                rate: 2.0 * p * (1.0 - p),
+                deff: 1.0,
+                df: None,
+            };
+            let source = format!(
+                "assuming two runs of one prompt differ like independent draws at the baseline's last pass rate, {:.1} %",
+                p * 100.0
+            );
+            Some(gate::power_note(&name, n, basis, &source, margin, alpha))
         })
         .collect()
 }
