@@ -1110,3 +1110,45 @@ fn a_bad_key_stops_after_the_configured_number_of_calls() {
     let made = server.stats.requests() - before;
     assert!((5..=12).contains(&made), "{made} calls");
 }
+
+/// Transport errors once said `<url>`: now where the request went (scheme, host, port) without
+/// what may be secret in the URL, and a timeout names its limit and the setting.
+#[test]
+fn transport_errors_name_the_origin_and_timeouts_their_limit() {
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let repo = TestRepo::new();
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "version: 1\nproviders:\n  stub:\n    kind: openai\n    base_url: http://user:pw-SECRET-9@127.0.0.1:{port}/v1?token=q-SECRET-7\n    max_retries: 0\n"
+        ),
+    );
+    repo.write(
+        "prompts/p/v1.yaml",
+        "model: { provider: stub, name: m }\nvariables: { question: {} }\nmessages: [ { role: user, content: \"{{ question }}\" } ]\n",
+    );
+    repo.write("prompts/p/suite.yaml", "datasets: [d.jsonl]\n");
+    repo.write("d.jsonl", "{\"question\": \"q\"}\n");
+    repo.pg(&["add", "p"]).ok();
+    let (out, s) = eval(&repo, &[]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let e = &results(&repo, s["run_id"].as_str().unwrap())[0]["error"];
+    let msg = e["message"].as_str().unwrap();
+    assert_eq!(e["class"], "connection", "{e}");
+    assert!(msg.contains(&format!("http://127.0.0.1:{port}")), "{msg}");
+    assert!(!msg.contains("SECRET") && !msg.contains("<url>"), "{msg}");
+    // A server that does not answer in time.
+    let server = Server::start(faulty(1.0, vec![Fault::Hang])).unwrap();
+    let repo = repo_for(&server, 1, "    timeout_secs: 0.3\n    max_retries: 0\n");
+    let (_, s) = eval(&repo, &[]);
+    let e = &results(&repo, s["run_id"].as_str().unwrap())[0]["error"];
+    let msg = e["message"].as_str().unwrap();
+    assert_eq!(e["class"], "timeout", "{e}");
+    assert!(
+        msg.contains("no answer within 0.3 s") && msg.contains("`timeout_secs`"),
+        "{msg}"
+    );
+}

@@ -650,3 +650,29 @@ fn newcombe_reports_its_own_p_value_and_floors_use_the_metrics_alpha() {
     };
     assert!(f(&loose) > f(&strict), "{} vs {}", f(&loose), f(&strict));
 }
+
+#[test]
+fn a_latency_budget_that_cannot_be_checked_is_not_a_pass() {
+    // 40 cases: enough for the pass rate at a 10-point margin (25), fewer than a
+    // distribution-free bound on a p95 ratio at 90 % needs (45).
+    let (c, b) = table(40, 0, 0, 0);
+    let mut i = input(metric("pass", c.clone(), b.clone()));
+    let metrics = json!({"pass": {"margin": 0.1}});
+    let without =
+        Policy::from_value(Some(&json!({"min_cases": 10, "metrics": metrics})), "s").unwrap();
+    assert_eq!(gate::decide(&without, &i).verdict, Verdict::Pass);
+    i.latency = Some((vec![100.0; 40], vec![100.0; 40]));
+    let policy = Policy::from_value(
+        Some(&json!({"min_cases": 10, "metrics": metrics, "latency": {"p95_max_ratio": 1.2}})),
+        "s",
+    )
+    .unwrap();
+    let d = gate::decide(&policy, &i);
+    assert_eq!(d.latency_verdict, None);
+    assert_eq!(d.verdict, Verdict::Inconclusive, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("not statistically supported"))
+    );
+}

@@ -346,6 +346,20 @@ fn similar_compares_embeddings_through_the_cache() {
     assert!((result("c1")["score"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     // 6 model calls and 9 distinct texts to embed ("ok 1", "ok 3", "ok 5" are shared).
     assert_eq!(server.stats.requests(), 6 + 9);
+    // The embedding calls are spans of their own kind (OpenTelemetry GenAI).
+    let spans = repo.read(&format!(".promptgate/runs/{run}/embeddings/traces.jsonl"));
+    let spans: Vec<Value> = spans
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(spans.len(), 9);
+    for s in &spans {
+        assert_eq!(
+            s["attributes"]["gen_ai.operation.name"], "embeddings",
+            "{s}"
+        );
+        assert_eq!(s["name"], "embeddings emb-1", "{s}");
+    }
     let before = server.stats.requests();
     repo.pg(&["eval", "p@v3", "-q"]).ok();
     assert_eq!(

@@ -454,6 +454,8 @@ pub struct SpanContext {
     pub version_id: String,
     pub label: Option<String>,
     pub system: String,
+    /// `gen_ai.operation.name`: `chat` or `embeddings`.
+    pub operation: &'static str,
 }
 
 /// Execute a plan into a run folder, skipping calls already recorded there (resume).
@@ -626,6 +628,7 @@ pub async fn execute(
         version_id: plan.version_id.clone(),
         label: plan.label.clone(),
         system: provider.system().to_string(),
+        operation: provider.operation(),
     });
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -906,7 +909,7 @@ fn make_span(
     a.insert("promptgate.sample".into(), json!(call.sample));
     a.insert("promptgate.attempts".into(), json!(record.attempts));
     a.insert("promptgate.cached".into(), json!(record.cached));
-    a.insert("gen_ai.operation.name".into(), json!("chat"));
+    a.insert("gen_ai.operation.name".into(), json!(ctx.operation));
     a.insert("gen_ai.system".into(), json!(ctx.system));
     let model = call
         .request
@@ -927,7 +930,7 @@ fn make_span(
     Span {
         trace_id: ctx.trace_id.clone(),
         span_id: trace::random_id(8),
-        name: format!("chat {model}"),
+        name: format!("{} {model}", ctx.operation),
         start_unix_nano: start,
         end_unix_nano: end,
         status: if record.output.is_some() {

@@ -766,11 +766,13 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         );
         let v = if !t.supported {
             reasons.push(format!(
-                "p95 latency ratio {:.2}: not statistically supported with {} cases ({} needed for a distribution-free bound)",
+                "p95 latency ratio {:.2}: not statistically supported with {} cases ({} needed for a distribution-free bound), so the latency budget cannot be shown to hold",
                 t.ratio,
                 c.len(),
                 t.min_n
             ));
+            // Cannot tell is not a pass.
+            verdicts.push(Verdict::Inconclusive);
             None
         } else if t.ratio_interval.upper <= p.p95_max_ratio {
             Some(Verdict::Pass)

@@ -161,6 +161,7 @@ impl Provider for Anthropic {
                 self.ep.url.clone(),
                 headers,
                 &encode(request),
+                self.ep.timeout,
             )
             .await
             .map_err(|e| self.ep.redactor.error(e))?;

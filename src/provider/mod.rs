@@ -132,8 +132,10 @@ impl CallError {
         }
     }
 
-    /// Classify a transport error from reqwest. The URL is dropped: it may carry credentials.
-    pub fn from_reqwest(e: &reqwest::Error) -> CallError {
+    /// Classify a transport error from reqwest. The URL keeps only its scheme, host and port
+    /// (credentials, path and query may carry secrets); a timeout names its limit and the
+    /// setting that raises it.
+    pub fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> CallError {
         let class = if e.is_timeout() {
             ErrorClass::Timeout
         } else if e.is_decode() {
@@ -141,17 +143,31 @@ impl CallError {
         } else {
             ErrorClass::Connection
         };
-        // The URL is dropped from the text: it may carry credentials.
         let mut msg = e.to_string();
         if let Some(url) = e.url() {
-            msg = msg.replace(url.as_str(), "<url>");
+            msg = msg.replace(url.as_str(), &origin(url));
         }
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
             msg.push_str(&format!(": {s}"));
             src = s.source();
         }
+        if class == ErrorClass::Timeout {
+            msg = format!(
+                "no answer within {} s ({msg}); raise `timeout_secs` of the provider in promptgate.yaml",
+                timeout.as_secs_f64()
+            );
+        }
         CallError::new(class, msg)
+    }
+}
+
+/// `scheme://host:port` of a URL: where a request went, without what may be secret in it.
+pub fn origin(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
     }
 }
 
@@ -177,6 +193,10 @@ pub trait Provider: Send + Sync {
     fn system(&self) -> &str;
     /// What distinguishes this endpoint's answers in the cache (kind and base URL; never a key).
     fn endpoint(&self) -> String;
+    /// The OpenTelemetry `gen_ai.operation.name` of its calls (`chat`, `embeddings`).
+    fn operation(&self) -> &'static str {
+        "chat"
+    }
     /// Make one call.
     fn complete<'a>(
         &'a self,
@@ -375,6 +395,8 @@ pub struct HttpEndpoint {
     pub http: reqwest::Client,
     /// Knows the key: what the server sends back is cleaned of it.
     pub redactor: Redactor,
+    /// Each call's time limit (for messages).
+    pub timeout: Duration,
 }
 
 impl HttpEndpoint {
@@ -407,6 +429,7 @@ impl HttpEndpoint {
             redactor: Redactor::new(key.iter().map(|k| k.expose().to_string())),
             key,
             http: http_client(config)?,
+            timeout: timeout(config),
         })
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, ToolCall};
-use crate::config::ProviderConfig;
+use crate::config::{MaxTokensField, ProviderConfig};
 use crate::error::Result;
 use crate::render::Request;
 
@@ -12,13 +12,40 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 pub struct OpenAi {
     ep: super::HttpEndpoint,
+    /// The configured field for the output-token limit (`None`: by model family).
+    max_tokens_field: Option<MaxTokensField>,
 }
 
 impl OpenAi {
     pub fn new(name: &str, config: &ProviderConfig) -> Result<OpenAi> {
         Ok(OpenAi {
             ep: super::HttpEndpoint::new(name, config, DEFAULT_BASE_URL, "chat/completions")?,
+            max_tokens_field: config.max_tokens_field,
         })
+    }
+}
+
+/// The field that carries the output-token limit for `model`: OpenAI's reasoning models (the
+/// o-series and gpt-5) refuse `max_tokens` and want `max_completion_tokens`; other
+/// OpenAI-compatible servers (vLLM, Ollama, llama.cpp) know only `max_tokens`. A provider's
+/// `max_tokens_field` overrides the guess.
+pub fn max_tokens_field(model: &str, configured: Option<MaxTokensField>) -> MaxTokensField {
+    if let Some(f) = configured {
+        return f;
+    }
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let reasoning = ["o1", "o3", "o4", "gpt-5"].iter().any(|family| {
+        name.strip_prefix(family)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.']))
+    });
+    if reasoning {
+        MaxTokensField::MaxCompletionTokens
+    } else {
+        MaxTokensField::MaxTokens
     }
 }
 
@@ -48,6 +75,9 @@ impl Provider for OpenAiEmbeddings {
     fn endpoint(&self) -> String {
         format!("openai-embeddings {}", self.ep.base_url)
     }
+    fn operation(&self) -> &'static str {
+        "embeddings"
+    }
     fn complete<'a>(
         &'a self,
         request: &'a Request,
@@ -61,9 +91,15 @@ impl Provider for OpenAiEmbeddings {
                 .map(|m| m.content.as_str())
                 .unwrap_or("");
             let body = json!({"model": request.model, "input": [text]});
-            let bytes = post(&self.ep.http, self.ep.url.clone(), headers, &body)
-                .await
-                .map_err(|e| self.ep.redactor.error(e))?;
+            let bytes = post(
+                &self.ep.http,
+                self.ep.url.clone(),
+                headers,
+                &body,
+                self.ep.timeout,
+            )
+            .await
+            .map_err(|e| self.ep.redactor.error(e))?;
             decode_embedding(&bytes).map_err(|e| self.ep.redactor.error(e))
         })
     }
@@ -99,13 +135,17 @@ pub fn decode_embedding(body: &[u8]) -> Result<Completion, CallError> {
     })
 }
 
-/// The Chat Completions request body.
-pub fn encode(req: &Request) -> Value {
+/// The Chat Completions request body; `max_tokens` travels in the field `field` names.
+pub fn encode(req: &Request, field: MaxTokensField) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(req.model));
     body.insert("messages".into(), json!(req.messages));
     for (k, v) in &req.params {
-        body.insert(k.clone(), v.clone());
+        let key = match (k.as_str(), field) {
+            ("max_tokens", MaxTokensField::MaxCompletionTokens) => "max_completion_tokens",
+            _ => k.as_str(),
+        };
+        body.insert(key.to_string(), v.clone());
     }
     if !req.tools.is_empty() {
         let tools: Vec<Value> = req
@@ -202,17 +242,21 @@ pub(super) async fn post(
     url: reqwest::Url,
     headers: Vec<(&'static str, String)>,
     body: &Value,
+    timeout: std::time::Duration,
 ) -> Result<Vec<u8>, CallError> {
     let mut rb = http.post(url).json(body);
     for (k, v) in headers {
         rb = rb.header(k, v);
     }
-    let resp = rb.send().await.map_err(|e| CallError::from_reqwest(&e))?;
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| CallError::from_reqwest(&e, timeout))?;
     let status = resp.status().as_u16();
     let retry_after = super::retry_after(resp.headers());
     // A body cut short surfaces here as a transport error: classified, so it is retried.
     let bytes = resp.bytes().await.map_err(|e| {
-        let mut err = CallError::from_reqwest(&e);
+        let mut err = CallError::from_reqwest(&e, timeout);
         if err.class == ErrorClass::Malformed {
             err.class = ErrorClass::Connection;
         }
@@ -253,7 +297,11 @@ impl Provider for OpenAi {
                 &self.ep.http,
                 self.ep.url.clone(),
                 headers,
-                &encode(request),
+                &encode(
+                    request,
+                    max_tokens_field(&request.model, self.max_tokens_field),
+                ),
+                self.ep.timeout,
             )
             .await
             .map_err(|e| self.ep.redactor.error(e))?;
@@ -291,7 +339,7 @@ mod tests {
                 strict: true,
             }),
         };
-        let body = encode(&req);
+        let body = encode(&req, MaxTokensField::MaxTokens);
         assert_eq!(body["temperature"], 0.2);
         assert_eq!(body["tools"][0]["type"], "function");
         assert_eq!(body["tools"][0]["function"]["name"], "t");
@@ -322,5 +370,64 @@ mod tests {
             ErrorClass::Server
         );
         assert!(CallError::from_status(429, "", None).class.transient());
+    }
+}
+
+#[cfg(test)]
+mod body_snapshots {
+    use super::*;
+
+    fn body(model: &str, schema: &str) -> String {
+        let yaml = format!(
+            "model: {{ provider: openai, name: {model}, temperature: 0.2, max_tokens: 300 }}\n\
+             variables: {{ question: {{}} }}\n\
+             messages: [ {{ role: user, content: \"{{{{ question }}}}\" }} ]\n\
+             output_schema: {schema}\n"
+        );
+        let a = crate::artifact::load(std::path::Path::new("v.yaml"), &yaml)
+            .unwrap()
+            .artifact;
+        let vars = serde_json::json!({"question": "Where is my invoice?"});
+        let req =
+            crate::render::render_variables(&a, "p", "v1-abc", vars.as_object().unwrap()).unwrap();
+        let field = max_tokens_field(&req.model, None);
+        serde_json::to_string_pretty(&encode(&req, field)).unwrap()
+    }
+
+    const STRICT: &str = "{ type: object, properties: { answer: { type: string } }, required: [answer], additionalProperties: false }";
+    const LOOSE: &str = "{ type: object, properties: { answer: { type: string }, note: { type: string } }, required: [answer] }";
+
+    #[test]
+    fn a_gpt_4o_class_model_with_a_strict_schema() {
+        insta::assert_snapshot!(body("gpt-4o-mini", STRICT));
+    }
+
+    #[test]
+    fn an_o_series_model_with_a_non_strict_schema() {
+        insta::assert_snapshot!(body("o3-mini", LOOSE));
+    }
+
+    #[test]
+    fn the_token_field_follows_the_model_family_unless_configured() {
+        use MaxTokensField::*;
+        for (model, field) in [
+            ("gpt-4o", MaxTokens),
+            ("gpt-4.1-mini", MaxTokens),
+            ("o1", MaxCompletionTokens),
+            ("o3-mini", MaxCompletionTokens),
+            ("o4-mini-2025-04-16", MaxCompletionTokens),
+            ("gpt-5", MaxCompletionTokens),
+            ("gpt-5-mini", MaxCompletionTokens),
+            ("openai/gpt-5.1", MaxCompletionTokens),
+            ("omni-moderation", MaxTokens),
+            ("llama3.1:8b", MaxTokens),
+        ] {
+            assert_eq!(max_tokens_field(model, None), field, "{model}");
+        }
+        assert_eq!(max_tokens_field("o3", Some(MaxTokens)), MaxTokens);
+        assert_eq!(
+            max_tokens_field("llama3", Some(MaxCompletionTokens)),
+            MaxCompletionTokens
+        );
     }
 }
