@@ -2,6 +2,7 @@
 
 mod support;
 
+mod action;
 mod checks;
 mod cli_registry;
 mod concurrency;

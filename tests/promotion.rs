@@ -491,40 +491,6 @@ fn reports_in_every_format() {
 }
 
 #[test]
-fn the_github_action_calls_flags_that_exist() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
-    let action: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("action.yml parses");
-    let steps = action["runs"]["steps"].as_sequence().expect("steps");
-    let script: String = steps
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let start = script
-        .find("promptgate -C")
-        .expect("the action runs promptgate");
-    let end = script[start..]
-        .find("$PG_ARGS")
-        .expect("end of the invocation")
-        + start;
-    let invocation = &script[start..end];
-    assert!(invocation.contains(" gate "), "{invocation}");
-    let help = crate::support::TestRepo::new()
-        .pg(&["gate", "--help"])
-        .ok()
-        .stdout;
-    let flags = regex::Regex::new(r"--[a-z][a-z-]+").unwrap();
-    let used: Vec<&str> = flags.find_iter(invocation).map(|m| m.as_str()).collect();
-    assert!(used.len() >= 5, "{used:?}");
-    for f in used {
-        assert!(
-            help.contains(f),
-            "action.yml passes `{f}`, which `gate` does not take"
-        );
-    }
-}
-
-#[test]
 fn a_sequential_gate_stops_the_calls_once_the_answer_is_clear() {
     let s = server(Duration::ZERO, 0.0, Arc::default());
     let repo = repo_for(&s, 300, "");
