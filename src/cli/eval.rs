@@ -107,7 +107,7 @@ impl ReportArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls (nightly\ndrift checks pass --refresh).\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@production --refresh --compare-to last --report md,junit\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done (or no significant drop), 1 a significant drop against --compare-to,\n2 bad input, 3 --compare-to cannot tell, 4 more errored calls than the error budget\n(`gate.error_budget` in the suite, default 5 %), 130 interrupted."
+    after_help = "The suite is prompts/<name>/suite.yaml unless --suite names another. Answers are cached\nunder .promptgate/cache/: running an unchanged version again makes no calls (nightly\ndrift checks pass --refresh).\n\nExamples:\n  promptgate eval support_agent@v3\n  promptgate eval support_agent@production --provider openai --concurrency 32\n  promptgate eval support_agent@production --refresh --compare-to last --report md,junit\n  promptgate eval support_agent@v3 --resume 20261125T101500Z-support_agent-v3-1a2b\n\nExit codes: 0 done (or no significant drop), 1 a significant drop against --compare-to,\n2 bad input, 3 --compare-to cannot tell, 4 an errored call (or, when the suite sets\n`gate.error_budget`, more errored calls than that share), 130 interrupted."
 )]
 pub struct EvalArgs {
     /// The version, e.g. `support_agent@v3`.

@@ -14,7 +14,7 @@ use crate::registry::{Expect, LabelMove, Ref, Repo, Target, audit, target};
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Runs both versions over the prompt's suite (one cache: an unchanged baseline costs\nnothing), pairs them case by case and decides with the suite's `gate:` policy. The decision\nand report.json go into the candidate's run folder.\n\nExamples:\n  promptgate gate support_agent --candidate v3\n  promptgate gate support_agent --candidate v4 --baseline canary --report md,junit --out reports/\n\nExit codes: 0 PASS, 1 FAIL, 2 bad input, 3 INCONCLUSIVE, 4 too many errored calls\n(the comparison does not count), 130 interrupted."
+    after_help = "Runs both versions over the prompt's suite (one cache: an unchanged baseline costs\nnothing), pairs them case by case and decides with the suite's `gate:` policy. The decision\nand report.json go into the candidate's run folder.\n\nExamples:\n  promptgate gate support_agent --candidate v3\n  promptgate gate support_agent --candidate v4 --baseline canary --report md,junit --out reports/\n\nExit codes: 0 PASS, 1 FAIL, 2 bad input (or INVALID: the suite cannot score a gated\nmetric), 3 INCONCLUSIVE, 4 too many errored calls (INVALID: the comparison does not\ncount), 130 interrupted."
 )]
 pub struct GateArgs {
     /// The prompt, e.g. `support_agent`.
