@@ -138,6 +138,9 @@ pub struct MetricResult {
     /// L > 0 and the exact test agrees.
     pub superior: bool,
     pub reason: String,
+    /// Cases on which the two sides differ (pass/fail metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discordant: Option<u64>,
     /// Groups the interval accounts for (absent: cases treated as independent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<usize>,
@@ -312,13 +315,6 @@ fn hull(a: Interval, b: Interval) -> Interval {
     Interval::new(a.lower.min(b.lower), a.upper.max(b.upper))
 }
 
-/// Differences rounded to [`defaults::TIE_TOLERANCE`], so that float noise (0.7 − 0.6 is not
-/// 0.1) cannot break the ties a rank test counts.
-fn rounded(d: &[f64]) -> Vec<f64> {
-    let t = defaults::TIE_TOLERANCE;
-    d.iter().map(|x| (x / t).round() * t).collect()
-}
-
 fn metric_result(
     m: &MetricData,
     margin: f64,
@@ -455,7 +451,13 @@ fn metric_result(
             (mc.two_sided, mc.one_sided_better)
         }
         None => {
-            let w = continuous::wilcoxon(&rounded(&d), continuous::ZeroMethod::Pratt, false, None);
+            let w = continuous::wilcoxon_with_tolerance(
+                &d,
+                defaults::TIE_TOLERANCE,
+                continuous::ZeroMethod::Pratt,
+                false,
+                None,
+            );
             (w.p_two_sided, w.p_greater)
         }
     };
@@ -478,8 +480,9 @@ fn metric_result(
     } else {
         Verdict::Inconclusive
     };
+    let (baseline_mean, candidate_mean) = (stats::mean(&m.baseline), stats::mean(&m.candidate));
     // Both sides scoring nothing tells nothing, however narrow the interval.
-    let both_zero = n > 0 && stats::mean(&m.baseline) == 0.0 && stats::mean(&m.candidate) == 0.0;
+    let both_zero = n > 0 && baseline_mean == 0.0 && candidate_mean == 0.0;
     let verdict = if both_zero && verdict == Verdict::Pass {
         Verdict::Inconclusive
     } else {
@@ -537,8 +540,9 @@ fn metric_result(
         name: m.name.clone(),
         n,
         binary: binary_metric,
-        baseline_mean: stats::mean(&m.baseline),
-        candidate_mean: stats::mean(&m.candidate),
+        baseline_mean,
+        candidate_mean,
+        discordant: counts.map(|c| c.n10 + c.n01),
         delta: mean_d,
         interval,
         confidence: conf,
@@ -639,37 +643,25 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
             continue;
         };
         let r = metric_result(m, margin, alpha, method, policy);
-        let basis = if r.binary {
-            let discordant = m
-                .candidate
-                .iter()
-                .zip(&m.baseline)
-                .filter(|(c, b)| c != b)
-                .count();
-            let rate = discordant as f64 / r.n.max(1) as f64;
-            PowerBasis::Discordance {
-                rate,
-                deff: r.design_effect.unwrap_or(1.0),
-                df: r.groups.map(|g| (g - 1) as f64),
-            }
-        } else {
-            PowerBasis::Spread { sd: r.sd_diff }
-        };
-        let source = if r.binary {
-            let discordant = (match basis {
-                PowerBasis::Discordance { rate, .. } => rate,
-                PowerBasis::Spread { .. } => 0.0,
-            } * r.n as f64)
-                .round();
-            format!(
-                "estimated from this comparison: {discordant} of {} cases came out differently",
-                r.n
-            )
-        } else {
-            format!(
-                "estimated from this comparison's spread of differences, σ {:.3}",
-                r.sd_diff
-            )
+        let (basis, source) = match r.discordant {
+            Some(discordant) => (
+                PowerBasis::Discordance {
+                    rate: discordant as f64 / r.n.max(1) as f64,
+                    deff: r.design_effect.unwrap_or(1.0),
+                    df: r.groups.map(|g| (g - 1) as f64),
+                },
+                format!(
+                    "estimated from this comparison: {discordant} of {} cases came out differently",
+                    r.n
+                ),
+            ),
+            None => (
+                PowerBasis::Spread { sd: r.sd_diff },
+                format!(
+                    "estimated from this comparison's spread of differences, σ {:.3}",
+                    r.sd_diff
+                ),
+            ),
         };
         decision
             .power

@@ -140,10 +140,34 @@ pub fn wilcoxon(
     correction: bool,
     method: Option<WilcoxonMethod>,
 ) -> Wilcoxon {
-    let n_zero = d.iter().filter(|v| **v == 0.0).count();
+    wilcoxon_with_tolerance(d, 0.0, zero_method, correction, method)
+}
+
+/// [`wilcoxon`] on the differences rounded to multiples of `tolerance` (none when 0), so that
+/// differences equal on paper but not in floating point (0.7 − 0.6 and 0.4 − 0.3) are ties.
+/// The rounding happens while the test copies the differences: no second copy.
+pub fn wilcoxon_with_tolerance(
+    d: &[f64],
+    tolerance: f64,
+    zero_method: ZeroMethod,
+    correction: bool,
+    method: Option<WilcoxonMethod>,
+) -> Wilcoxon {
+    let round = |v: f64| {
+        if tolerance > 0.0 {
+            (v / tolerance).round() * tolerance
+        } else {
+            v
+        }
+    };
+    let all = d.iter().map(|v| round(*v));
     let kept: Vec<f64> = match zero_method {
-        ZeroMethod::Wilcox => d.iter().copied().filter(|v| *v != 0.0).collect(),
-        _ => d.to_vec(),
+        ZeroMethod::Wilcox => all.filter(|v| *v != 0.0).collect(),
+        _ => all.collect(),
+    };
+    let n_zero = match zero_method {
+        ZeroMethod::Wilcox => d.len() - kept.len(),
+        _ => kept.iter().filter(|v| **v == 0.0).count(),
     };
     let count = kept.len();
     let abs: Vec<f64> = kept.iter().map(|v| v.abs()).collect();

@@ -95,21 +95,25 @@ pub fn tango_pass_probability(
         };
         super::binary::tango_noninferiority_inflated(&c, margin, deff, None).0 > crit
     };
-    // The fewest wins among d discordant cases that pass, if any do.
-    let threshold = |d: u64| -> Option<u64> {
+    // The fewest wins among d discordant cases that pass, if any do. It moves by about half a
+    // win per discordant case, so each is found from the last one's in a step or two.
+    let mut guess: u64 = 0;
+    let mut threshold = |d: u64| -> Option<u64> {
         if !passes(d, d) {
             return None;
         }
-        let (mut lo, mut hi) = (0u64, d);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if passes(d, mid) {
-                hi = mid
-            } else {
-                lo = mid + 1
+        let mut k = guess.min(d);
+        if passes(d, k) {
+            while k > 0 && passes(d, k - 1) {
+                k -= 1;
+            }
+        } else {
+            while !passes(d, k) {
+                k += 1;
             }
         }
-        Some(lo)
+        guess = k;
+        Some(k)
     };
     let nf = n as f64;
     let (lo, hi) = if q == 0.0 {
@@ -210,17 +214,30 @@ pub fn t_pass_probability(n: usize, sd: f64, margin: f64, alpha: f64) -> f64 {
     norm_cdf(margin * (n as f64).sqrt() / sd - q)
 }
 
-/// The fewest cases at which [`t_pass_probability`] reaches `power`.
+/// The fewest cases at which [`t_pass_probability`] reaches `power` (it grows with n: the
+/// normal approximation's n is a lower bound, and a binary search finds the rest).
 pub fn t_cases_needed(sd: f64, margin: f64, alpha: f64, power: f64) -> usize {
-    let mut n = cases_needed(sd, margin, alpha, power).max(2);
-    while t_pass_probability(n, sd, margin, alpha) < power && n < 10_000_000 {
-        n += 1 + n / 100;
+    const MOST: usize = 10_000_000;
+    let p = |n: usize| t_pass_probability(n, sd, margin, alpha);
+    let mut lo = cases_needed(sd, margin, alpha, power).max(2) - 1;
+    let mut hi = (lo + 1).max(2);
+    while p(hi) < power {
+        if hi >= MOST {
+            return MOST;
+        }
+        lo = hi;
+        hi = (hi * 2).min(MOST);
     }
-    // Step back to the first n that keeps the promise.
-    while n > 2 && t_pass_probability(n - 1, sd, margin, alpha) >= power {
-        n -= 1;
+    // Invariant: p(hi) ≥ power, and lo is below the answer (or the bound it started from).
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if p(mid) >= power {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
     }
-    n
+    hi
 }
 
 #[cfg(test)]
@@ -248,5 +265,19 @@ mod tests {
         let n2 = tango_cases_needed(0.2, 0.05, 0.05, 0.8, 2.0, None);
         assert!(n2 as f64 > 1.5 * n as f64, "{n} vs {n2}");
         assert!(tango_pass_probability(n2, 0.2, 0.05, 0.05, 2.0, None) >= 0.8);
+    }
+
+    #[test]
+    fn the_t_power_reaches_its_promise_at_the_fewest_cases() {
+        for sd in [0.05, 0.2, 0.35, 0.9] {
+            let n = t_cases_needed(sd, 0.05, 0.05, 0.8);
+            assert!(t_pass_probability(n, sd, 0.05, 0.05) >= 0.8, "{sd}: {n}");
+            assert!(
+                n == 2 || t_pass_probability(n - 1, sd, 0.05, 0.05) < 0.8,
+                "{sd}: {n}"
+            );
+            // The t quantile asks for at least as many as the normal approximation.
+            assert!(n >= cases_needed(sd, 0.05, 0.05, 0.8), "{sd}: {n}");
+        }
     }
 }
