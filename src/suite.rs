@@ -81,15 +81,7 @@ impl Suite {
         };
         let at = |k: &str| child(&top, k);
         let name = |d: &mut Decoder<'_>, key: &str| -> Option<String> {
-            let n = fields.get(key)?;
-            match d.str(n, &at(key)) {
-                Some(v) if !v.trim().is_empty() => Some(v.to_string()),
-                Some(_) => {
-                    d.problem(n, format!("`{key}` must not be empty"));
-                    None
-                }
-                None => None,
-            }
+            fields.get(key).and_then(|n| d.name(n, &at(key)))
         };
         if let Some(n) = fields.get("datasets") {
             let p = at("datasets");

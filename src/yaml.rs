@@ -537,6 +537,16 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Non-empty text (a name: an id, a metric, a provider).
+    pub fn name(&mut self, node: &Node, path: &KeyPath) -> Option<String> {
+        let s = self.str(node, path)?;
+        if s.trim().is_empty() {
+            self.problem(node, format!("`{path}` must not be empty"));
+            return None;
+        }
+        Some(s.to_string())
+    }
+
     pub fn bool(&mut self, node: &Node, path: &KeyPath) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),

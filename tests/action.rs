@@ -15,7 +15,7 @@ use axum::routing::{get, patch};
 use promptgate::stub::{self, Answer, Server};
 use serde_json::{Value, json};
 
-use crate::support::{BIN, TestRepo};
+use crate::support::{BIN, TestRepo, pg_in};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/action/promptgate_action.py");
 const TOKEN: &str = "ghs_fake_job_token_1234";
@@ -32,6 +32,14 @@ struct Github {
 }
 
 type Shared = Arc<Mutex<Github>>;
+
+/// The answer to a request without the job's token.
+fn refused() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials"})),
+    )
+}
 
 fn authorized(g: &Shared, headers: &HeaderMap) -> bool {
     let ok = headers
@@ -50,10 +58,7 @@ async fn list(
     UrlPath((_, _, n)): UrlPath<(String, String, u64)>,
 ) -> (StatusCode, Json<Value>) {
     if !authorized(&g, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        );
+        return refused();
     }
     let mut g = g.lock().unwrap();
     g.requests
@@ -77,10 +82,7 @@ async fn create(
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     if !authorized(&g, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        );
+        return refused();
     }
     let mut g = g.lock().unwrap();
     g.requests
@@ -99,10 +101,7 @@ async fn update(
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     if !authorized(&g, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        );
+        return refused();
     }
     let mut g = g.lock().unwrap();
     g.requests.push(("PATCH".into(), format!("comments/{id}")));
@@ -117,27 +116,14 @@ async fn update(
 
 /// The fake API on its own runtime thread; returns its base URL.
 fn fake_github(state: Shared) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = Router::new()
-                .route(
-                    "/repos/{owner}/{repo}/issues/{n}/comments",
-                    get(list).post(create),
-                )
-                .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(update))
-                .with_state(state);
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            let _ = axum::serve(l, app).await;
-        });
-    });
-    format!("http://{addr}")
+    let app = Router::new()
+        .route(
+            "/repos/{owner}/{repo}/issues/{n}/comments",
+            get(list).post(create),
+        )
+        .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(update))
+        .with_state(state);
+    format!("http://{}", crate::support::serve_router(app))
 }
 
 /// Answers "ok N" to question N, except that a "MODE bad" prompt gets 2 cases in 5 wrong.
@@ -219,31 +205,22 @@ fn repository(model: &Server) -> (TestRepo, PathBuf, String) {
         .collect();
     repo("datasets/p.jsonl", &rows);
     repo(".gitignore", ".promptgate/\n");
-    let pg = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .current_dir(&dir)
-            .args(args)
-            .env("PROMPTGATE_ACTOR", "tester")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    pg(&["add", "p"]);
-    pg(&[
-        "label",
-        "set",
-        "p",
-        "production",
-        "v1",
-        "--expect",
-        "none",
-        "-m",
-        "first",
-    ]);
+    pg_in(&dir, &["add", "p"]).ok();
+    pg_in(
+        &dir,
+        &[
+            "label",
+            "set",
+            "p",
+            "production",
+            "v1",
+            "--expect",
+            "none",
+            "-m",
+            "first",
+        ],
+    )
+    .ok();
     git(top.path(), &["init", "-q", "-b", "main"]);
     git(top.path(), &["add", "-A"]);
     git(top.path(), &["commit", "-q", "-m", "base"]);
@@ -255,17 +232,7 @@ fn repository(model: &Server) -> (TestRepo, PathBuf, String) {
 /// Add a version file, register it and commit it, as a pull request's author does.
 fn push_version(top: &TestRepo, dir: &Path, file: &str, system: &str) {
     std::fs::write(dir.join("prompts/p").join(file), version(system)).unwrap();
-    let out = Command::new(BIN)
-        .current_dir(dir)
-        .args(["add", "p"])
-        .env("PROMPTGATE_ACTOR", "author")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg_in(dir, &["add", "p"]).ok();
     git(top.path(), &["add", "-A"]);
     git(top.path(), &["commit", "-q", "-m", file]);
 }

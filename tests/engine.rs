@@ -792,30 +792,17 @@ fn spans_are_exported_to_an_otlp_endpoint() {
     use std::sync::{Arc, Mutex};
     // A minimal OTLP/HTTP collector that keeps what it receives.
     let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     let sink = received.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().route(
-                "/v1/traces",
-                axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                    let sink = sink.clone();
-                    async move {
-                        sink.lock().unwrap().push(body);
-                        "{}"
-                    }
-                }),
-            );
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
+    let addr = crate::support::serve_router(axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "{}"
+            }
+        }),
+    ));
     let server = Server::start(stub::Config::default()).unwrap();
     let repo = repo_for(&server, 4, "");
     let config = repo.read("promptgate.yaml");

@@ -317,30 +317,8 @@ impl Parser<'_, '_> {
         let here = child(path, ty);
         let opt_path = |k: &str| child(path, k);
 
-        let id = match get("id") {
-            None => None,
-            Some(n) => match self.d.str(n, &opt_path("id")) {
-                Some(s) if !s.trim().is_empty() => Some(s.to_string()),
-                Some(_) => {
-                    self.d
-                        .problem(n, format!("`{}` must not be empty", opt_path("id")));
-                    None
-                }
-                None => None,
-            },
-        };
-        let metric = match get("metric") {
-            None => None,
-            Some(n) => match self.d.str(n, &opt_path("metric")) {
-                Some(s) if !s.trim().is_empty() => Some(s.to_string()),
-                Some(_) => {
-                    self.d
-                        .problem(n, format!("`{}` must not be empty", opt_path("metric")));
-                    None
-                }
-                None => None,
-            },
-        };
+        let id = get("id").and_then(|n| self.d.name(n, &opt_path("id")));
+        let metric = get("metric").and_then(|n| self.d.name(n, &opt_path("metric")));
         let weight = match get("weight") {
             None => None,
             Some(n) => match self.d.number(n, &opt_path("weight")) {

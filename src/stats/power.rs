@@ -187,8 +187,12 @@ pub fn tango_cases_needed(
         }
         hi = (hi * 2).min(MOST);
     }
-    let mut lo = hi / 2;
-    // Invariant: p(hi) ≥ power.
+    smallest_reaching(hi / 2, hi, p, power)
+}
+
+/// The smallest n in (lo, hi] with p(n) ≥ power, by bisection, given p(hi) ≥ power and p
+/// (about) increasing.
+fn smallest_reaching(mut lo: usize, mut hi: usize, p: impl Fn(usize) -> f64, power: f64) -> usize {
     while lo + 1 < hi {
         let mid = (lo + hi) / 2;
         if p(mid) >= power {
@@ -228,16 +232,7 @@ pub fn t_cases_needed(sd: f64, margin: f64, alpha: f64, power: f64) -> usize {
         lo = hi;
         hi = (hi * 2).min(MOST);
     }
-    // Invariant: p(hi) ≥ power, and lo is below the answer (or the bound it started from).
-    while lo + 1 < hi {
-        let mid = (lo + hi) / 2;
-        if p(mid) >= power {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    hi
+    smallest_reaching(lo, hi, p, power)
 }
 
 #[cfg(test)]

@@ -92,17 +92,11 @@ impl TestRepo {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.path())
-            .args(args)
-            .env("PROMPTGATE_ACTOR", "tester")
-            .env_remove("PROMPTGATE_REPO")
-            .env_remove("GITHUB_ACTOR");
-        c
+        command_in(self.path(), args)
     }
 
     pub fn pg(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().expect("run promptgate"))
+        pg_in(self.path(), args)
     }
 
     /// `promptgate label set PROMPT LABEL TARGET --expect EXPECT -m WHY`, which must succeed.
@@ -155,4 +149,39 @@ pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p)
         }
     }
+}
+
+/// The binary, run in `dir` as the tester.
+pub fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .args(args)
+        .env("PROMPTGATE_ACTOR", "tester")
+        .env_remove("PROMPTGATE_REPO")
+        .env_remove("GITHUB_ACTOR");
+    c
+}
+
+/// Run the binary in `dir`.
+pub fn pg_in(dir: &Path, args: &[&str]) -> Run {
+    Run::from(command_in(dir, args).output().expect("run promptgate"))
+}
+
+/// Serve an axum router on 127.0.0.1 (an ephemeral port) from its own thread, for fakes of
+/// services promptgate talks to (an OTLP collector, the GitHub API).
+pub fn serve_router(app: axum::Router) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(l, app).await;
+        });
+    });
+    addr
 }
