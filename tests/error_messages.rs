@@ -124,3 +124,49 @@ fn regex_lite_replace(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn a_provider_that_is_not_configured() {
+    insta::assert_snapshot!(add_error(
+        "model: { provider: opneai, name: gpt-4o-mini }\nmessages:\n  - role: user\n    content: hi\n"
+    ));
+}
+
+#[test]
+fn an_unknown_template_filter() {
+    insta::assert_snapshot!(add_error(
+        "model: { provider: openai, name: m }\nvariables: { question: {} }\nmessages:\n  - role: user\n    content: \"{{ question | uper }}\"\n"
+    ));
+}
+
+#[test]
+fn a_temperature_the_provider_refuses() {
+    let repo = TestRepo::new();
+    repo.write(
+        "promptgate.yaml",
+        "version: 1\nproviders:\n  claude: { kind: anthropic, api_key_env: ANTHROPIC_API_KEY }\n",
+    );
+    repo.write(
+        "prompts/p/v1.yaml",
+        "model: { provider: claude, name: claude-sonnet, temperature: 1.5 }\nmessages:\n  - role: user\n    content: hi\n",
+    );
+    let out = repo.pg(&["add", "p"]).code(2);
+    insta::assert_snapshot!(repo.redact(&out.stderr));
+}
+
+#[test]
+fn a_schema_openai_cannot_take_as_strict_is_a_warning() {
+    let repo = TestRepo::new();
+    repo.write(
+        "prompts/p/v1.yaml",
+        "model: { provider: openai, name: gpt-4o-mini }\nmessages:\n  - role: user\n    content: hi\noutput_schema:\n  type: object\n  properties: { answer: { type: string }, note: { type: string } }\n  required: [answer]\n",
+    );
+    let out = repo.pg(&["add", "p"]).ok();
+    assert!(
+        out.stderr.contains("sent with `strict: false`"),
+        "{}",
+        out.stderr
+    );
+    let out = repo.pg(&["check"]).ok();
+    insta::assert_snapshot!(repo.redact(&out.stderr));
+}
