@@ -59,10 +59,6 @@ const KEYS: &[&str] = &[
 ];
 
 impl Suite {
-    pub fn repeats(&self) -> u32 {
-        self.repeats.unwrap_or(1)
-    }
-
     pub fn group_column(&self) -> &str {
         self.group_by
             .as_deref()

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use promptgate::artifact;
-use promptgate::checks::{self, Output};
+use promptgate::checks::{self, Kind, Output};
 use promptgate::provider::{Completion, ToolCall};
 
 const VERSION: &str = r#"
@@ -363,4 +363,102 @@ fn every_check_type_rejects_foreign_options_and_wrong_types() {
     // Every entry of the file produced its own problem, none was taken silently.
     assert_eq!(err.diagnostics.len(), 2 * types.len() + 8, "{text}");
     insta::assert_snapshot!(text);
+}
+
+/// Check values at their bounds, through the same parser as `suite.yaml`.
+#[test]
+fn check_values_are_exact_at_their_bounds() {
+    let parse = |v: Value| checks::parse_check(&v, 0, "suite.yaml").map_err(|d| d.to_string());
+    let ok = |v: Value| parse(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+    let bad = |v: Value| assert!(parse(v.clone()).is_err(), "{v} should be refused");
+    // Text: numbers and booleans are text; templates only when they look like one.
+    for (v, text) in [
+        (json!(42), "42"),
+        (json!(true), "true"),
+        (json!(0.5), "0.5"),
+    ] {
+        let out = Output {
+            completion: &Completion {
+                content: format!("x{text}x"),
+                ..Completion::default()
+            },
+            latency_ms: 0.0,
+            cost_usd: 0.0,
+        };
+        let ctx = serde_json::Map::new();
+        let r = checks::run(&ok(json!({"contains": v})), &out, &ctx, &artifact());
+        assert!(r.pass, "{text}: {}", r.reason);
+    }
+    let plain = ok(json!({"contains": "{# not a comment"}));
+    assert!(plain.vars.is_empty());
+    bad(json!({"contains": {"a": 1}}));
+    // Limits: 0 is a limit, a negative one is not.
+    ok(json!({"latency_ms": 0}));
+    ok(json!({"cost": 0}));
+    bad(json!({"cost": -0.01}));
+    ok(json!({"contains": "a", "weight": 0}));
+    assert_eq!(ok(json!({"contains": "a", "weight": 2.5})).weight, 2.5);
+    bad(json!({"contains": "a", "weight": -0.5}));
+    // Thresholds.
+    ok(json!({"similar": "x", "threshold": -1}));
+    ok(json!({"similar": "x", "threshold": -0.5}));
+    bad(json!({"similar": "x", "threshold": 1.5}));
+    ok(json!({"edit_similarity": "x", "threshold": 0}));
+    bad(json!({"edit_similarity": "x", "threshold": -0.1}));
+    // json_schema: `output`, `true`, or a schema.
+    assert!(matches!(
+        ok(json!({"json_schema": true})).kind,
+        Kind::JsonSchema(None)
+    ));
+    assert!(matches!(
+        ok(json!({"json_schema": "output"})).kind,
+        Kind::JsonSchema(None)
+    ));
+    bad(json!({"json_schema": "input"}));
+    bad(json!({"json_schema": false}));
+    // json_field needs both `path` and `equals`.
+    bad(json!({"json_field": {"path": "/a"}}));
+    bad(json!({"json_field": {"equals": 1}}));
+    ok(json!({"json_field": {"path": "/a", "equals": 1}}));
+    // tool_call: a name, not an empty one.
+    bad(json!({"tool_call": ""}));
+    ok(json!({"tool_call": "t"}));
+    // Judges: 1 to 10 attempts, a scale going up.
+    for a in [1, 5, 10] {
+        ok(json!({"judge": "j@v1", "attempts": a}));
+    }
+    for a in [0, 11] {
+        bad(json!({"judge": "j@v1", "attempts": a}));
+    }
+    ok(json!({"judge": "j@v1", "scale": [1, 5]}));
+    bad(json!({"judge": "j@v1", "scale": [1, 1]}));
+    bad(json!({"judge": "j@v1", "scale": [5, 1]}));
+    bad(json!({"judge": "@v1"}));
+    bad(json!({"judge": "j@"}));
+    // A non-finite number is no text, and a repeated id says where the first one is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(&path, "checks:\n  - contains: .inf\n").unwrap();
+    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    assert!(e.contains("must be text"), "{e}");
+    std::fs::write(
+        &path,
+        "checks:\n  - contains: a\n    id: x\n  - contains: b\n    id: x\n",
+    )
+    .unwrap();
+    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("the check id `x` is used twice") && e.contains("the first is at line 2"),
+        "{e}"
+    );
+    // A list of checks from JSON (a dataset row's column) reports every problem at once.
+    let e =
+        checks::parse_checks(&[json!({"contians": 1}), json!({"regex": "("})], "row").unwrap_err();
+    assert_eq!(e.diagnostics.len(), 2);
+    assert_eq!(
+        checks::parse_checks(&[json!({"contains": "a"})], "row")
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -677,3 +677,86 @@ fn a_latency_budget_that_cannot_be_checked_is_not_a_pass() {
             .any(|r| r.contains("not statistically supported"))
     );
 }
+
+/// Every range of the policy, at its bounds: what is accepted, what is refused.
+#[test]
+fn the_policy_ranges_are_exact_at_their_bounds() {
+    let ok = |v: serde_json::Value| Policy::from_value(Some(&v), "s").map_err(|e| e.to_string());
+    let accepted = |v: serde_json::Value| {
+        let r = ok(v.clone());
+        assert!(r.is_ok(), "{v} should be accepted: {r:?}");
+        r.unwrap()
+    };
+    let refused = |v: serde_json::Value| {
+        assert!(ok(v.clone()).is_err(), "{v} should be refused");
+    };
+    for a in [1e-9, 0.05, 0.499] {
+        accepted(json!({"metrics": {"pass": {"alpha": a}}}));
+    }
+    for a in [0.0, 0.5, -0.1, 1.0] {
+        refused(json!({"metrics": {"pass": {"alpha": a}}}));
+    }
+    for m in [0.0, 0.05, 0.999] {
+        accepted(json!({"metrics": {"pass": {"margin": m}}}));
+    }
+    for m in [-0.01, 1.0, 5.0] {
+        refused(json!({"metrics": {"pass": {"margin": m}}}));
+    }
+    for f in [0.0, 1.0] {
+        accepted(json!({"floors": {"pass": f}}));
+    }
+    refused(json!({"floors": {"pass": 1.01}}));
+    refused(json!({"floors": {"pass": -0.01}}));
+    accepted(json!({"latency": {"p95_max_ratio": 0.5}}));
+    refused(json!({"latency": {"p95_max_ratio": 0}}));
+    refused(json!({"latency": {}}));
+    accepted(json!({"cost": {"max_increase": 0}}));
+    refused(json!({"cost": {"max_increase": -0.1}}));
+    for b in [0.0, 1.0] {
+        accepted(json!({"error_budget": b}));
+    }
+    refused(json!({"error_budget": 1.1}));
+    accepted(json!({"min_cases": 1}));
+    refused(json!({"min_cases": 0}));
+    for looks in [2, 4] {
+        accepted(json!({"sequential": {"looks": looks}}));
+    }
+    for looks in [1, 5] {
+        refused(json!({"sequential": {"looks": looks}}));
+    }
+    let s = accepted(json!({"sequential": {"looks": 2, "interim_alpha": 0.01}}));
+    assert_eq!(s.sequential.unwrap().interim_alpha(), 0.01);
+    for a in [0.0, 0.0101] {
+        refused(json!({"sequential": {"looks": 2, "interim_alpha": a}}));
+    }
+    assert_eq!(
+        accepted(json!({"sequential": {"looks": 2}}))
+            .sequential
+            .unwrap()
+            .interim_alpha(),
+        gate::defaults::INTERIM_ALPHA
+    );
+    assert_eq!(accepted(json!({"seed": 42})).seed(), 42);
+    assert_eq!(accepted(json!({})).seed(), gate::defaults::SEED);
+    use gate::{Method, OnInconclusive};
+    for (name, method) in [
+        ("auto", Method::Auto),
+        ("tango", Method::Tango),
+        ("newcombe", Method::Newcombe),
+        ("t", Method::T),
+        ("bootstrap", Method::Bootstrap),
+    ] {
+        let p = accepted(json!({"metrics": {"pass": {"method": name}}}));
+        assert_eq!(p.metrics["pass"].method, Some(method), "{name}");
+    }
+    let e = ok(json!({"metrics": {"pass": {"method": "wald"}}})).unwrap_err();
+    assert!(e.contains("expected one of `auto`, `tango`"), "{e}");
+    assert_eq!(
+        accepted(json!({"on_inconclusive": "allow"})).on_inconclusive,
+        Some(OnInconclusive::Allow)
+    );
+    assert_eq!(
+        accepted(json!({"on_inconclusive": "block"})).on_inconclusive,
+        Some(OnInconclusive::Block)
+    );
+}

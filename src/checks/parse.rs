@@ -752,3 +752,75 @@ pub fn parse_checks(entries: &[Json], file: &str) -> Result<Vec<Check>> {
         Err(Error::many(ErrorKind::Usage, d.problems))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_path_is_exactly_one_dotted_name() {
+        assert_eq!(
+            plain_path("{{ expected_json.escalate }}"),
+            Some("expected_json.escalate")
+        );
+        assert_eq!(plain_path(" {{expected}} "), Some("expected"));
+        assert_eq!(plain_path("{{ _a.b_2 }}"), Some("_a.b_2"));
+        for not in [
+            "{{ expected | lower }}",
+            "{{ a.b() }}",
+            "{{ a[0] }}",
+            "{{ a.2b }}",
+            "{{ 1a }}",
+            "{{ a. }}",
+            "{{ }}",
+            "x {{ a }}",
+            "{{ a }} x",
+            "{{ a-b }}",
+            "{% if a %}{% endif %}",
+        ] {
+            assert_eq!(plain_path(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn template_variables_keep_whole_paths_only_for_plain_paths() {
+        let vars = |s: &str| {
+            template_variables(s)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            vars("{{ expected_json.escalate }}"),
+            ["expected_json.escalate"]
+        );
+        assert_eq!(
+            vars("{{ expected_json.escalate | string }}"),
+            ["expected_json"]
+        );
+        assert_eq!(vars("{{ q.upper() }} and {{ a }}"), ["a", "q"]);
+        // Globals are not variables; names a template sets are not either.
+        assert_eq!(
+            vars("{% for i in range(3) %}{{ i }}{{ x }}{% endfor %}"),
+            ["x"]
+        );
+        let e = template_variables("{{ a | uper }}").unwrap_err();
+        assert!(
+            e.contains("unknown filter `uper`") && e.contains("`upper`"),
+            "{e}"
+        );
+        assert!(template_variables("{{ a ").is_err());
+    }
+
+    #[test]
+    fn json_pointers_are_checked_and_dotted_paths_converted() {
+        assert_eq!(to_pointer("answer.text").unwrap(), "/answer/text");
+        assert_eq!(to_pointer("/a/b").unwrap(), "/a/b");
+        assert_eq!(to_pointer("").unwrap(), "");
+        assert_eq!(to_pointer("a~b.c/d").unwrap(), "/a~0b/c~1d");
+        assert_eq!(to_pointer("/a~1b~0").unwrap(), "/a~1b~0");
+        assert!(to_pointer("/a~2").is_err());
+        assert!(to_pointer("/a~").is_err());
+        assert!(to_pointer("a..b").is_err());
+    }
+}

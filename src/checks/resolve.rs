@@ -249,3 +249,140 @@ pub fn resolve(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn case(id: &str, line: usize, row: Value) -> Case {
+        let text = serde_json::to_string(&row).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(&path, format!("{}{text}\n", "\n".repeat(line - 1))).unwrap();
+        let mut d = crate::dataset::load(&path, "group").unwrap();
+        let mut c = d.cases.remove(0);
+        c.id = id.into();
+        c
+    }
+
+    fn check(spec: Value) -> Check {
+        crate::checks::parse_check(&spec, 0, "suite.yaml").unwrap()
+    }
+
+    fn artifact(tools: &str) -> Artifact {
+        crate::artifact::load(
+            std::path::Path::new("v.yaml"),
+            &format!("model: {{ provider: openai, name: m }}\nmessages: [ {{ role: user, content: hi }} ]\n{tools}"),
+        )
+        .unwrap()
+        .artifact
+    }
+
+    #[test]
+    fn a_missing_variable_or_attribute_is_named_with_its_cases() {
+        let cases = vec![
+            case(
+                "a",
+                1,
+                json!({"question": "q", "expected_json": {"escalate": true}}),
+            ),
+            case(
+                "b",
+                2,
+                json!({"question": "q", "expected_json": {"escalat": true}}),
+            ),
+        ];
+        let a = artifact("");
+        let subjects = [Subject {
+            name: "p@v1".into(),
+            artifact: &a,
+        }];
+        let checks = vec![check(
+            json!({"json_field": {"path": "/x", "equals": "{{ expected_json.escalate }}"}, "id": "esc"}),
+        )];
+        let r = resolve(&checks, &HashMap::new(), &cases, &subjects, "suite.yaml");
+        assert_eq!(r.errors.len(), 1);
+        let e = r.errors[0].to_string();
+        assert!(
+            e.contains("`expected_json.escalate` (`expected_json` has no `escalate`)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("one case lacks it") && e.contains("(case `b`)"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `expected_json.escalat`?"), "{e}");
+        // A root every case lacks, with the closest column.
+        let checks = vec![check(json!({"contains": "{{ questin }}", "id": "c"}))];
+        let r = resolve(&checks, &HashMap::new(), &cases, &subjects, "suite.yaml");
+        let e = r.errors[0].to_string();
+        assert!(
+            e.contains("none of the 2 cases has it") && e.contains("did you mean `question`?"),
+            "{e}"
+        );
+        // Present everywhere: nothing to say.
+        let checks = vec![check(json!({"contains": "{{ question }}"}))];
+        assert!(
+            resolve(&checks, &HashMap::new(), &cases, &subjects, "s")
+                .errors
+                .is_empty()
+        );
+        // `expected` is a column too: a case without one cannot be checked against it.
+        let checks = vec![check(json!({"equals": "{{ expected }}"}))];
+        let r = resolve(&checks, &HashMap::new(), &cases, &subjects, "s");
+        assert!(
+            r.errors[0].to_string().contains("reads `expected`"),
+            "{}",
+            r.errors[0]
+        );
+    }
+
+    #[test]
+    fn a_tool_must_be_declared_by_some_version_and_warned_of_where_missing() {
+        let with = artifact("tools: [ { name: search_kb, parameters: { type: object } } ]\n");
+        let without = artifact("");
+        let cases = vec![case("a", 1, json!({"question": "q"}))];
+        let both = [
+            Subject {
+                name: "p@v2".into(),
+                artifact: &with,
+            },
+            Subject {
+                name: "p@v1".into(),
+                artifact: &without,
+            },
+        ];
+        let typo = vec![check(json!({"tool_call": "search_bk"}))];
+        let r = resolve(&typo, &HashMap::new(), &cases, &both, "s");
+        assert_eq!(r.errors.len(), 1);
+        assert!(
+            r.errors[0]
+                .to_string()
+                .contains("did you mean `search_kb`?"),
+            "{}",
+            r.errors[0]
+        );
+        let ok = vec![check(json!({"tool_call": "search_kb"}))];
+        let r = resolve(&ok, &HashMap::new(), &cases, &both, "s");
+        assert!(r.errors.is_empty());
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].contains("`p@v1`"), "{}", r.warnings[0]);
+        let one = [Subject {
+            name: "p@v2".into(),
+            artifact: &with,
+        }];
+        let r = resolve(&ok, &HashMap::new(), &cases, &one, "s");
+        assert!(r.errors.is_empty() && r.warnings.is_empty());
+        let none = [Subject {
+            name: "p@v1".into(),
+            artifact: &without,
+        }];
+        let r = resolve(&ok, &HashMap::new(), &cases, &none, "s");
+        assert!(
+            r.errors[0].to_string().contains("declares no `tools:`"),
+            "{}",
+            r.errors[0]
+        );
+    }
+}
