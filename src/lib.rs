@@ -24,6 +24,7 @@ pub mod provider;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod safe;
 pub mod serve;
 pub mod stats;
 pub mod stub;

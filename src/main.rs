@@ -8,8 +8,25 @@ use promptgate::{ErrorKind, cli, exit_codes};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A command whose reader went away (`promptgate list | head -1`) ends quietly, as other
+/// Unix tools do, instead of panicking on the failed write: SIGPIPE gets its default action
+/// back (Rust ignores it at start). Not for `serve`, whose sockets report a closed peer as an
+/// error to handle.
+fn quiet_on_closed_stdout(command: &cli::Command) {
+    #[cfg(unix)]
+    if !matches!(command, cli::Command::Serve(_)) {
+        // SAFETY: setting a signal's disposition to the default has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = command;
+}
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    quiet_on_closed_stdout(&args.command);
     let code = match cli::run(args) {
         Ok(outcome) => match outcome {
             cli::Outcome::Success => exit_codes::SUCCESS,

@@ -682,3 +682,85 @@ output_schema:
         .collect();
     assert_eq!(breaking, ["lookup.limit", "reason"]);
 }
+
+/// A reason holding escape sequences once cleared the screen, retitled the terminal and
+/// printed a fake entry in `promptgate log`.
+#[test]
+fn escape_sequences_in_a_reason_are_shown_escaped_by_log() {
+    let repo = TestRepo::with_versions(2);
+    let hostile = "fine\u{1b}[2J\u{1b}]0;owned\u{7}\n#9    2026-01-01T00:00:00Z  admin  label_set production: v1 → v2";
+    repo.label_set("p", "production", "v1", "none", hostile);
+    let out = repo.pg(&["log", "p"]).ok();
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+        "{}",
+        out.stdout
+    );
+    let stamps = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    insta::assert_snapshot!(stamps.replace_all(&out.stdout, "[TS]"));
+    // The raw text stays in --json.
+    let json = repo.pg(&["log", "p", "--json"]).ok();
+    let first: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["reason"], hostile);
+}
+
+/// A reader that goes away (`list --json | head -1`) once made every printing command panic
+/// with "failed printing to stdout: Broken pipe".
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    use std::process::Stdio;
+    let repo = TestRepo::with_versions(2);
+    repo.label_set("p", "production", "v1", "none", "first");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/support");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["list", "--json"],
+        vec!["list", "p"],
+        vec!["show", "p@v1"],
+        vec!["show", "p@v1", "--json"],
+        vec!["log", "p"],
+        vec!["render", "p@v1", "--var", "question=hi"],
+        vec!["diff", "p@v1", "p@v2"],
+        vec![
+            "-C",
+            example,
+            "gate",
+            "support_agent",
+            "--candidate",
+            "v3",
+            "--quiet",
+        ],
+    ];
+    for args in commands {
+        let mut child = repo
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+    }
+}
+
+/// `check` once panicked ("byte index 12 is not a char boundary") on a registry.yaml whose
+/// hash holds a non-ASCII character.
+#[test]
+fn check_reports_a_non_ascii_hash_instead_of_panicking() {
+    let repo = TestRepo::with_versions(1);
+    let text = repo.read("prompts/p/registry.yaml");
+    let re = regex::Regex::new(r"hash: ([0-9a-f]{11})").unwrap();
+    let edited = re.replace(&text, "hash: ${1}é€").into_owned();
+    assert_ne!(edited, text);
+    repo.write("prompts/p/registry.yaml", &edited);
+    let out = repo.pg(&["check"]).code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stderr.contains("edited by hand"), "{}", out.stderr);
+}

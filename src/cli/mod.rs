@@ -438,12 +438,12 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
         println!("  split      {l}: {}", shares.join(" · "));
     }
     if let Some(d) = &a.description {
-        println!("  about      {d}");
+        println!("  about      {}", crate::safe::line(d));
     }
     println!(
         "  model      {}/{}{}",
         a.model.provider,
-        a.model.name,
+        crate::safe::line(&a.model.name),
         if params.is_empty() {
             String::new()
         } else {
@@ -614,15 +614,24 @@ fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
                 target::show(e.to.as_ref(), "(removed)")
             ),
         };
-        let _ = writeln!(out, "#{:<4} {}  {}  {what}", e.seq, e.ts, e.actor);
+        // Reasons and actors come from whoever moved the label (a CLI user, a token over
+        // HTTP): shown escaped, so that they cannot drive the terminal.
+        let _ = writeln!(
+            out,
+            "#{:<4} {}  {}  {}",
+            e.seq,
+            crate::safe::line(&e.ts),
+            crate::safe::line(&e.actor),
+            crate::safe::line(&what)
+        );
         if let Some(r) = &e.reason {
-            let _ = writeln!(out, "      why: {r}");
+            let _ = writeln!(out, "      why: {}", crate::safe::line(r));
         }
         if let Some(g) = &e.gate_run {
-            let _ = writeln!(out, "      gate run: {g}");
+            let _ = writeln!(out, "      gate run: {}", crate::safe::line(g));
         }
         if let Some(d) = &e.report_digest {
-            let _ = writeln!(out, "      report: sha256:{d}");
+            let _ = writeln!(out, "      report: sha256:{}", crate::safe::line(d));
         }
         if e.skip_gate {
             let _ = writeln!(out, "      gate SKIPPED");

@@ -161,7 +161,7 @@ fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
             "  dataset    {} ({} cases, sha256 {})",
             d.path,
             d.cases,
-            &d.digest[..d.digest.len().min(12)]
+            crate::safe::prefix(&d.digest, 12)
         );
     }
     println!(
@@ -175,7 +175,7 @@ fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
             g.verdict,
             g.baseline,
             g.baseline_run,
-            &g.report_digest[..g.report_digest.len().min(12)]
+            crate::safe::prefix(&g.report_digest, 12)
         );
     }
     println!("  folder     {}", run.path.display());

@@ -185,7 +185,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
     for (id, file, hash) in have.difference(&want) {
         out.push(Diagnostic::error(format!(
             "registry.yaml records `{id}` ({file}, hash {}) but the audit log registered no such version",
-            &hash[..hash.len().min(12)]
+            crate::safe::prefix(hash, 12)
         )).in_context(reg_path.display().to_string()).hint("registry.yaml was edited by hand; restore it from Git"));
     }
     for (id, file, _) in want.difference(&have) {

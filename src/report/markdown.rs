@@ -162,6 +162,7 @@ impl Sink for Markdown {
             r.candidate.run_id,
             r.promptgate_version
         );
-        out
+        // Outputs, case ids and reasons are untrusted: no control character reaches the reader.
+        crate::safe::text(&out).into_owned()
     }
 }

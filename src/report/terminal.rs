@@ -28,7 +28,7 @@ impl Sink for Terminal {
             let _ = writeln!(out, "  - {reason}");
         }
         if d.verdict == Verdict::Invalid {
-            return out;
+            return crate::safe::text(&out).into_owned();
         }
         if !d.metrics.is_empty() {
             let conf = d.metrics[0].confidence;
@@ -159,7 +159,8 @@ impl Sink for Terminal {
             d.errored_calls,
             r.baseline.cached + r.candidate.cached
         );
-        out
+        // Outputs, case ids and reasons are untrusted: no control character reaches the reader.
+        crate::safe::text(&out).into_owned()
     }
 }
 
