@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod pipeline;
 pub mod provider;
+pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod report;

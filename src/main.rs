@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             cli::Outcome::Inconclusive => exit_codes::INCONCLUSIVE,
         },
         Err(err) => {
-            eprint!("{err}");
+            eprint!("{}", promptgate::redact::text(&err.to_string()));
             match err.kind {
                 ErrorKind::Usage => exit_codes::USAGE,
                 ErrorKind::Conflict => exit_codes::CONFLICT,

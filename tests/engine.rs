@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use promptgate::stub::{self, Fault, Server};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{TestRepo, walk};
 
@@ -1138,4 +1138,128 @@ fn transport_errors_name_the_origin_and_timeouts_their_limit() {
         msg.contains("no answer within 0.3 s") && msg.contains("`timeout_secs`"),
         "{msg}"
     );
+}
+
+/// A provider (or proxy) that echoes the request's headers in its errors once put the full key
+/// into every errored line of results.jsonl and into every report the Action uploads; a model
+/// that repeats the key, and an OTLP collector that echoes its bearer token, likewise.
+#[test]
+fn secrets_a_server_echoes_back_are_redacted_everywhere() {
+    const OTLP_TOKEN: &str = "otlp-collector-token-5521";
+    let server = Server::start(stub::Config {
+        refuse: Some(Arc::new(|body: &Value, auth: Option<&str>| {
+            let text = body.to_string();
+            let n: u64 = text
+                .split("question number ")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|d| d.parse().ok())?;
+            let echo = json!({"error": {"message": "refused", "request_headers": {"Authorization": auth, "x-api-key": auth}}}).to_string();
+            match n % 5 {
+                0 => Some((400, echo)),
+                1 => Some((401, echo)),
+                2 => Some((500, echo)),
+                // A 200 whose answer repeats the key.
+                3 => Some((
+                    200,
+                    json!({"choices": [{"message": {"content": format!("your key is {}", auth.unwrap_or(""))}, "finish_reason": "stop"}]}).to_string(),
+                )),
+                _ => None,
+            }
+        })),
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let received = Arc::new(std::sync::Mutex::new(0usize));
+    let seen = received.clone();
+    let collector = crate::support::serve_router(axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                *seen.lock().unwrap() += 1;
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!("{{\"error\": \"bad span\", \"your_headers\": {{\"authorization\": \"{auth}\"}}}}"),
+                )
+            }
+        }),
+    ));
+    let repo = repo_for(
+        &server,
+        20,
+        "    max_retries: 1\n    backoff_base_ms: 1\n    abort_after_fatal: 0\n",
+    );
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{}telemetry:\n  otlp_endpoint: http://{collector}\n",
+            repo.read("promptgate.yaml")
+        ),
+    );
+    repo.write(
+        "prompts/p/suite.yaml",
+        "datasets: [datasets/p.jsonl]\nchecks:\n  - contains: echo\ngate:\n  error_budget: 1\n  min_cases: 1\n",
+    );
+    let run = |args: &[&str]| {
+        let mut c = repo.command(args);
+        c.env(KEY_VAR, SECRET).env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("Authorization=Bearer%20{OTLP_TOKEN}"),
+        );
+        crate::support::Run::from_output(c.output().unwrap())
+    };
+    let first = run(&["eval", "p@v1"]);
+    let second = run(&[
+        "eval",
+        "p@v1",
+        "--refresh",
+        "--compare-to",
+        "last",
+        "--report",
+        "md,json,junit,html,terminal",
+        "--out",
+        "reports",
+    ]);
+    assert!(*received.lock().unwrap() >= 2, "the collector was called");
+    assert!(
+        second.stderr.contains("OTLP endpoint answered HTTP 400"),
+        "{}",
+        second.stderr
+    );
+    // The secrets were really sent and really echoed…
+    assert!(server.stats.seen().iter().any(|s| s.status == 401));
+    // …and are in nothing promptgate wrote or printed.
+    for text in [&first.stdout, &first.stderr, &second.stdout, &second.stderr] {
+        assert!(
+            !text.contains(SECRET) && !text.contains(OTLP_TOKEN),
+            "{text}"
+        );
+    }
+    let mut files = Vec::new();
+    walk(repo.path(), &mut files);
+    let reports: Vec<_> = files
+        .iter()
+        .filter(|f| f.starts_with(repo.file("reports")))
+        .collect();
+    assert_eq!(reports.len(), 5, "every format was written: {reports:?}");
+    for f in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+        assert!(
+            !text.contains(SECRET) && !text.contains(&SECRET[8..20]) && !text.contains(OTLP_TOKEN),
+            "a secret in {}",
+            f.display()
+        );
+    }
+    // What was redacted says so, where it was.
+    let redacted = files
+        .iter()
+        .filter(|f| f.ends_with("results.jsonl"))
+        .any(|f| std::fs::read_to_string(f).unwrap().contains("[REDACTED]"));
+    assert!(redacted, "the echoed key is replaced by a marker");
 }

@@ -847,7 +847,20 @@ async fn run_call(
         let Some(request) = &call.request else {
             return None;
         };
-        let r = provider.complete(request, &key).await;
+        // Where an answer enters the engine: nothing a provider echoes of a secret goes further.
+        let r = match provider.complete(request, &key).await {
+            Ok(mut c) => {
+                crate::redact::string(&mut c.content);
+                for t in &mut c.tool_calls {
+                    crate::redact::json(&mut t.arguments);
+                }
+                Ok(c)
+            }
+            Err(mut e) => {
+                crate::redact::string(&mut e.message);
+                Err(e)
+            }
+        };
         let latency = ta.elapsed();
         match r {
             Err(e) if e.class.transient() && attempts <= opts.max_retries => {

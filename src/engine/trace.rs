@@ -79,19 +79,73 @@ pub async fn export_otlp(endpoint: &str, spans: &[Span]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let headers = otlp_headers();
     for chunk in spans.chunks(512) {
-        let resp = http
-            .post(&url)
-            .json(&otlp_body(chunk))
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+        let mut rb = http.post(&url).json(&otlp_body(chunk));
+        for (k, v) in &headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        let resp = rb.send().await.map_err(|e| e.without_url().to_string())?;
         if !resp.status().is_success() {
-            return Err(format!(
-                "OTLP endpoint answered HTTP {}",
-                resp.status().as_u16()
-            ));
+            let status = resp.status().as_u16();
+            let body: String = resp
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect();
+            // A collector may echo the request's headers: nothing of them goes further.
+            return Err(crate::redact::text(&format!(
+                "OTLP endpoint answered HTTP {status}: {}",
+                body.trim()
+            ))
+            .into_owned());
         }
     }
     Ok(())
+}
+
+/// `%20` → ` `: header values in `OTEL_EXPORTER_OTLP_HEADERS` are percent-encoded.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The headers of `OTEL_EXPORTER_OTLP_HEADERS` (`key=value,key2=value2`, the OpenTelemetry
+/// convention), e.g. a collector's bearer token: their values are secrets.
+fn otlp_headers() -> Vec<(String, String)> {
+    let Ok(spec) = std::env::var("OTEL_EXPORTER_OTLP_HEADERS") else {
+        return vec![];
+    };
+    spec.split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let (k, v) = (k.trim().to_string(), percent_decode(v.trim()));
+            crate::redact::register(&v);
+            if let Some(token) = v.strip_prefix("Bearer ") {
+                crate::redact::register(token.trim());
+            }
+            (!k.is_empty()).then_some((k, v))
+        })
+        .collect()
 }

@@ -163,9 +163,8 @@ impl Provider for Anthropic {
                 &encode(request),
                 self.ep.timeout,
             )
-            .await
-            .map_err(|e| self.ep.redactor.error(e))?;
-            decode(&bytes).map_err(|e| self.ep.redactor.error(e))
+            .await?;
+            decode(&bytes)
         })
     }
 }

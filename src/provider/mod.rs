@@ -205,56 +205,6 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<Completion, CallError>>;
 }
 
-/// Removes secrets from text that came back from a provider: the key values in play, and
-/// anything credential-shaped (`Bearer …`, `sk-…`, an `x-api-key` value) a server or proxy
-/// echoes in an error body.
-#[derive(Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-/// What a redacted secret becomes.
-pub const REDACTED: &str = "[REDACTED]";
-
-impl Redactor {
-    pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
-        Redactor {
-            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
-        }
-    }
-
-    pub fn text(&self, s: &str) -> String {
-        static SHAPES: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-        let shapes = SHAPES.get_or_init(|| {
-            regex::Regex::new(
-                r#"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk-|sk_|pk-|ghp_|xox[bp]-)[A-Za-z0-9._-]{8,}|((?:x-api-key|api[-_]key|authorization)"?\s*[:=]\s*"?)[^"\s,}]{8,}"#,
-            )
-            .expect("valid pattern")
-        });
-        let mut out = s.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
-        shapes
-            .replace_all(&out, |c: &regex::Captures<'_>| {
-                let keep = (1..=3)
-                    .find_map(|i| c.get(i))
-                    .map(|m| m.as_str())
-                    .unwrap_or("");
-                format!("{keep}{REDACTED}")
-            })
-            .into_owned()
-    }
-
-    /// The error with its message redacted.
-    pub fn error(&self, mut e: CallError) -> CallError {
-        e.message = self.text(&e.message);
-        e
-    }
-}
-
 /// An API key. Its `Debug` never shows it.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -393,8 +343,6 @@ pub struct HttpEndpoint {
     pub url: reqwest::Url,
     pub key: Option<Secret>,
     pub http: reqwest::Client,
-    /// Knows the key: what the server sends back is cleaned of it.
-    pub redactor: Redactor,
     /// Each call's time limit (for messages).
     pub timeout: Duration,
 }
@@ -426,7 +374,6 @@ impl HttpEndpoint {
             name: name.to_string(),
             url: endpoint_url(name, &base_url, path)?,
             base_url,
-            redactor: Redactor::new(key.iter().map(|k| k.expose().to_string())),
             key,
             http: http_client(config)?,
             timeout: timeout(config),
@@ -450,7 +397,11 @@ pub fn api_key(name: &str, config: &ProviderConfig) -> Result<Option<Secret>> {
         return Ok(None);
     };
     match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+        Ok(v) if !v.is_empty() => {
+            // Whatever a server echoes of it is redacted from here on.
+            crate::redact::register(&v);
+            Ok(Some(Secret(v)))
+        }
         _ => Err(Error::usage(format!("provider `{name}` needs an API key in `${var}`, which is not set"))
             .with_hint(format!("export {var}=… (keys come from the environment, never from files), or point the suite at a `replay` provider"))),
     }
@@ -558,27 +509,5 @@ mod tests {
         other.prompt = "q".into();
         other.version_id = "v9".into();
         assert_eq!(request_hash(&req), request_hash(&other));
-    }
-}
-
-#[cfg(test)]
-mod redactor_tests {
-    use super::*;
-
-    #[test]
-    fn secrets_and_credential_shapes_are_redacted() {
-        let r = Redactor::new(["hunter2-secret-key".to_string()]);
-        let echoed = r#"HTTP 401: {"error": "bad key", "headers": {"authorization": "Bearer hunter2-secret-key", "x-api-key": "abcdefgh12345678"}, "seen": "sk-proj-AAAAAAAAAAAAAAAA"}"#;
-        let out = r.text(echoed);
-        assert!(!out.contains("hunter2"), "{out}");
-        assert!(!out.contains("abcdefgh12345678"), "{out}");
-        assert!(!out.contains("AAAAAAAA"), "{out}");
-        assert!(out.contains("\"x-api-key\": \"[REDACTED]"), "{out}");
-        assert!(out.contains("HTTP 401"), "{out}");
-        // Ordinary words survive.
-        assert_eq!(
-            r.text("the model `gpt-4o` does not exist"),
-            "the model `gpt-4o` does not exist"
-        );
     }
 }

@@ -98,9 +98,8 @@ impl Provider for OpenAiEmbeddings {
                 &body,
                 self.ep.timeout,
             )
-            .await
-            .map_err(|e| self.ep.redactor.error(e))?;
-            decode_embedding(&bytes).map_err(|e| self.ep.redactor.error(e))
+            .await?;
+            decode_embedding(&bytes)
         })
     }
 }
@@ -303,9 +302,8 @@ impl Provider for OpenAi {
                 ),
                 self.ep.timeout,
             )
-            .await
-            .map_err(|e| self.ep.redactor.error(e))?;
-            decode(&bytes).map_err(|e| self.ep.redactor.error(e))
+            .await?;
+            decode(&bytes)
         })
     }
 }

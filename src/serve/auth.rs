@@ -216,7 +216,10 @@ impl Auth {
     }
 }
 
+/// A grant for a token's secret; the secret itself is redacted from everything printed.
 fn grant(t: &TokenSpec, secret: &str) -> Grant {
+    // Redacted from every message and response from here on.
+    crate::redact::register(secret);
     Grant {
         name: t.name.clone(),
         digest: sha(secret),

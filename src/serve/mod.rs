@@ -269,7 +269,7 @@ impl App {
                 }
                 Err(e) => {
                     self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
-                    let text = e.to_string();
+                    let text = crate::redact::text(&e.to_string()).into_owned();
                     eprintln!(
                         "promptgate serve: `{name}` does not load; still serving its last good state\n{}",
                         text.trim_end()
@@ -400,6 +400,8 @@ fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Respon
             b.insert(k.clone(), v.clone());
         }
     }
+    // An error can quote what a client sent: no secret goes back out.
+    crate::redact::json(&mut body);
     (status, Json(body)).into_response()
 }
 
@@ -831,7 +833,7 @@ async fn put_label(
                 label,
                 registry::target::show(entry.from.as_ref(), "(new)"),
                 registry::target::show(entry.to.as_ref(), "?"),
-                entry.actor
+                crate::safe::line(&crate::redact::text(&entry.actor))
             );
             Json(entry).into_response()
         }
