@@ -57,6 +57,9 @@ pub struct Config {
     /// `promptgate serve`: who may read and write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serve: Option<Serve>,
+    /// The audit log's trusted signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::registry::signing::AuditConfig>,
 }
 
 /// `serve:` — the HTTP registry's access rules. Token secrets are never stored here: a token
@@ -204,8 +207,11 @@ fn keys_of(path: &str) -> &'static [&'static str] {
             "telemetry",
             "embeddings",
             "serve",
+            "audit",
         ],
         "embeddings" => &["provider", "model"],
+        "audit" => &["require_signatures", "keys"],
+        p if p.starts_with("audit.keys") => &["id", "public_key", "retired_from"],
         "serve" => &["listen", "open_reads", "tokens", "tokens_file"],
         p if p.starts_with("serve.tokens") => {
             &["name", "env", "token", "scope", "prompts", "labels"]

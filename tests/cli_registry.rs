@@ -764,3 +764,289 @@ fn check_reports_a_non_ascii_hash_instead_of_panicking() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(out.stderr.contains("edited by hand"), "{}", out.stderr);
 }
+
+mod signed_audit {
+    use promptgate::registry::audit::Entry;
+    use promptgate::registry::signing::Signer;
+
+    use crate::support::TestRepo;
+
+    /// A key from `promptgate keygen`: (secret line, public key).
+    fn keygen(repo: &TestRepo, id: &str) -> (String, String) {
+        let out = repo.pg(&["keygen", "--id", id]).ok().stdout;
+        let secret = out
+            .lines()
+            .find_map(|l| l.strip_prefix("PROMPTGATE_SIGNING_KEY="))
+            .unwrap()
+            .to_string();
+        let public = out
+            .lines()
+            .find_map(|l| l.split("public_key: ").nth(1))
+            .unwrap()
+            .trim_end_matches(" }")
+            .to_string();
+        (secret, public)
+    }
+
+    fn config(keys: &[(&str, &str, Option<&str>)], require: bool) -> String {
+        let mut s = String::from(crate::support::CONFIG);
+        s.push_str(&format!(
+            "audit:\n  require_signatures: {require}\n  keys:\n"
+        ));
+        for (id, public, retired) in keys {
+            s.push_str(&format!("    - {{ id: {id}, public_key: \"{public}\""));
+            if let Some(r) = retired {
+                s.push_str(&format!(", retired_from: \"{r}\""));
+            }
+            s.push_str(" }\n");
+        }
+        s
+    }
+
+    fn run(repo: &TestRepo, key: Option<&str>, args: &[&str]) -> crate::support::Run {
+        let mut c = repo.command(args);
+        match key {
+            Some(k) => c.env("PROMPTGATE_SIGNING_KEY", k),
+            None => c.env_remove("PROMPTGATE_SIGNING_KEY"),
+        };
+        crate::support::Run::from_output(c.output().unwrap())
+    }
+
+    fn production(repo: &TestRepo) -> String {
+        let out = repo.pg(&["show", "p@production", "--json"]).ok().stdout;
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["version_id"].as_str().unwrap().to_string()
+    }
+
+    fn entries(repo: &TestRepo) -> Vec<Entry> {
+        repo.read("prompts/p/audit.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn write_entries(repo: &TestRepo, es: &[Entry]) {
+        let text: String = es.iter().map(Entry::to_line).collect();
+        repo.write("prompts/p/audit.jsonl", &text);
+    }
+
+    /// p with v1, v2, v3 registered and production at v1, every entry signed by `ci`.
+    fn signed_repo() -> (TestRepo, String, String) {
+        let repo = TestRepo::new();
+        let (secret, public) = keygen(&repo, "ci");
+        repo.write("promptgate.yaml", &config(&[("ci", &public, None)], false));
+        for i in 1..=3 {
+            repo.write(
+                &format!("prompts/p/v{i}.yaml"),
+                &crate::support::version_yaml(&format!("Assistant {i}."), 0.1),
+            );
+        }
+        run(&repo, Some(&secret), &["add", "p"]).ok();
+        run(
+            &repo,
+            Some(&secret),
+            &[
+                "label",
+                "set",
+                "p",
+                "production",
+                "v1",
+                "--expect",
+                "none",
+                "-m",
+                "first",
+            ],
+        )
+        .ok();
+        assert!(entries(&repo).iter().all(|e| e.sig.is_some()));
+        run(&repo, None, &["check"]).ok();
+        (repo, secret, public)
+    }
+
+    #[track_caller]
+    fn refused_by_check(repo: &TestRepo, line: usize, why: &str) {
+        let out = run(repo, None, &["check"]).code(2);
+        assert!(
+            out.stderr.contains(&format!("audit.jsonl:{line}")) && out.stderr.contains(why),
+            "line {line}, {why}: {}",
+            out.stderr
+        );
+    }
+
+    #[test]
+    fn an_appended_entry_with_a_correct_hash_but_no_signature_is_refused() {
+        let (repo, secret, _) = signed_repo();
+        let mut es = entries(&repo);
+        let last = es.last().unwrap().clone();
+        let out = repo.pg(&["show", "p@v3", "--json"]).ok().stdout;
+        let v3 = serde_json::from_str::<serde_json::Value>(&out).unwrap()["version_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut forged = last.clone();
+        forged.seq = last.seq + 1;
+        forged.from = last.to.clone();
+        forged.to = Some(promptgate::registry::Target::One(v3));
+        forged.actor = "attacker".into();
+        forged.prev = last.hash.clone();
+        forged.sig = None;
+        forged.hash = forged.compute_hash();
+        es.push(forged);
+        write_entries(&repo, &es);
+        refused_by_check(
+            &repo,
+            es.len(),
+            "is not signed, though entries before it are",
+        );
+        // Readers do not roll it forward, and writers refuse the broken log.
+        assert!(production(&repo).starts_with("v1-"));
+        let out = run(
+            &repo,
+            Some(&secret),
+            &[
+                "label",
+                "set",
+                "p",
+                "production",
+                "v2",
+                "--expect",
+                "v1",
+                "-m",
+                "x",
+            ],
+        )
+        .code(2);
+        assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn a_rewritten_last_entry_with_a_recomputed_checkpoint_is_refused() {
+        let (repo, _, _) = signed_repo();
+        let mut es = entries(&repo);
+        let n = es.len();
+        let last = es.last_mut().unwrap();
+        last.reason = Some("rewritten".into());
+        last.hash = last.compute_hash();
+        let head = last.hash.clone();
+        write_entries(&repo, &es);
+        // The checkpoint follows the rewrite, as a careful forger would make it.
+        let text = repo.read("prompts/p/registry.yaml");
+        let bytes = repo.read("prompts/p/audit.jsonl").len();
+        let re = regex::Regex::new(r"head: [0-9a-f]{64}").unwrap();
+        let text = re.replace(&text, format!("head: {head}")).into_owned();
+        let re = regex::Regex::new(r"bytes: \d+").unwrap();
+        repo.write(
+            "prompts/p/registry.yaml",
+            &re.replace(&text, format!("bytes: {bytes}")),
+        );
+        refused_by_check(&repo, n, "does not match its content");
+    }
+
+    #[test]
+    fn an_entry_signed_by_a_retired_key_is_refused() {
+        let (repo, secret, public) = signed_repo();
+        // Retire `ci` from before its last signature: the entries signed since are refused.
+        let first_ts = entries(&repo)[0].ts.clone();
+        repo.write(
+            "promptgate.yaml",
+            &config(&[("ci", &public, Some(&first_ts))], false),
+        );
+        refused_by_check(&repo, 1, "retired from");
+        // And the writer will not sign with it any more.
+        let out = run(
+            &repo,
+            Some(&secret),
+            &[
+                "label", "set", "p", "canary", "v2", "--expect", "none", "-m", "x",
+            ],
+        )
+        .code(2);
+        assert!(out.stderr.contains("retired"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn a_valid_entry_re_signed_by_an_unknown_key_is_refused() {
+        let (repo, _, _) = signed_repo();
+        let (mallory, _) = keygen(&repo, "mallory");
+        let mallory = Signer::parse(&mallory, "test").unwrap();
+        let mut es = entries(&repo);
+        let n = es.len();
+        mallory.sign(es.last_mut().unwrap());
+        write_entries(&repo, &es);
+        refused_by_check(&repo, n, "signed by `mallory`, which is not a trusted key");
+    }
+
+    #[test]
+    fn with_signatures_required_an_unsigned_move_is_refused() {
+        let (repo, secret, public) = signed_repo();
+        repo.write("promptgate.yaml", &config(&[("ci", &public, None)], true));
+        let before = repo.read("prompts/p/audit.jsonl");
+        let out = run(
+            &repo,
+            None,
+            &[
+                "label",
+                "set",
+                "p",
+                "production",
+                "v2",
+                "--expect",
+                "v1",
+                "-m",
+                "unsigned",
+            ],
+        )
+        .code(2);
+        assert!(
+            out.stderr.contains("requires signed audit entries"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            repo.read("prompts/p/audit.jsonl"),
+            before,
+            "nothing written"
+        );
+        // Signed, the same move goes through; an untrusted key does not.
+        let (other, _) = keygen(&repo, "other");
+        let out = run(
+            &repo,
+            Some(&other),
+            &[
+                "label",
+                "set",
+                "p",
+                "production",
+                "v2",
+                "--expect",
+                "v1",
+                "-m",
+                "other",
+            ],
+        )
+        .code(2);
+        assert!(
+            out.stderr.contains("not one of the trusted"),
+            "{}",
+            out.stderr
+        );
+        run(
+            &repo,
+            Some(&secret),
+            &[
+                "label",
+                "set",
+                "p",
+                "production",
+                "v2",
+                "--expect",
+                "v1",
+                "-m",
+                "signed",
+            ],
+        )
+        .ok();
+        assert!(production(&repo).starts_with("v2-"));
+        run(&repo, None, &["check"]).ok();
+    }
+}

@@ -155,6 +155,16 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Write every version and label into one JSON file with its own digest.
     Bundle(serve::BundleArgs),
+    /// Create a key pair for signing audit entries: the private key for the environment, the
+    /// public key for `audit.keys` in promptgate.yaml.
+    #[command(
+        after_help = "The private key is printed once: put it in your CI's secrets or a file outside the\nrepository (PROMPTGATE_SIGNING_KEY or PROMPTGATE_SIGNING_KEY_FILE). Every audit entry\nwritten with it is signed; `check` verifies every signature against `audit.keys`.\n\nExamples:\n  promptgate keygen --id ci\n  promptgate keygen --id alice > ~/.config/promptgate/alice.key"
+    )]
+    Keygen {
+        /// The key's id, recorded in every entry it signs (e.g. `ci`, `alice`, `serve-eu`).
+        #[arg(long, value_name = "ID")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,7 +272,28 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             serve::serve_cmd(repo, args)
         }
         Command::Bundle(args) => serve::bundle_cmd(&open()?, args),
+        Command::Keygen { id } => keygen(&id),
     }
+}
+
+fn keygen(id: &str) -> Result<Outcome> {
+    if id.trim().is_empty() || id.contains([':', ' ', '\n']) {
+        return Err(Error::usage(format!("`{id}` is not a key id"))
+            .with_hint("use a short name without spaces or colons, e.g. `ci`"));
+    }
+    let key = registry::signing::Signer::generate(id)?;
+    println!(
+        "# The private key: keep it out of the repository (your CI's secrets, or a file that\n\
+         # PROMPTGATE_SIGNING_KEY_FILE names).\n\
+         {}={}\n\
+         # Trust it: under `audit:` in promptgate.yaml\n\
+         #   keys:\n\
+         #     - {{ id: {id}, public_key: {} }}",
+        registry::signing::KEY_ENV,
+        key.secret_line(),
+        key.public_key()
+    );
+    Ok(Outcome::Success)
 }
 
 /// Find the repository. Started from the current directory, paths are shown relative to it
@@ -649,6 +680,11 @@ fn check(repo: &Repo) -> Result<Outcome> {
         "checked {} prompt(s), {} version(s), {} audit entries: {errors} error(s), {warnings} warning(s)",
         report.prompts, report.versions, report.audit_entries
     );
+    if !repo.trust.is_signed() && report.audit_entries > 0 {
+        eprintln!(
+            "note: the audit logs are unsigned: their chains detect accidents, not forgery (list trusted keys under `audit.keys`; see `promptgate keygen`)"
+        );
+    }
     Ok(if errors > 0 {
         Outcome::Problems
     } else {

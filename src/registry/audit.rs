@@ -80,9 +80,12 @@ pub struct Entry {
     pub skip_gate: bool,
     /// Hash of the previous entry ([`GENESIS`] for the first).
     pub prev: String,
-    /// Hash of this entry (canonical JSON without this key).
+    /// Hash of this entry (canonical JSON without this key and without `sig`).
     #[serde(default)]
     pub hash: String,
+    /// The writer's signature of `hash` (see [`super::signing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<super::signing::Sig>,
 }
 
 impl Entry {
@@ -91,6 +94,7 @@ impl Entry {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
             obj.remove("hash");
+            obj.remove("sig");
         }
         canonical::content_hash(&v).unwrap_or_default()
     }
@@ -107,8 +111,14 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Log {
     pub entries: Vec<Entry>,
-    /// Every problem: unparsable lines, broken hashes, broken chain, gaps.
+    /// Every problem: unparsable lines, broken hashes, broken chain, gaps, signatures that do
+    /// not verify, unsigned entries where signatures are due.
     pub problems: Vec<Diagnostic>,
+    /// What is worth saying but not wrong (an unsigned log, unsigned entries from before
+    /// signing began).
+    pub notes: Vec<Diagnostic>,
+    /// How many entries from the start verify: only these may be rolled forward.
+    pub valid: usize,
 }
 
 impl Log {
@@ -120,17 +130,29 @@ impl Log {
     }
 }
 
-/// Parse and verify the chain of an audit log's text.
+/// Parse and verify the chain of an audit log's text (signatures are not looked at).
 pub fn parse(file: &Path, text: &str) -> Log {
+    parse_with(file, text, &super::signing::Trust::default())
+}
+
+/// Parse and verify an audit log: the chain, and with trusted keys the signatures. With keys
+/// configured, an unsigned entry is an error when signatures are required or when it comes
+/// after a signed one (a forger who cannot sign would simply not); earlier unsigned entries —
+/// history from before signing began — are noted.
+pub fn parse_with(file: &Path, text: &str, trust: &super::signing::Trust) -> Log {
     let mut log = Log::default();
     let mut prev_hash = GENESIS.to_string();
     let mut expect_seq = 1u64;
+    let mut first_bad: Option<usize> = None;
+    let mut seen_signed = false;
+    let mut legacy_unsigned = 0usize;
     let place = |line: usize| format!("{}:{}", file.display(), line);
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
         if line.trim().is_empty() {
             continue;
         }
+        let before = log.problems.len();
         let entry: Entry = match serde_json::from_str(line) {
             Ok(e) => e,
             Err(e) => {
@@ -139,6 +161,7 @@ pub fn parse(file: &Path, text: &str) -> Log {
                         .in_context(place(lineno))
                         .hint("the audit log is append-only: restore it from Git (`git checkout -- <file>`)"),
                 );
+                first_bad.get_or_insert(log.entries.len());
                 continue;
             }
         };
@@ -175,9 +198,55 @@ pub fn parse(file: &Path, text: &str) -> Log {
                 .in_context(place(lineno)),
             );
         }
+        if trust.is_signed() {
+            match &entry.sig {
+                Some(_) => {
+                    if let Some(why) = trust.problem(&entry) {
+                        log.problems.push(
+                            Diagnostic::error(format!(
+                                "audit entry {} does not verify: {why}",
+                                entry.seq
+                            ))
+                            .in_context(place(lineno))
+                            .hint("an entry no trusted key signed is not part of the history: restore the audit log from Git"),
+                        );
+                    }
+                    seen_signed = true;
+                }
+                None if trust.require || seen_signed => {
+                    log.problems.push(
+                        Diagnostic::error(format!(
+                            "audit entry {} is not signed{}",
+                            entry.seq,
+                            if trust.require {
+                                " (`audit.require_signatures` is set)"
+                            } else {
+                                ", though entries before it are"
+                            }
+                        ))
+                        .in_context(place(lineno))
+                        .hint("restore the audit log from Git; writers sign with $PROMPTGATE_SIGNING_KEY"),
+                    );
+                }
+                None => legacy_unsigned += 1,
+            }
+        }
+        if log.problems.len() > before {
+            first_bad.get_or_insert(log.entries.len());
+        }
         prev_hash = entry.hash.clone();
         expect_seq = entry.seq + 1;
         log.entries.push(entry);
+    }
+    log.valid = first_bad.unwrap_or(log.entries.len());
+    if legacy_unsigned > 0 {
+        log.notes.push(
+            Diagnostic::warning(format!(
+                "{legacy_unsigned} audit entr{} from before signing began are unsigned",
+                if legacy_unsigned == 1 { "y" } else { "ies" }
+            ))
+            .in_context(file.display().to_string()),
+        );
     }
     log
 }
@@ -254,6 +323,7 @@ mod tests {
             skip_gate: false,
             prev: prev.into(),
             hash: String::new(),
+            sig: None,
         };
         e.hash = e.compute_hash();
         e

@@ -144,10 +144,11 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
             return;
         }
     };
-    let log = audit::parse(&audit_path, &text);
+    let log = audit::parse_with(&audit_path, &text, &repo.trust);
     report.audit_entries += log.entries.len();
     let chain_ok = log.problems.is_empty();
     out.extend(log.problems);
+    out.extend(log.notes);
     let recorded = registry.audit.entries as usize;
     if log.entries.len() < recorded {
         out.push(Diagnostic::error(format!(

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod signing;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -421,6 +422,8 @@ pub struct Registered {
 pub struct Repo {
     pub root: PathBuf,
     pub config: Config,
+    /// The audit log's trusted signing keys (from `audit:` in the configuration).
+    pub trust: signing::Trust,
 }
 
 impl Repo {
@@ -440,9 +443,11 @@ impl Repo {
             Err(e) => return Err(Error::io(&file, "read", e)),
         };
         let config = Config::parse(&file, &text)?;
+        let trust = signing::Trust::from_config(config.audit.as_ref())?;
         Ok(Repo {
             root: root.to_path_buf(),
             config,
+            trust,
         })
     }
 
@@ -549,8 +554,9 @@ impl Repo {
         let size = fs::metadata(&audit_path).map(|m| m.len()).unwrap_or(0);
         if size != prompt.registry.audit.bytes {
             let text = fsutil::read_to_string(&audit_path).unwrap_or_default();
-            let log = audit::parse(&audit_path, &text);
-            roll_forward(&mut prompt.registry, &log.entries);
+            let log = audit::parse_with(&audit_path, &text, &self.trust);
+            // Only entries that verify (chain, hash, signature) are history.
+            roll_forward(&mut prompt.registry, &log.entries[..log.valid]);
         }
         Ok(prompt)
     }
@@ -578,6 +584,7 @@ impl Repo {
     /// Register new version files of `name` (see `promptgate add --help`).
     pub fn add(&self, name: &str, files: &[PathBuf], actor: &str) -> Result<Vec<Registered>> {
         validate_prompt_name(name)?;
+        let signer = self.signer()?;
         let dir = self.prompt_dir(name);
         fsutil::create_dir_all(&dir)?;
         let _lock = self.lock(name)?;
@@ -770,8 +777,12 @@ impl Repo {
                 skip_gate: false,
                 prev: prev.clone(),
                 hash: String::new(),
+                sig: None,
             };
             entry.hash = entry.compute_hash();
+            if let Some(s) = &signer {
+                s.sign(&mut entry);
+            }
             prev = entry.hash.clone();
             log_text.push_str(&entry.to_line());
             apply(&mut prompt.registry, &entry);
@@ -788,6 +799,7 @@ impl Repo {
     /// Move a label with compare-and-swap against `expect`, writing an audit entry.
     pub fn move_label(&self, m: &LabelMove) -> Result<Entry> {
         validate_label(&m.label)?;
+        let signer = self.signer()?;
         if m.reason.trim().is_empty() {
             return Err(Error::usage("a label move needs a reason").with_hint("pass `-m \"why\"`"));
         }
@@ -839,12 +851,46 @@ impl Repo {
             skip_gate: m.skip_gate,
             prev: log.head().to_string(),
             hash: String::new(),
+            sig: None,
         };
         entry.hash = entry.compute_hash();
+        if let Some(s) = &signer {
+            s.sign(&mut entry);
+        }
         log_text.push_str(&entry.to_line());
         apply(&mut prompt.registry, &entry);
         self.commit(&mut prompt, &log_text, seq, &entry.hash)?;
         Ok(entry)
+    }
+
+    /// The key this process signs audit entries with: from the environment, checked against
+    /// the trusted keys before anything is written. `None` when no key is set and none is
+    /// required.
+    fn signer(&self) -> Result<Option<signing::Signer>> {
+        let signer = signing::Signer::from_env()?;
+        match &signer {
+            None if self.trust.require => Err(Error::usage(
+                "this repository requires signed audit entries (`audit.require_signatures`), and no signing key is set",
+            )
+            .with_hint(format!(
+                "export {}=<id>:<key> (from `promptgate keygen`) with a key listed under `audit.keys`",
+                signing::KEY_ENV
+            ))),
+            Some(s) if self.trust.is_signed() && !self.trust.trusts(s) => Err(Error::usage(format!(
+                "the signing key `{}` is not one of the trusted `audit.keys` in promptgate.yaml (or its public key differs)",
+                s.id
+            ))
+            .with_hint(format!(
+                "add `{{ id: {}, public_key: {} }}` under `audit.keys`, or set the right key",
+                s.id,
+                s.public_key()
+            ))),
+            Some(s) if self.trust.retired_from(&s.id).is_some_and(|r| signing::after_or_at(&audit::now(), r)) => {
+                Err(Error::usage(format!("the signing key `{}` is retired", s.id))
+                    .with_hint("sign with a current key"))
+            }
+            _ => Ok(signer),
+        }
     }
 
     /// Read a prompt's audit log (parsed and verified).
@@ -852,7 +898,7 @@ impl Repo {
         validate_prompt_name(name)?;
         let path = self.prompt_dir(name).join(AUDIT_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(audit::parse(&path, &text)),
+            Ok(text) => Ok(audit::parse_with(&path, &text, &self.trust)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if self.prompt_dir(name).join(REGISTRY_FILE).is_file() {
                     Ok(audit::Log::default())
@@ -874,7 +920,7 @@ impl Repo {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(Error::io(&audit_path, "read", e)),
         };
-        let log = audit::parse(&audit_path, &log_text);
+        let log = audit::parse_with(&audit_path, &log_text, &self.trust);
         if !log.problems.is_empty() {
             let mut ds = log.problems.clone();
             ds.push(
