@@ -202,4 +202,16 @@ repeats: 3
         .unwrap();
         assert_eq!(load(&path).unwrap().suite.repeats, Some(3));
     }
+
+    #[test]
+    fn the_group_column_defaults_to_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suite.yaml");
+        std::fs::write(&path, "datasets: [d.jsonl]\n").unwrap();
+        assert_eq!(load(&path).unwrap().suite.group_column(), "group");
+        std::fs::write(&path, "datasets: [d.jsonl]\ngroup_by: topic\n").unwrap();
+        assert_eq!(load(&path).unwrap().suite.group_column(), "topic");
+        std::fs::write(&path, "group_by: \"  \"\n").unwrap();
+        assert!(load(&path).is_err(), "an empty column name is refused");
+    }
 }

@@ -417,8 +417,13 @@ fn check_values_are_exact_at_their_bounds() {
     bad(json!({"json_schema": "input"}));
     bad(json!({"json_schema": false}));
     // json_field needs both `path` and `equals`.
-    bad(json!({"json_field": {"path": "/a"}}));
-    bad(json!({"json_field": {"equals": 1}}));
+    for (spec, missing) in [
+        (json!({"json_field": {"path": "/a"}}), "needs `equals`"),
+        (json!({"json_field": {"equals": 1}}), "needs `path`"),
+    ] {
+        let e = parse(spec).unwrap_err();
+        assert!(e.contains(missing), "{e}");
+    }
     ok(json!({"json_field": {"path": "/a", "equals": 1}}));
     // tool_call: a name, not an empty one.
     bad(json!({"tool_call": ""}));
