@@ -15,24 +15,79 @@ pub fn read_to_string(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))
 }
 
-/// Atomically replace `path` with `contents`.
+/// Atomically replace `path` with `contents`. A new file gets the mode the umask gives (as
+/// any other program's would: `registry.yaml` stays readable by a `serve` running as another
+/// user); a replaced file keeps its mode.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, "create a temporary file in", e))?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io(tmp.path(), "write", e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), "fsync", e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(path, "rename into place", e.error))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tmp_path, mut tmp) = create_temp(dir, &name)?;
+    let written = (|| -> Result<()> {
+        tmp.write_all(contents)
+            .map_err(|e| Error::io(&tmp_path, "write", e))?;
+        if let Ok(meta) = fs::metadata(path) {
+            fs::set_permissions(&tmp_path, meta.permissions())
+                .map_err(|e| Error::io(&tmp_path, "set the permissions of", e))?;
+        }
+        tmp.sync_all()
+            .map_err(|e| Error::io(&tmp_path, "fsync", e))?;
+        fs::rename(&tmp_path, path).map_err(|e| Error::io(path, "rename into place", e))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp_path);
+    }
+    written?;
     sync_dir(dir)
+}
+
+/// A new temporary file in `dir` for replacing `name`: `.promptgate-tmp-<name>-<random>`,
+/// created exclusively with mode 0666 less the umask.
+fn create_temp(dir: &Path, name: &str) -> Result<(std::path::PathBuf, File)> {
+    let mut tries = 0;
+    loop {
+        let candidate = dir.join(format!("{TEMP_PREFIX}{name}-{:016x}", fastrand::u64(..)));
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o666);
+        }
+        match opts.open(&candidate) {
+            Ok(f) => return Ok((candidate, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => tries += 1,
+            Err(e) => return Err(Error::io(dir, "create a temporary file in", e)),
+        }
+    }
+}
+
+/// Remove temporary files a killed writer left in `dir` (call under the lock that serializes
+/// the writers of that folder: any temporary file then is a leftover). Returns how many.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    stale_temps(dir)
+        .into_iter()
+        .filter(|p| fs::remove_file(p).is_ok())
+        .count()
+}
+
+/// Temporary files in `dir` (left by a killed writer, or being written right now).
+pub fn stale_temps(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut out: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 /// fsync a directory so a rename in it is durable.

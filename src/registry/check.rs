@@ -61,6 +61,44 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
             }
         };
     let here = |what: &str| format!("{} ({what})", reg_path.display());
+    // The state every reader acts on: registry.yaml rolled forward by the audit log's verified
+    // entries past its checkpoint (a crash between the two writes leaves the log ahead). The
+    // versions and labels are checked against it, as `show`, `render` and `label set` see them.
+    let on_disk = registry.clone();
+    let registry = {
+        let mut rolled = registry;
+        let audit_path = dir.join(AUDIT_FILE);
+        if let Ok(text) = fs::read_to_string(&audit_path) {
+            let log = audit::parse_with(&audit_path, &text, &repo.trust);
+            let before = rolled.audit.entries;
+            super::roll_forward(&mut rolled, &log.entries[..log.valid]);
+            if rolled.audit.entries > before {
+                out.push(
+                    Diagnostic::warning(format!(
+                        "the audit log is {} entr{} ahead of registry.yaml (a write was interrupted): readers apply {}, and the next write to `{name}` records {} in registry.yaml",
+                        rolled.audit.entries - before,
+                        if rolled.audit.entries - before == 1 { "y" } else { "ies" },
+                        if rolled.audit.entries - before == 1 { "it" } else { "them" },
+                        if rolled.audit.entries - before == 1 { "it" } else { "them" },
+                    ))
+                    .in_context(audit_path.display().to_string()),
+                );
+            }
+        }
+        rolled
+    };
+    // Temporary files a killed write left (the next write to this prompt removes them).
+    for t in fsutil::stale_temps(&dir) {
+        out.push(
+            Diagnostic::warning(format!(
+                "`{}` is a temporary file a write left behind (it was interrupted)",
+                t.display()
+            ))
+            .hint(format!(
+                "the next write to `{name}` removes it; or delete it"
+            )),
+        );
+    }
     if registry.prompt != name {
         out.push(
             Diagnostic::error(format!(
@@ -149,7 +187,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
     let chain_ok = log.problems.is_empty();
     out.extend(log.problems);
     out.extend(log.notes);
-    let recorded = registry.audit.entries as usize;
+    let recorded = on_disk.audit.entries as usize;
     if log.entries.len() < recorded {
         out.push(Diagnostic::error(format!(
             "the audit log has {} entries but registry.yaml records {recorded}: entries were deleted from its end",
@@ -157,7 +195,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         )).in_context(audit_path.display().to_string()).hint("restore the audit log from Git (`git checkout -- <file>`)"));
         return;
     }
-    if recorded > 0 && log.entries[recorded - 1].hash != registry.audit.head {
+    if recorded > 0 && log.entries[recorded - 1].hash != on_disk.audit.head {
         out.push(
             Diagnostic::error(
                 "registry.yaml's audit checkpoint does not match the audit log".to_string(),
@@ -171,7 +209,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         return;
     }
     // Roll the committed tail forward (a crash between the two writes), then compare.
-    let mut current = registry.clone();
+    let mut current = on_disk.clone();
     for e in &log.entries[recorded..] {
         super::apply(&mut current, e);
     }

@@ -409,6 +409,12 @@ impl LabelMove {
     }
 }
 
+/// A version file read and validated (before `add` takes the lock).
+struct Parsed {
+    bytes: Vec<u8>,
+    loaded: Loaded,
+}
+
 /// The result of `add`.
 #[derive(Debug, Clone)]
 pub struct Registered {
@@ -587,8 +593,6 @@ impl Repo {
         let signer = self.signer()?;
         let dir = self.prompt_dir(name);
         fsutil::create_dir_all(&dir)?;
-        let _lock = self.lock(name)?;
-        let (mut prompt, mut log_text, log) = self.load_for_write(name)?;
 
         // Which files: the given ones, or every unregistered `*.yaml` in the prompt's folder.
         let explicit = !files.is_empty();
@@ -613,8 +617,36 @@ impl Repo {
             found
         };
 
+        // Read, parse and validate every file before taking the lock: the lock is held only
+        // for what must be atomic (the checks against the registry, and the writes), so a
+        // large or slow file never delays another writer.
+        let parsed: Vec<(PathBuf, Result<Parsed>)> = candidates
+            .iter()
+            .map(|src| {
+                let text = fsutil::read_to_string(src);
+                let loaded = text.and_then(|text| {
+                    let mut l = artifact::load(src, &text)
+                        .map_err(|ds| Error::many(ErrorKind::Usage, ds))?;
+                    let (errors, warnings) =
+                        artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
+                    if !errors.is_empty() {
+                        return Err(Error::many(ErrorKind::Usage, errors));
+                    }
+                    l.warnings.extend(warnings);
+                    Ok(Parsed {
+                        bytes: text.into_bytes(),
+                        loaded: l,
+                    })
+                });
+                (src.clone(), loaded)
+            })
+            .collect();
+
+        let _lock = self.lock(name)?;
+        let (mut prompt, mut log_text, log) = self.load_for_write(name)?;
         let mut problems = Vec::new();
-        let mut to_register: Vec<(PathBuf, Option<PathBuf>, Loaded)> = Vec::new(); // (source, copy-to, loaded)
+        // (source, copy-to, bytes, loaded)
+        let mut to_register: Vec<(PathBuf, Option<PathBuf>, Vec<u8>, Loaded)> = Vec::new();
         let mut next = prompt
             .registry
             .versions
@@ -623,14 +655,8 @@ impl Repo {
             .max()
             .unwrap_or(0)
             + 1;
-        for src in &candidates {
-            let text = match fsutil::read_to_string(src) {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.extend(e.diagnostics);
-                    continue;
-                }
-            };
+        for (src, parsed) in parsed {
+            let src = &src;
             let in_place =
                 src.parent().and_then(|p| p.canonicalize().ok()) == dir.canonicalize().ok();
             let fname = src
@@ -647,18 +673,9 @@ impl Repo {
             } else {
                 None
             };
-            let loaded = match artifact::load(src, &text) {
-                Ok(mut l) => {
-                    let (errors, warnings) =
-                        artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
-                    if !errors.is_empty() {
-                        problems.extend(errors);
-                        continue;
-                    }
-                    l.warnings.extend(warnings);
-                    l
-                }
-                Err(ds) => {
+            let Parsed { bytes, loaded } = match parsed {
+                Ok(x) => x,
+                Err(e) => {
                     if let Some(v) = &registered {
                         // A registered file that no longer parses was edited too.
                         problems.push(
@@ -667,7 +684,7 @@ impl Repo {
                                 .remove(0),
                         );
                     }
-                    problems.extend(ds);
+                    problems.extend(e.diagnostics);
                     continue;
                 }
             };
@@ -696,8 +713,8 @@ impl Repo {
                 .or_else(|| {
                     to_register
                         .iter()
-                        .find(|(_, _, l)| l.hash == loaded.hash)
-                        .map(|(p, _, _)| p.display().to_string())
+                        .find(|(_, _, _, l)| l.hash == loaded.hash)
+                        .map(|(p, _, _, _)| p.display().to_string())
                 });
             if let Some(existing) = dup {
                 problems.push(
@@ -711,20 +728,25 @@ impl Repo {
                 );
                 continue;
             }
-            let copy_to = if in_place {
-                None
+            let (src, copy_to) = if in_place {
+                (src.clone(), None)
             } else {
                 let target = dir.join(format!("v{next}.yaml"));
-                if target.exists() {
-                    problems.push(Diagnostic::error(format!(
-                        "cannot copy `{}` to `{}`: that file already exists", src.display(), target.display()
-                    )).hint(format!("register the existing file first (`promptgate add {name}`), or move it aside")));
-                    continue;
+                match fs::read(&target) {
+                    Err(_) => (src.clone(), Some(target)),
+                    // A copy a killed `add` left behind (the copy is written before the audit
+                    // entry): the same bytes, so this retry registers it.
+                    Ok(existing) if existing == bytes => (target, None),
+                    Ok(_) => {
+                        problems.push(Diagnostic::error(format!(
+                            "cannot copy `{}` to `{}`: that file already exists", src.display(), target.display()
+                        )).hint(format!("register the existing file first (`promptgate add {name}`), or move it aside")));
+                        continue;
+                    }
                 }
-                Some(target)
             };
             next += 1;
-            to_register.push((src.clone(), copy_to, loaded));
+            to_register.push((src, copy_to, bytes, loaded));
         }
         if !problems.is_empty() {
             return Err(Error::many(ErrorKind::Usage, problems));
@@ -744,11 +766,11 @@ impl Repo {
             .unwrap_or(0);
         let mut prev = log.head().to_string();
         let mut seq = log.entries.len() as u64;
-        for (src, copy_to, loaded) in to_register {
+        for (src, copy_to, bytes, loaded) in to_register {
             number += 1;
             let path = match copy_to {
+                // The bytes that were validated, not the file again (it may have changed).
                 Some(target) => {
-                    let bytes = fs::read(&src).map_err(|e| Error::io(&src, "read", e))?;
                     fsutil::write_atomic(&target, &bytes)?;
                     target
                 }
@@ -914,6 +936,9 @@ impl Repo {
     /// log. A tampered log is refused: appending would extend a broken chain.
     fn load_for_write(&self, name: &str) -> Result<(Prompt, String, audit::Log)> {
         let dir = self.prompt_dir(name);
+        // Under the lock no other writer of this prompt is running: any temporary file in its
+        // folder was left by a killed one.
+        fsutil::remove_stale_temps(&dir);
         let audit_path = dir.join(AUDIT_FILE);
         let log_text = match fs::read_to_string(&audit_path) {
             Ok(t) => t,
@@ -1075,7 +1100,7 @@ pub fn apply(reg: &mut RegistryFile, e: &Entry) {
 }
 
 /// Apply the entries after the registry's checkpoint (if the checkpoint is found in the log).
-fn roll_forward(reg: &mut RegistryFile, entries: &[Entry]) {
+pub(crate) fn roll_forward(reg: &mut RegistryFile, entries: &[Entry]) {
     let n = reg.audit.entries as usize;
     let at_checkpoint = if n == 0 {
         reg.audit.head == GENESIS || reg.audit.head.is_empty()
