@@ -25,6 +25,8 @@ pub mod defaults {
     pub const BACKOFF_BASE_MS: u64 = 500;
     /// Longest wait between two retries, in milliseconds.
     pub const BACKOFF_MAX_MS: u64 = 30_000;
+    /// Event streams `serve` keeps open at once.
+    pub const MAX_STREAMS: usize = 1_000;
     /// Retries of a transient failure before the call is an error.
     pub const MAX_RETRIES: u32 = 4;
     /// Largest share of errored calls a gate's runs may have and still count (fail closed past
@@ -80,6 +82,9 @@ pub struct Serve {
     /// repository root or absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_file: Option<String>,
+    /// Most event streams (`/v1/events`) open at once; more get 503 (default 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<usize>,
 }
 
 /// One bearer token's grant.
@@ -212,7 +217,13 @@ fn keys_of(path: &str) -> &'static [&'static str] {
         "embeddings" => &["provider", "model"],
         "audit" => &["require_signatures", "keys"],
         p if p.starts_with("audit.keys") => &["id", "public_key", "retired_from"],
-        "serve" => &["listen", "open_reads", "tokens", "tokens_file"],
+        "serve" => &[
+            "listen",
+            "open_reads",
+            "tokens",
+            "tokens_file",
+            "max_streams",
+        ],
         p if p.starts_with("serve.tokens") => {
             &["name", "env", "token", "scope", "prompts", "labels"]
         }
@@ -229,6 +240,7 @@ impl Config {
                 ..Config::default()
             });
         }
+        crate::yaml::bounded(file, text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let cfg: Config = serde_path_to_error::deserialize(de).map_err(|err| {
             let path = err.path().to_string();

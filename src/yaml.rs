@@ -19,6 +19,8 @@ use crate::error::{Diagnostic, Location, did_you_mean, list_names};
 /// How much a document may hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Largest document, in bytes.
+    pub max_bytes: usize,
     /// Deepest nesting of lists and mappings.
     pub max_depth: usize,
     /// Nodes in the tree, aliases counted as the nodes they copy (a "billion laughs" document
@@ -29,10 +31,88 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
+            max_bytes: 8 << 20,
             max_depth: 64,
             max_nodes: 1_000_000,
         }
     }
+}
+
+/// What to look for after a YAML syntax error.
+fn syntax_hint(info: &str) -> &'static str {
+    if info.contains("flow mapping") {
+        "a `{` opened at or before this line is not closed with `}` (or a `,` is missing)"
+    } else if info.contains("flow sequence") {
+        "a `[` opened at or before this line is not closed with `]` (or a `,` is missing)"
+    } else {
+        "check the indentation, quotes and brackets near this line"
+    }
+}
+
+/// Check a document against `limits` before any other parser sees it: its size, how deep it
+/// nests and how many nodes its aliases expand to, by streaming its events once and stopping
+/// at the first limit passed — time in proportion to what is read, whatever the input. Every
+/// YAML file promptgate reads (version files, `promptgate.yaml`, `registry.yaml`, tokens
+/// files, suites) passes here first.
+pub fn check_bounds(src: Source<'_>, limits: Limits) -> Result<(), Diagnostic> {
+    let err =
+        |line: usize, col: usize, msg: String| Diagnostic::error(msg).at(src.location(line, col));
+    if src.text.len() > limits.max_bytes {
+        return Err(Diagnostic::error(format!(
+            "{} is {} bytes, more than the {} a promptgate YAML file may have",
+            src.file.display(),
+            src.text.len(),
+            limits.max_bytes
+        ))
+        .hint("split it, or move large data (datasets) into their own files"));
+    }
+    let mut parser = Parser::new_from_str(src.text);
+    // Open collections: (anchor, nodes counted when it opened).
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut anchor_sizes: std::collections::HashMap<usize, usize> =
+        std::collections::HashMap::new();
+    let mut nodes = 0usize;
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| {
+            let m = e.marker();
+            err(m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+                .hint(syntax_hint(e.info()))
+        })?;
+        let (line, col) = place(&span);
+        match event {
+            Event::Scalar(_, _, anchor, _) => {
+                nodes += 1;
+                if anchor > 0 {
+                    anchor_sizes.insert(anchor, 1);
+                }
+            }
+            Event::Alias(id) => nodes += anchor_sizes.get(&id).copied().unwrap_or(1),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                nodes += 1;
+                open.push((anchor, nodes));
+                if open.len() > limits.max_depth {
+                    return Err(err(
+                        line,
+                        col,
+                        format!("nested more than {} levels deep", limits.max_depth),
+                    )
+                    .hint("a promptgate file never needs this much nesting"));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, start)) = open.pop()
+                    && anchor > 0
+                {
+                    anchor_sizes.insert(anchor, nodes - start + 1);
+                }
+            }
+            _ => {}
+        }
+        if nodes > limits.max_nodes {
+            return Err(too_many(err(line, col, String::new()), limits));
+        }
+    }
+    Ok(())
 }
 
 /// A parsed value.
@@ -291,6 +371,9 @@ fn tag_name(tag: &Option<Cow<'_, saphyr_parser::Tag>>) -> Option<String> {
 /// Parse one YAML document. An empty document (or one holding only comments) is `None`.
 /// Errors name the place; nothing past a limit is read.
 pub fn parse(src: Source<'_>, limits: Limits) -> Result<Option<Node>, Diagnostic> {
+    if src.text.len() > limits.max_bytes {
+        return check_bounds(src, limits).map(|_| None);
+    }
     let err =
         |line: usize, col: usize, msg: String| Diagnostic::error(msg).at(src.location(line, col));
     let mut parser = Parser::new_from_str(src.text);
@@ -303,7 +386,7 @@ pub fn parse(src: Source<'_>, limits: Limits) -> Result<Option<Node>, Diagnostic
         let (event, span) = event.map_err(|e| {
             let m = e.marker();
             err(m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
-                .hint("check the indentation, quotes and brackets near this line")
+                .hint(syntax_hint(e.info()))
         })?;
         let (line, col) = place(&span);
         let complete: Option<(Node, usize)> = match event {
@@ -677,6 +760,11 @@ pub fn item(parent: &KeyPath, i: usize) -> KeyPath {
     p
 }
 
+/// [`check_bounds`] with the default limits, for a file about to be parsed by serde.
+pub fn bounded(file: &Path, text: &str) -> Result<(), Diagnostic> {
+    check_bounds(Source { file, text }, Limits::default())
+}
+
 /// Read and parse a YAML file with the default limits.
 pub fn load(path: &Path) -> crate::error::Result<(String, Option<Node>)> {
     let text = crate::fsutil::read_to_string(path)?;
@@ -767,6 +855,40 @@ mod tests {
         }
         let e = parse_str(&laughs).unwrap_err();
         assert!(e.message.contains("values"), "{e}");
+    }
+
+    #[test]
+    fn bounds_are_checked_in_one_pass_that_stops_at_the_limit() {
+        let src = |text: &str| {
+            check_bounds(
+                Source {
+                    file: Path::new("v.yaml"),
+                    text,
+                },
+                Limits::default(),
+            )
+        };
+        assert!(src("a: [1, {b: c}]\n").is_ok());
+        let deep = format!("metadata:\n  {}x\n", "- ".repeat(100_000));
+        let t = std::time::Instant::now();
+        let e = src(&deep).unwrap_err();
+        assert!(e.message.contains("levels deep"), "{e}");
+        assert!(t.elapsed().as_millis() < 100, "{:?}", t.elapsed());
+        let flow = format!("m: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(src(&flow).is_err());
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..9 {
+            let prev = (b'a' + i) as char;
+            let next = (b'a' + i + 1) as char;
+            laughs.push_str(&format!(
+                "{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        let e = src(&laughs).unwrap_err();
+        assert!(e.message.contains("values"), "{e}");
+        let big = "a: b\n".repeat(2 << 20);
+        let e = src(&big).unwrap_err();
+        assert!(e.message.contains("bytes"), "{e}");
     }
 
     #[test]

@@ -277,6 +277,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Artifact, Diagnostic> {
             .in_context(file.display().to_string())
             .hint("a version needs at least `model:` and `messages:`; see `docs/formats.md`"));
     }
+    crate::yaml::bounded(file, text)?;
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, Artifact>(de).map_err(|err| {
         let path = err.path().to_string();

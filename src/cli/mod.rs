@@ -566,6 +566,7 @@ fn render_cmd(
     let mut given = Map::new();
     if let Some(f) = vars_file {
         let text = fsutil::read_to_string(f)?;
+        crate::yaml::bounded(f, &text)?;
         let value: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
             Error::from(
                 Diagnostic::error(format!("cannot read variables: {e}"))

@@ -82,6 +82,10 @@ pub fn serve_cmd(repo: Option<Repo>, args: ServeArgs) -> Result<Outcome> {
         serve::Options {
             listen,
             poll: Duration::from_millis(args.poll_ms.max(10)),
+            max_streams: cfg
+                .as_ref()
+                .and_then(|c| c.max_streams)
+                .unwrap_or(crate::config::defaults::MAX_STREAMS),
         },
         |addr, app| {
             let n = app.snapshot().prompts.len();

@@ -623,25 +623,59 @@ impl Repo {
         let parsed: Vec<(PathBuf, Result<Parsed>)> = candidates
             .iter()
             .map(|src| {
-                let text = fsutil::read_to_string(src);
-                let loaded = text.and_then(|text| {
-                    let mut l = artifact::load(src, &text)
-                        .map_err(|ds| Error::many(ErrorKind::Usage, ds))?;
-                    let (errors, warnings) =
-                        artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
-                    if !errors.is_empty() {
-                        return Err(Error::many(ErrorKind::Usage, errors));
-                    }
-                    l.warnings.extend(warnings);
-                    Ok(Parsed {
-                        bytes: text.into_bytes(),
-                        loaded: l,
-                    })
-                });
+                let loaded =
+                    fsutil::read_to_string(src).and_then(|text| self.parse_version(src, text));
                 (src.clone(), loaded)
             })
             .collect();
+        self.register(name, signer, parsed, explicit, actor)
+    }
 
+    /// Register a version given as text (`POST /v1/prompts/{name}/versions`): parsed and
+    /// validated in memory, before the lock; messages name it as `shown`, never a temporary
+    /// path. It is written as the next `v<N>.yaml`.
+    pub fn add_text(
+        &self,
+        name: &str,
+        shown: &str,
+        text: String,
+        actor: &str,
+    ) -> Result<Vec<Registered>> {
+        validate_prompt_name(name)?;
+        let signer = self.signer()?;
+        fsutil::create_dir_all(&self.prompt_dir(name))?;
+        let src = PathBuf::from(shown);
+        let parsed = self.parse_version(&src, text);
+        self.register(name, signer, vec![(src, parsed)], true, actor)
+    }
+
+    /// Read a version's text into what registration needs: parsed, validated, checked against
+    /// the providers.
+    fn parse_version(&self, src: &Path, text: String) -> Result<Parsed> {
+        let mut l = artifact::load(src, &text).map_err(|ds| Error::many(ErrorKind::Usage, ds))?;
+        let (errors, warnings) =
+            artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
+        if !errors.is_empty() {
+            return Err(Error::many(ErrorKind::Usage, errors));
+        }
+        l.warnings.extend(warnings);
+        Ok(Parsed {
+            bytes: text.into_bytes(),
+            loaded: l,
+        })
+    }
+
+    /// Under the prompt's lock, register what was parsed: the checks against the registry,
+    /// the copies, the audit entries and the checkpoint.
+    fn register(
+        &self,
+        name: &str,
+        signer: Option<signing::Signer>,
+        parsed: Vec<(PathBuf, Result<Parsed>)>,
+        explicit: bool,
+        actor: &str,
+    ) -> Result<Vec<Registered>> {
+        let dir = self.prompt_dir(name);
         let _lock = self.lock(name)?;
         let (mut prompt, mut log_text, log) = self.load_for_write(name)?;
         let mut problems = Vec::new();
@@ -1138,6 +1172,7 @@ pub fn parse_registry(path: &Path, text: &str) -> Result<RegistryFile> {
             _ => &[],
         }
     }
+    crate::yaml::bounded(path, text)?;
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let p = err.path().to_string();

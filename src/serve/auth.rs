@@ -97,6 +97,7 @@ impl Auth {
                 repo_root.join(file)
             };
             let text = crate::fsutil::read_to_string(&path)?;
+            crate::yaml::bounded(&path, &text)?;
             let de = serde_yaml_ng::Deserializer::from_str(&text);
             let specs: Vec<TokenSpec> =
                 serde_path_to_error::deserialize(de).map_err(|e: serde_path_to_error::Error<_>| {
@@ -178,6 +179,11 @@ impl Auth {
         let Some(token) = token else {
             if need == Scope::Read && self.open_reads {
                 return Ok(None);
+            }
+            if self.grants.is_empty() {
+                return Err(Denied::Unauthenticated(
+                    "writes need a bearer token, and this server has none configured: add a write token under `serve.tokens` in promptgate.yaml, e.g. `{ name: ci, env: PROMPTGATE_CI_TOKEN, scope: write }`, export its secret in that variable, and restart `serve`",
+                ));
             }
             return Err(Denied::Unauthenticated("this needs a bearer token"));
         };

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
     pub events_sent: AtomicU64,
+    /// Event streams open now.
+    pub streams_open: std::sync::atomic::AtomicUsize,
 }
 
 impl Metrics {
@@ -58,6 +60,7 @@ impl Metrics {
             reloads: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
             events_sent: AtomicU64::new(0),
+            streams_open: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -160,6 +163,11 @@ impl Metrics {
             "promptgate_events_sent_total",
             "Server-sent events delivered.",
             &self.events_sent,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP promptgate_event_streams Event streams open.\n# TYPE promptgate_event_streams gauge\npromptgate_event_streams {}",
+            self.streams_open.load(std::sync::atomic::Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

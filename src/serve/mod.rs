@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,6 +71,8 @@ pub struct Options {
     pub listen: String,
     /// How often the watcher looks at the prompt folders.
     pub poll: Duration,
+    /// Most event streams open at once (beyond: 503 with `Retry-After`).
+    pub max_streams: usize,
 }
 
 /// One prompt, ready to serve.
@@ -176,6 +178,17 @@ pub struct App {
     /// Last fingerprint seen per prompt (valid or not), under which reloads are serialized.
     seen: Mutex<HashMap<String, Fingerprint>>,
     shutdown: watch::Receiver<bool>,
+    /// The most event streams open at once.
+    max_streams: AtomicUsize,
+}
+
+/// One open event stream: counted (in the metrics) while it lives.
+struct StreamSlot(Arc<App>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.metrics.streams_open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl App {
@@ -210,6 +223,7 @@ impl App {
             health: Mutex::new(Health::default()),
             seen: Mutex::new(HashMap::new()),
             shutdown,
+            max_streams: AtomicUsize::new(crate::config::defaults::MAX_STREAMS),
         });
         app.reload(None, false);
         Ok(app)
@@ -727,6 +741,16 @@ fn actor_of(grant: Option<&Grant>, headers: &HeaderMap) -> String {
     }
 }
 
+/// The diagnostics are written for the command line: over HTTP, a retry names the header.
+fn http(text: String) -> String {
+    text.replace("retry with `--expect ", "retry with `If-Match: ")
+        .replace(
+            "create it with `--expect none`",
+            "create it with `If-Match: none`",
+        )
+        .replace("`--expect`", "`If-Match`")
+}
+
 fn error_response(e: &Error) -> Response {
     let status = match e.kind {
         ErrorKind::Conflict => StatusCode::PRECONDITION_FAILED,
@@ -735,11 +759,13 @@ fn error_response(e: &Error) -> Response {
     };
     error(
         status,
-        e.diagnostics
-            .first()
-            .map(|d| d.message.clone())
-            .unwrap_or_default(),
-        json!({ "details": e.to_string() }),
+        http(
+            e.diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+        ),
+        json!({ "details": http(e.to_string()) }),
     )
 }
 
@@ -839,13 +865,15 @@ async fn put_label(
         }
         Ok((Err(e), Some(current))) => error(
             StatusCode::PRECONDITION_FAILED,
-            e.diagnostics
-                .first()
-                .map(|d| d.message.clone())
-                .unwrap_or_default(),
+            http(
+                e.diagnostics
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default(),
+            ),
             json!({
                 "current": registry::target::show(current.as_ref(), "none"),
-                "details": e.to_string(),
+                "details": http(e.to_string()),
             }),
         ),
         Ok((Err(e), None)) => error_response(&e),
@@ -878,10 +906,8 @@ async fn post_version(
     let repo = repo.clone();
     let app2 = app.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<_> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("."), "create", e))?;
-        let file = dir.path().join("version.yaml");
-        std::fs::write(&file, text).map_err(|e| Error::io(&file, "write", e))?;
-        let r = repo.add(&name, &[file], &actor)?;
+        // Parsed in memory: no temporary path reaches an error message.
+        let r = repo.add_text(&name, "the POSTed version", text, &actor)?;
         app2.reload(Some(&name), true);
         Ok(r)
     })
@@ -914,6 +940,28 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Ok(g) => g.cloned(),
         Err(r) => return *r,
     };
+    // A slot, or 503: every open stream holds a task and buffers, so they are capped.
+    let max = app.max_streams.load(Ordering::SeqCst);
+    if app
+        .metrics
+        .streams_open
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_err()
+    {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{max} event streams are open, the most this server keeps (`serve.max_streams`)"
+            ),
+            json!({ "hint": "retry later, or raise `serve.max_streams` in promptgate.yaml" }),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return r;
+    }
+    let slot = StreamSlot(app.clone());
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -956,8 +1004,8 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
     let app3 = app.clone();
     let stream = futures_util::stream::unfold(
-        (rx, first, after, false),
-        move |(mut rx, mut first, mut after, done)| {
+        (rx, first, after, false, slot),
+        move |(mut rx, mut first, mut after, done, slot)| {
             let visible = visible.clone();
             let app3 = app3.clone();
             let mut shutdown = shutdown.clone();
@@ -967,7 +1015,7 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 }
                 if let Some(e) = first.pop_front() {
                     app3.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
-                    return Some((Ok::<_, Infallible>(e), (rx, first, after, false)));
+                    return Some((Ok::<_, Infallible>(e), (rx, first, after, false, slot)));
                 }
                 loop {
                     tokio::select! {
@@ -976,7 +1024,7 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                                 after = c.seq;
                                 if visible(&c) {
                                     app3.metrics.events_sent.fetch_add(1, Ordering::Relaxed);
-                                    return Some((Ok(sse_of(&c)), (rx, first, after, false)));
+                                    return Some((Ok(sse_of(&c)), (rx, first, after, false, slot)));
                                 }
                             }
                             Ok(_) => {}
@@ -984,7 +1032,7 @@ async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                                 let e = SseEvent::default().event("reset").data(
                                     "{\"reason\":\"events were missed: fetch every prompt again\"}",
                                 );
-                                return Some((Ok(e), (rx, first, after, false)));
+                                return Some((Ok(e), (rx, first, after, false, slot)));
                             }
                             Err(broadcast::error::RecvError::Closed) => return None,
                         },
@@ -1193,6 +1241,8 @@ pub async fn serve(
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = App::new(source, auth, stop_rx.clone())?;
+    app.max_streams
+        .store(opts.max_streams.max(1), Ordering::SeqCst);
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|e| {
