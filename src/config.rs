@@ -25,6 +25,8 @@ pub mod defaults {
     pub const BACKOFF_BASE_MS: u64 = 500;
     /// Longest wait between two retries, in milliseconds.
     pub const BACKOFF_MAX_MS: u64 = 30_000;
+    /// Longest dataset line (a row), in bytes.
+    pub const DATASET_LINE_BYTES: usize = 16 << 20;
     /// Event streams `serve` keeps open at once.
     pub const MAX_STREAMS: usize = 1_000;
     /// Retries of a transient failure before the call is an error.
@@ -62,6 +64,18 @@ pub struct Config {
     /// The audit log's trusted signing keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::registry::signing::AuditConfig>,
+    /// Bounds on inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// `limits:` — bounds on what promptgate reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Longest dataset line (a JSONL row, a CSV line), in bytes (default 16 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_line_bytes: Option<usize>,
 }
 
 /// `serve:` — the HTTP registry's access rules. Token secrets are never stored here: a token
@@ -213,7 +227,9 @@ fn keys_of(path: &str) -> &'static [&'static str] {
             "embeddings",
             "serve",
             "audit",
+            "limits",
         ],
+        "limits" => &["dataset_line_bytes"],
         "embeddings" => &["provider", "model"],
         "audit" => &["require_signatures", "keys"],
         p if p.starts_with("audit.keys") => &["id", "public_key", "retired_from"],

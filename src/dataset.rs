@@ -176,10 +176,58 @@ pub fn digest(path: &Path) -> std::io::Result<String> {
 
 /// Load a dataset, streaming it row by row. Every malformed row is reported, with its line.
 pub fn load(path: &Path, group_column: &str) -> Result<Dataset> {
+    load_with(
+        path,
+        group_column,
+        crate::config::defaults::DATASET_LINE_BYTES,
+    )
+}
+
+/// A reader that refuses a line longer than `max` bytes, so that one endless line cannot grow
+/// the parser's buffers without bound.
+struct LineGuard<R> {
+    inner: R,
+    max: usize,
+    since_newline: usize,
+    line: usize,
+}
+
+impl<R: Read> Read for LineGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &buf[..n] {
+            if *b == b'\n' {
+                self.line += 1;
+                self.since_newline = 0;
+            } else {
+                self.since_newline += 1;
+                if self.since_newline > self.max {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "line {} is longer than {} bytes (`limits.dataset_line_bytes` in promptgate.yaml raises it)",
+                            self.line + 1,
+                            self.max
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// [`load`] with a longest line of `max_line` bytes.
+pub fn load_with(path: &Path, group_column: &str, max_line: usize) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = HashingReader {
-        inner: BufReader::new(file),
+        inner: LineGuard {
+            inner: BufReader::new(file),
+            max: max_line,
+            since_newline: 0,
+            line: 0,
+        },
         hasher: Sha256::new(),
     };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -730,5 +778,33 @@ mod tests {
         );
         let err = one(r#"{"id": "", "q": "?"}"#, "group").unwrap_err();
         assert!(err.contains("`id` must be a string or a number"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod line_limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_with_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "d.jsonl",
+                format!("{{\"q\": \"a\"}}\n{{\"q\": \"{}\"}}\n", "x".repeat(5000)),
+            ),
+            ("d.csv", format!("q\na\n{}\n", "x".repeat(5000))),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let e = load_with(&path, "group", 1000).unwrap_err().to_string();
+            assert!(
+                e.contains("line") && e.contains("longer than 1000 bytes"),
+                "{name}: {e}"
+            );
+            assert!(e.contains(name), "{name}: {e}");
+            assert!(e.contains("dataset_line_bytes"), "{e}");
+            assert!(load_with(&path, "group", 10_000).is_ok(), "{name}");
+        }
     }
 }

@@ -339,11 +339,17 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     // The plan and its answers depend on the datasets' digests, not on their rows: with a warm
     // cache they are read while the rows are parsed.
     let group = suite.suite.group_column();
+    let max_line = repo
+        .config
+        .limits
+        .as_ref()
+        .and_then(|l| l.dataset_line_bytes)
+        .unwrap_or(defaults::DATASET_LINE_BYTES);
     let (parsed, warm) = rayon::join(
         || {
             dataset_paths
                 .iter()
-                .map(|p| dataset::load(p, group))
+                .map(|p| dataset::load_with(p, group, max_line))
                 .collect::<Vec<_>>()
         },
         || -> Option<Warm> {
