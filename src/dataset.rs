@@ -221,9 +221,30 @@ impl<R: Read> Read for LineGuard<R> {
 pub fn load_with(path: &Path, group_column: &str, max_line: usize) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, "open dataset", e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_from(path, BufReader::new(file), size, group_column, max_line)
+}
+
+/// A dataset's bytes (`path` names it and its format, by extension, in messages).
+pub fn parse_bytes(path: &Path, bytes: &[u8], group_column: &str) -> Result<Dataset> {
+    read_from(
+        path,
+        bytes,
+        bytes.len() as u64,
+        group_column,
+        crate::config::defaults::DATASET_LINE_BYTES,
+    )
+}
+
+fn read_from(
+    path: &Path,
+    input: impl Read,
+    size: u64,
+    group_column: &str,
+    max_line: usize,
+) -> Result<Dataset> {
     let mut reader = HashingReader {
         inner: LineGuard {
-            inner: BufReader::new(file),
+            inner: input,
             max: max_line,
             since_newline: 0,
             line: 0,

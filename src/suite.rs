@@ -154,10 +154,17 @@ impl Suite {
 /// Load a suite file.
 pub fn load(path: &Path) -> Result<Loaded> {
     let text = crate::fsutil::read_to_string(path)?;
-    let src = Source {
-        file: path,
-        text: &text,
-    };
+    let suite = parse(path, &text)?;
+    Ok(Loaded {
+        path: Some(path.to_path_buf()),
+        digest: crate::artifact::canonical::sha256_hex(text.as_bytes()),
+        suite,
+    })
+}
+
+/// A suite's text (`path` names it in messages).
+pub fn parse(path: &Path, text: &str) -> Result<Suite> {
+    let src = Source { file: path, text };
     let root = yaml::parse(src, yaml::Limits::default())?;
     let mut d = Decoder::new(src);
     let suite = match &root {
@@ -167,11 +174,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
     if !d.problems.is_empty() {
         return Err(Error::many(ErrorKind::Usage, d.problems));
     }
-    Ok(Loaded {
-        path: Some(path.to_path_buf()),
-        digest: crate::artifact::canonical::sha256_hex(text.as_bytes()),
-        suite,
-    })
+    Ok(suite)
 }
 
 #[cfg(test)]

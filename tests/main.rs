@@ -8,6 +8,7 @@ mod cli_registry;
 mod concurrency;
 mod engine;
 mod error_messages;
+mod fuzz;
 mod gate;
 mod help;
 mod identity;

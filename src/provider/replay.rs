@@ -2,7 +2,6 @@
 //! previous run's `results.jsonl`. A miss is an error naming the case — never a live call.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -34,16 +33,20 @@ impl Replay {
         } else {
             path.to_path_buf()
         };
-        let f = std::fs::File::open(&file)
-            .map_err(|e| Error::io(&file, "open the replay cassette", e))?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::io(&file, "read the replay cassette", e))?;
+        Replay::parse(name, &file, &text)
+    }
+
+    /// A cassette's text (`file` names it in messages).
+    pub fn parse(name: &str, file: &Path, text: &str) -> Result<Replay> {
         let mut entries = HashMap::new();
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| Error::io(&file, "read", e))?;
+        for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let rec: Recorded =
-                serde_json::from_str(&line).map_err(|e| {
+                serde_json::from_str(line).map_err(|e| {
                     Error::new(
                         ErrorKind::Usage,
                         Diagnostic::error(format!("not a recorded answer: {e}"))
@@ -56,7 +59,7 @@ impl Replay {
         }
         Ok(Replay {
             name: name.to_string(),
-            source: file,
+            source: file.to_path_buf(),
             entries,
         })
     }

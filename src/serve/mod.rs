@@ -722,10 +722,16 @@ async fn render(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MoveBody {
+pub struct MoveBody {
     /// A version (`v3`, an id, a hash prefix) or a split (`v3:90,v4:10`).
-    to: String,
-    reason: String,
+    pub to: String,
+    pub reason: String,
+}
+
+/// The body of `PUT /v1/prompts/{name}/labels/{label}`, or why it is not one.
+pub fn parse_move_body(bytes: &[u8]) -> std::result::Result<MoveBody, String> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| format!("the body must be {{\"to\": VERSION, \"reason\": WHY}}: {e}"))
 }
 
 fn actor_of(grant: Option<&Grant>, headers: &HeaderMap) -> String {
@@ -812,15 +818,9 @@ async fn put_label(
             Value::Null,
         );
     };
-    let body: MoveBody = match serde_json::from_slice(&body) {
+    let body = match parse_move_body(&body) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body must be {{\"to\": VERSION, \"reason\": WHY}}: {e}"),
-                Value::Null,
-            );
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e, Value::Null),
     };
     let mv = LabelMove::set(
         name.clone(),
