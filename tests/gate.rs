@@ -760,3 +760,190 @@ fn the_policy_ranges_are_exact_at_their_bounds() {
         Some(OnInconclusive::Block)
     );
 }
+
+/// The numbers of the decision pinned against formulas written out here, and every verdict
+/// boundary at its exact value.
+mod pinned {
+    use super::*;
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+
+    fn continuous(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let b: Vec<f64> = (0..n).map(|_| 0.4 + 0.4 * rng.f64()).collect();
+        let c: Vec<f64> = b.iter().map(|x| x + 0.06 * (rng.f64() - 0.4)).collect();
+        (c, b)
+    }
+
+    #[test]
+    fn the_clustered_t_interval_is_the_textbook_one() {
+        let n = 200;
+        let (c, b) = continuous(n, 9);
+        let groups: Vec<String> = (0..n).map(|i| format!("g{}", i % 25)).collect();
+        let mut m = metric("q", c.clone(), b.clone());
+        m.groups = groups.clone();
+        let policy =
+            Policy::from_value(Some(&json!({"metrics": {"q": {"margin": 0.02}}})), "s").unwrap();
+        let r = gate::decide(&policy, &input(m)).metrics[0].clone();
+        // Independently: CR1 sandwich SE, never below the case-level SE; t with G − 1 df.
+        let d: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
+        let mean = d.iter().sum::<f64>() / n as f64;
+        let g = 25usize;
+        let mut sums = vec![0.0; g];
+        for (i, x) in d.iter().enumerate() {
+            sums[i % g] += x - mean;
+        }
+        let cr1 = (g as f64 / (g as f64 - 1.0) * sums.iter().map(|s| s * s).sum::<f64>()
+            / (n * n) as f64)
+            .sqrt();
+        let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+        let se = cr1.max((var / n as f64).sqrt());
+        let t = StudentsT::new(0.0, 1.0, g as f64 - 1.0).unwrap();
+        let q = t.inverse_cdf(0.95);
+        assert!(
+            (r.interval.lower - (mean - q * se)).abs() < 1e-12,
+            "{:?}",
+            r.interval
+        );
+        assert!(
+            (r.interval.upper - (mean + q * se)).abs() < 1e-12,
+            "{:?}",
+            r.interval
+        );
+        let p = 1.0 - t.cdf((mean + 0.02) / se);
+        assert!(
+            (r.p_noninferiority - p).abs() < 1e-12,
+            "{} vs {p}",
+            r.p_noninferiority
+        );
+        assert_eq!(r.groups, Some(25));
+        assert!(r.method.contains("clustered SE (25 groups)"));
+        // Every case in a group of its own is no clustering at all.
+        let mut alone = metric("q", c, b);
+        alone.groups = (0..n).map(|i| format!("g{i}")).collect();
+        let r = gate::decide(&policy, &input(alone)).metrics[0].clone();
+        assert_eq!((r.groups, r.notes.len()), (None, 0));
+        assert_eq!(r.method, "paired t interval");
+    }
+
+    #[test]
+    fn verdicts_change_exactly_at_the_margin() {
+        let (wc, wb) = continuous(300, 4);
+        let worse: Vec<f64> = wc.iter().map(|x| x - 0.01).collect();
+        for (c, b) in [table(300, 10, 14, 76), table(140, 2, 30, 28), (worse, wb)] {
+            let name = if c.iter().all(|v| *v == 0.0 || *v == 1.0) {
+                "pass"
+            } else {
+                "q"
+            };
+            let at = |margin: f64| {
+                let p =
+                    Policy::from_value(Some(&json!({"metrics": {name: {"margin": margin}}})), "s")
+                        .unwrap();
+                gate::decide(&p, &input(metric(name, c.clone(), b.clone()))).metrics[0].clone()
+            };
+            let probe = at(0.05);
+            // The interval does not depend on the margin: −δ exactly at L is not yet a PASS,
+            // −δ exactly at U is not yet a FAIL.
+            let l = probe.interval.lower;
+            assert!(l < 0.0, "{:?}", probe.interval);
+            assert_eq!(at(-l).interval, probe.interval);
+            assert_eq!(at(-l).verdict, Verdict::Inconclusive, "{name} at L");
+            assert_eq!(at(-l + 1e-9).verdict, Verdict::Pass, "{name} just past L");
+            let u = probe.interval.upper;
+            if u < 0.0 {
+                assert_eq!(at(-u).verdict, Verdict::Inconclusive, "{name} at U");
+                assert_eq!(at(-u - 1e-9).verdict, Verdict::Fail, "{name} just past U");
+            }
+        }
+    }
+
+    #[test]
+    fn methods_follow_the_data_and_the_policy() {
+        let policy = |method: &str| {
+            Policy::from_value(Some(&json!({"metrics": {"m": {"method": method}}})), "s").unwrap()
+        };
+        let (bc, bb) = table(280, 6, 4, 60);
+        let (cc, cb) = continuous(120, 5);
+        let decide = |p: &Policy, c: &[f64], b: &[f64]| {
+            gate::decide(p, &input(metric("m", c.to_vec(), b.to_vec()))).metrics[0].clone()
+        };
+        assert_eq!(
+            decide(&policy("auto"), &bc, &bb).method,
+            "Tango score interval"
+        );
+        assert_eq!(
+            decide(&policy("newcombe"), &bc, &bb).method,
+            "Newcombe hybrid score interval"
+        );
+        assert!(
+            decide(&policy("bootstrap"), &bc, &bb)
+                .method
+                .contains("widened to Tango")
+        );
+        assert!(
+            decide(&policy("bootstrap"), &cc, &cb)
+                .method
+                .starts_with("BCa bootstrap")
+        );
+        // A pass/fail method on continuous scores is the t interval.
+        for m in ["tango", "newcombe", "auto", "t"] {
+            assert_eq!(
+                decide(&policy(m), &cc, &cb).method,
+                "paired t interval",
+                "{m}"
+            );
+        }
+        // Binary on one side only is not a binary metric.
+        let half: Vec<f64> = bc.iter().map(|v| v * 0.5 + 0.25).collect();
+        assert!(!decide(&policy("auto"), &half, &bb).binary);
+        assert_eq!(
+            decide(&policy("auto"), &half, &bb).method,
+            "paired t interval"
+        );
+        // The bootstrap's non-inferiority p is the sign-flip test of d + δ.
+        let r = decide(&policy("bootstrap"), &cc, &cb);
+        let shifted: Vec<f64> = cc.iter().zip(&cb).map(|(c, b)| c - b + 0.05).collect();
+        let sf = promptgate::stats::continuous::sign_flip(&shifted, 20_000, gate::defaults::SEED);
+        assert_eq!(r.p_noninferiority, sf.p_greater);
+    }
+
+    #[test]
+    fn superiority_and_the_power_flag() {
+        // Clearly better: 60 improvements, 2 regressions on 400 cases.
+        let (c, b) = table(300, 60, 2, 38);
+        let r = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+        assert!(r.metrics[0].superior && r.metrics[0].interval.lower > 0.0);
+        // Better on average but not significantly: not superior.
+        let (c, b) = table(300, 12, 10, 78);
+        let r = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+        assert!(!r.metrics[0].superior);
+        // Identical: not superior, and the power note says whether n is enough.
+        let (c, b) = table(40, 0, 0, 0);
+        let r = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+        assert!(!r.metrics[0].superior);
+        assert!(r.power[0].underpowered, "40 < 52 cases");
+        let (c, b) = table(60, 0, 0, 0);
+        let r = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+        assert!(!r.power[0].underpowered, "60 ≥ 52 cases");
+        assert_eq!(r.power[0].identical_pass_probability, 1.0);
+    }
+
+    #[test]
+    fn a_spread_from_few_cases_is_still_evidence() {
+        // Continuous, 12 cases with a spread, a wide margin: the metric passes on its own
+        // (only the whole gate waits for `min_cases`).
+        let (c, b) = continuous(12, 3);
+        let p = Policy::from_value(Some(&json!({"metrics": {"q": {"margin": 0.5}}})), "s").unwrap();
+        let d = gate::decide(&p, &input(metric("q", c, b)));
+        assert_eq!(d.metrics[0].verdict, Verdict::Pass, "{:?}", d.metrics[0]);
+        assert!(d.metrics[0].notes.is_empty());
+        assert_eq!(d.verdict, Verdict::Inconclusive);
+        // Pass/fail on few cases, likewise never "zero spread".
+        let (c, b) = table(20, 0, 0, 0);
+        let p =
+            Policy::from_value(Some(&json!({"metrics": {"pass": {"margin": 0.2}}})), "s").unwrap();
+        let d = gate::decide(&p, &input(metric("pass", c, b)));
+        assert_eq!(d.metrics[0].verdict, Verdict::Pass);
+        assert!(d.metrics[0].notes.is_empty());
+    }
+}
