@@ -1,6 +1,7 @@
 //! Benchmark: resolving `name@label` and rendering it touches only that prompt's files, so
 //! `promptgate render` on a 1,000-prompt × 20-version repository takes as long as on a
-//! 1-prompt one. Run with `cargo bench --bench registry`.
+//! 1-prompt one; and a label move costs the same signed (Ed25519) as unsigned. Run with
+//! `cargo bench --bench registry`.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +20,11 @@ fn version(i: usize, j: usize) -> String {
 }
 
 fn build(root: &Path, prompts: usize, versions: usize) {
-    std::fs::write(root.join("promptgate.yaml"), "version: 1\n").unwrap();
+    std::fs::write(
+        root.join("promptgate.yaml"),
+        "version: 1\nproviders:\n  openai: { kind: openai }\n",
+    )
+    .unwrap();
     let repo = Repo::open(root).unwrap();
     for i in 0..prompts {
         let name = format!("p{i:04}");
@@ -76,7 +81,89 @@ fn time_render(cases: &[(&Path, &str)], runs: usize) -> Vec<(Duration, Duration)
         .collect()
 }
 
+/// Median and p95 of `moves` label moves (in process: the compare-and-swap, the fsynced
+/// writes, the audit entry), back and forth between two versions.
+fn time_moves(root: &Path, moves: usize) -> (Duration, Duration) {
+    let repo = Repo::open(root).unwrap();
+    let p = repo.prompt("p0000").unwrap();
+    let ids: Vec<String> = p.registry.versions.iter().map(|v| v.id.clone()).collect();
+    let mut current = p.registry.labels["production"].to_string();
+    let mut times = Vec::with_capacity(moves);
+    for i in 0..moves {
+        let to = ids[i % 2].clone();
+        let to = if to == current { ids[(i + 1) % 2].clone() } else { to };
+        let t = Instant::now();
+        repo.move_label(&LabelMove::set(
+            "p0000".to_string(),
+            "production",
+            to.clone(),
+            Expect::Version(current.clone()),
+            "bench",
+            "bench",
+        ))
+        .unwrap();
+        times.push(t.elapsed());
+        current = to;
+    }
+    times.sort();
+    (times[moves / 2], times[moves * 95 / 100])
+}
+
 fn main() {
+    // Label moves, unsigned and signed, interleaved in blocks so load drift hits both.
+    let unsigned = tempfile::tempdir().unwrap();
+    let signed = tempfile::tempdir().unwrap();
+    build(unsigned.path(), 1, 2);
+    let key = promptgate::registry::signing::Signer::generate("bench").unwrap();
+    std::fs::write(
+        signed.path().join("promptgate.yaml"),
+        format!(
+            "version: 1\nproviders:\n  openai: {{ kind: openai }}\naudit:\n  require_signatures: true\n  keys:\n    - {{ id: bench, public_key: {} }}\n",
+            key.public_key()
+        ),
+    )
+    .unwrap();
+    // SAFETY: nothing else runs yet; the variable is read by this process's writers.
+    unsafe { std::env::set_var(promptgate::registry::signing::KEY_ENV, key.secret_line()) };
+    let repo = Repo::open(signed.path()).unwrap();
+    let dir = repo.prompt_dir("p0000");
+    std::fs::create_dir_all(&dir).unwrap();
+    for j in 1..=2 {
+        std::fs::write(dir.join(format!("v{j}.yaml")), version(0, j)).unwrap();
+    }
+    let reg = repo.add("p0000", &[], "bench").unwrap();
+    repo.move_label(&LabelMove::set(
+        "p0000".to_string(),
+        "production",
+        reg[0].id.clone(),
+        Expect::Absent,
+        "bench",
+        "bench",
+    ))
+    .unwrap();
+    let (mut u, mut s) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        u.push(time_moves(unsigned.path(), 100));
+        s.push(time_moves(signed.path(), 100));
+    }
+    let median = |v: &mut Vec<(Duration, Duration)>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (u50, u95) = median(&mut u);
+    let (s50, s95) = median(&mut s);
+    println!("label move, unsigned: median {u50:>9.2?}  p95 {u95:>9.2?}  (5 x 100 moves)");
+    println!("label move, signed:   median {s50:>9.2?}  p95 {s95:>9.2?}  (5 x 100 moves)");
+    assert!(promptgate::registry::audit::parse(
+        &repo.prompt_dir("p0000").join("audit.jsonl"),
+        &std::fs::read_to_string(repo.prompt_dir("p0000").join("audit.jsonl")).unwrap()
+    )
+    .entries
+    .iter()
+    .all(|e| e.sig.is_some()));
+    // SAFETY: as above.
+    unsafe { std::env::remove_var(promptgate::registry::signing::KEY_ENV) };
+
     // `cargo bench` passes flags such as `--bench`; this harness takes none.
     let runs = 300;
     let one = tempfile::tempdir().unwrap();

@@ -54,7 +54,7 @@ fn version(i: usize, v: usize) -> String {
 fn build_repo(dir: &Path) -> Repo {
     std::fs::write(
         dir.join("promptgate.yaml"),
-        "version: 1\nserve:\n  open_reads: true\n  tokens:\n    - { name: bench, env: PG_BENCH_TOKEN, scope: write }\n",
+        "version: 1\nproviders:\n  openai: { kind: openai }\nserve:\n  open_reads: true\n  tokens:\n    - { name: bench, env: PG_BENCH_TOKEN, scope: write }\n",
     )
     .unwrap();
     let repo = Repo::open(dir).unwrap();
