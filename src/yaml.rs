@@ -765,19 +765,6 @@ pub fn bounded(file: &Path, text: &str) -> Result<(), Diagnostic> {
     check_bounds(Source { file, text }, Limits::default())
 }
 
-/// Read and parse a YAML file with the default limits.
-pub fn load(path: &Path) -> crate::error::Result<(String, Option<Node>)> {
-    let text = crate::fsutil::read_to_string(path)?;
-    let node = parse(
-        Source {
-            file: path,
-            text: &text,
-        },
-        Limits::default(),
-    )?;
-    Ok((text, node))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
