@@ -91,7 +91,11 @@ fn time_moves(root: &Path, moves: usize) -> (Duration, Duration) {
     let mut times = Vec::with_capacity(moves);
     for i in 0..moves {
         let to = ids[i % 2].clone();
-        let to = if to == current { ids[(i + 1) % 2].clone() } else { to };
+        let to = if to == current {
+            ids[(i + 1) % 2].clone()
+        } else {
+            to
+        };
         let t = Instant::now();
         repo.move_label(&LabelMove::set(
             "p0000".to_string(),
@@ -154,13 +158,15 @@ fn main() {
     let (s50, s95) = median(&mut s);
     println!("label move, unsigned: median {u50:>9.2?}  p95 {u95:>9.2?}  (5 x 100 moves)");
     println!("label move, signed:   median {s50:>9.2?}  p95 {s95:>9.2?}  (5 x 100 moves)");
-    assert!(promptgate::registry::audit::parse(
-        &repo.prompt_dir("p0000").join("audit.jsonl"),
-        &std::fs::read_to_string(repo.prompt_dir("p0000").join("audit.jsonl")).unwrap()
-    )
-    .entries
-    .iter()
-    .all(|e| e.sig.is_some()));
+    assert!(
+        promptgate::registry::audit::parse(
+            &repo.prompt_dir("p0000").join("audit.jsonl"),
+            &std::fs::read_to_string(repo.prompt_dir("p0000").join("audit.jsonl")).unwrap()
+        )
+        .entries
+        .iter()
+        .all(|e| e.sig.is_some())
+    );
     // SAFETY: as above.
     unsafe { std::env::remove_var(promptgate::registry::signing::KEY_ENV) };
 
