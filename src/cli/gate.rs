@@ -304,8 +304,8 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
         Some(t) => t.clone(),
         None => {
             let log = repo.audit(&prompt.name)?;
-            let last = log
-                .entries
+            // Only verified history: a forged move is no rollback target.
+            let last = log.entries[..log.valid]
                 .iter()
                 .rev()
                 .find(|e| e.label.as_deref() == Some(args.label.as_str()))
@@ -318,8 +318,7 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
                 })?;
             // The last single target before the current state: a rollback from a canary (or
             // from a version a canary rolled out) returns to the version the split started from.
-            let mut moves = log
-                .entries
+            let mut moves = log.entries[..log.valid]
                 .iter()
                 .rev()
                 .filter(|e| e.label.as_deref() == Some(args.label.as_str()));

@@ -560,7 +560,8 @@ impl Repo {
         let size = fs::metadata(&audit_path).map(|m| m.len()).unwrap_or(0);
         if size != prompt.registry.audit.bytes {
             let text = fsutil::read_to_string(&audit_path).unwrap_or_default();
-            let log = audit::parse_with(&audit_path, &text, &self.trust);
+            let from = prompt.registry.audit.entries as usize;
+            let log = audit::parse_verifying_from(&audit_path, &text, &self.trust, from);
             // Only entries that verify (chain, hash, signature) are history.
             roll_forward(&mut prompt.registry, &log.entries[..log.valid]);
         }
@@ -949,12 +950,19 @@ impl Repo {
         }
     }
 
-    /// Read a prompt's audit log (parsed and verified).
+    /// Read a prompt's audit log (parsed and verified, every signature).
     pub fn audit(&self, name: &str) -> Result<audit::Log> {
+        self.audit_from(name, 0)
+    }
+
+    /// Read a prompt's audit log, verifying the signatures of the entries from index `from`
+    /// on and of the last one (see [`audit::parse_verifying_from`]): for a reader that has
+    /// seen the first `from` entries already.
+    pub fn audit_from(&self, name: &str, from: usize) -> Result<audit::Log> {
         validate_prompt_name(name)?;
         let path = self.prompt_dir(name).join(AUDIT_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => Ok(audit::parse_with(&path, &text, &self.trust)),
+            Ok(text) => Ok(audit::parse_verifying_from(&path, &text, &self.trust, from)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if self.prompt_dir(name).join(REGISTRY_FILE).is_file() {
                     Ok(audit::Log::default())
@@ -979,17 +987,6 @@ impl Repo {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(Error::io(&audit_path, "read", e)),
         };
-        let log = audit::parse_with(&audit_path, &log_text, &self.trust);
-        if !log.problems.is_empty() {
-            let mut ds = log.problems.clone();
-            ds.push(
-                Diagnostic::error(format!(
-                    "refusing to write to `{name}`: its audit log does not verify"
-                ))
-                .hint("run `promptgate check` and restore the audit log from Git"),
-            );
-            return Err(Error::many(ErrorKind::Usage, ds));
-        }
         let reg_path = dir.join(REGISTRY_FILE);
         let mut registry = match fs::read_to_string(&reg_path) {
             Ok(t) => parse_registry(&reg_path, &t)?,
@@ -1005,6 +1002,19 @@ impl Repo {
             },
             Err(e) => return Err(Error::io(&reg_path, "read", e)),
         };
+        // Signatures past the checkpoint and the last one (which vouches for the chain before it).
+        let from = registry.audit.entries as usize;
+        let log = audit::parse_verifying_from(&audit_path, &log_text, &self.trust, from);
+        if !log.problems.is_empty() {
+            let mut ds = log.problems.clone();
+            ds.push(
+                Diagnostic::error(format!(
+                    "refusing to write to `{name}`: its audit log does not verify"
+                ))
+                .hint("run `promptgate check` and restore the audit log from Git"),
+            );
+            return Err(Error::many(ErrorKind::Usage, ds));
+        }
         roll_forward(&mut registry, &log.entries);
         let mut log_text = log_text;
         if !log_text.is_empty() && !log_text.ends_with('\n') {

@@ -270,7 +270,9 @@ impl App {
                     let before = current.prompts.get(name).map(|s| s.doc.audit_entries);
                     if announce && before != Some(doc.audit_entries) {
                         let from = before.unwrap_or(0) as usize;
-                        if let Ok(log) = repo.audit(name) {
+                        if let Ok(mut log) = repo.audit_from(name, from) {
+                            // Only verified history is announced, as only it is served.
+                            log.entries.truncate(log.valid);
                             changes.extend(log.entries.into_iter().skip(from));
                         }
                     }
