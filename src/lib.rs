@@ -7,29 +7,19 @@
 //! gate → report, with [`registry`] holding versions, labels and the audit log. The library
 //! never prints; [`cli`] owns the terminal.
 
-pub mod artifact;
 pub mod bundle;
-pub mod checks;
 pub mod cli;
 pub mod client;
-pub mod config;
-pub mod dataset;
 pub mod engine;
-pub mod error;
-pub mod exit_codes;
-pub mod fsutil;
-pub mod gate;
 pub mod pipeline;
 pub mod provider;
-pub mod redact;
 pub mod registry;
-pub mod render;
-pub mod report;
-pub mod safe;
 pub mod serve;
-pub mod stats;
 pub mod stub;
-pub mod suite;
-pub mod yaml;
 
-pub use error::{Diagnostic, Error, ErrorKind, Result};
+// The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
+// and `crate::artifact` name the same module everywhere.
+pub use promptgate_core::{
+    Diagnostic, Error, ErrorKind, Result, artifact, call, checks, config, dataset, error,
+    exit_codes, fsutil, gate, redact, render, report, safe, stats, suite, yaml,
+};

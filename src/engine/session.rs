@@ -18,10 +18,11 @@ use crate::provider::{
 use crate::registry::{Ref, Repo};
 use crate::suite;
 
-use super::store::{DatasetInfo, Manifest, PendingWrite, ProviderInfo, Record, RunDir};
+use super::store::{Manifest, PendingWrite, ProviderInfo, Record, RunDir};
 use super::{
     CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Summary, execute, plan, plancache,
 };
+use crate::dataset::DatasetInfo;
 
 /// What to evaluate and how.
 #[derive(Debug, Clone, Default)]

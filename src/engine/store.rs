@@ -125,14 +125,6 @@ fn json_str(buf: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     Ok(())
 }
 
-/// A dataset as the manifest records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetInfo {
-    pub path: String,
-    pub digest: String,
-    pub cases: usize,
-}
-
 /// Provider settings as the manifest records them: no key, only the variable's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderInfo {
@@ -160,7 +152,7 @@ pub struct Manifest {
     pub suite: Option<String>,
     #[serde(default)]
     pub suite_digest: String,
-    pub datasets: Vec<DatasetInfo>,
+    pub datasets: Vec<crate::dataset::DatasetInfo>,
     pub repeats: u32,
     pub provider: ProviderInfo,
     pub calls: usize,

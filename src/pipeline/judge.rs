@@ -21,6 +21,7 @@ use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::provider::{self, Provider, cache::Cache};
 use crate::registry::{Ref, Repo};
 use crate::render::{self, Request, Subject};
+use crate::report::PairwiseSummary;
 
 /// A judge check, resolved: its prompt version, provider and settings.
 pub struct Judge {
@@ -430,20 +431,6 @@ pub async fn run(
 
 /// A pairwise judge's parsed answer, or why there is none.
 type PairAnswer = std::result::Result<(Winner, String), String>;
-
-/// A pairwise judge's tally over a comparison.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct PairwiseSummary {
-    pub check: String,
-    pub judge: String,
-    pub compared: usize,
-    pub candidate_wins: usize,
-    pub baseline_wins: usize,
-    pub ties: usize,
-    /// Pairs where the two orders disagreed (the judge preferred a position, not an answer).
-    pub position_disagreements: usize,
-    pub errored: usize,
-}
 
 /// Verdicts of the pairwise judges for each side, and their tallies.
 #[derive(Default)]

@@ -8,8 +8,6 @@ pub mod similar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
-
 use crate::artifact::{Artifact, diff};
 use crate::checks::Check;
 use crate::checks::score::{self, Cases, Scorable, Scored};
@@ -17,6 +15,7 @@ use crate::engine::session::Planned;
 use crate::engine::store::{Record, RunDir};
 use crate::error::Result;
 use crate::gate::{self, Decision, Input, MetricData, Policy};
+use crate::report::{CaseRow, FailedCheck, OUTPUT_CHARS, PairwiseSummary, SideCase};
 
 /// What scoring and deciding need, parsed from the suite before the first call.
 pub struct Scoring {
@@ -237,7 +236,7 @@ pub async fn score_pair(
     candidate: ToScore<'_>,
     observer: std::sync::Arc<dyn crate::engine::Observer>,
     interrupt: std::sync::Arc<crate::engine::Interrupt>,
-) -> Result<(Vec<Scored>, Vec<Scored>, Vec<judge::PairwiseSummary>)> {
+) -> Result<(Vec<Scored>, Vec<Scored>, Vec<PairwiseSummary>)> {
     let mut b = score_run(
         scoring,
         baseline.run,
@@ -283,49 +282,6 @@ pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
     }
     crate::fsutil::write_atomic(&run.path.join("checks.jsonl"), text.as_bytes())
 }
-
-/// A check that failed on an output, as reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FailedCheck {
-    pub check: String,
-    pub reason: String,
-}
-
-/// One side of one case, as reports show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SideCase {
-    /// Per-metric value: the share of samples that passed, errored samples fail-closed.
-    pub metrics: BTreeMap<String, f64>,
-    /// The first sample's output (cut at [`OUTPUT_CHARS`] characters), or empty.
-    pub output: String,
-    /// The first error, when a sample errored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Checks that failed on the first scored sample.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failed_checks: Vec<FailedCheck>,
-    pub latency_ms: f64,
-    pub cost_usd: f64,
-}
-
-/// One paired case.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CaseRow {
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    pub baseline: SideCase,
-    pub candidate: SideCase,
-    /// Metrics on which the baseline did better than the candidate on this case.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub regressed: Vec<String>,
-    /// Metrics on which the candidate did better.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub improved: Vec<String>,
-}
-
-/// Outputs longer than this are cut in reports.
-pub const OUTPUT_CHARS: usize = 2000;
 
 /// Gather one side's samples per case.
 #[derive(Default)]

@@ -250,12 +250,12 @@ pub(super) async fn post(
     let resp = rb
         .send()
         .await
-        .map_err(|e| CallError::from_reqwest(&e, timeout))?;
+        .map_err(|e| super::call_error(&e, timeout))?;
     let status = resp.status().as_u16();
     let retry_after = super::retry_after(resp.headers());
     // A body cut short surfaces here as a transport error: classified, so it is retried.
     let bytes = resp.bytes().await.map_err(|e| {
-        let mut err = CallError::from_reqwest(&e, timeout);
+        let mut err = super::call_error(&e, timeout);
         if err.class == ErrorClass::Malformed {
             err.class = ErrorClass::Connection;
         }

@@ -376,7 +376,8 @@ mod tests {
     /// rewritten history is still caught there, because the last signature covers the chain.
     #[test]
     fn verifying_from_a_checkpoint_still_catches_a_rewritten_history() {
-        use crate::registry::signing::{AuditConfig, KeySpec, Signer, Trust};
+        use crate::config::{AuditConfig, KeySpec};
+        use crate::registry::signing::{Signer, Trust};
         let ci = Signer::generate("ci").unwrap();
         let trust = Trust::from_config(Some(&AuditConfig {
             require_signatures: true,

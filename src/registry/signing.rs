@@ -13,6 +13,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 
 use super::audit::Entry;
+use crate::config::AuditConfig;
 use crate::error::{Diagnostic, Error, Result};
 
 /// The environment variable holding a signing key (`<id>:<base64 seed>`).
@@ -30,31 +31,6 @@ pub struct Sig {
     pub key: String,
     /// Base64 of the 64-byte signature.
     pub ed25519: String,
-}
-
-/// `audit.keys[]` in `promptgate.yaml`: a public key trusted to sign.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeySpec {
-    /// The name signatures give (`ci`, `alice`, `serve-eu`).
-    pub id: String,
-    /// Base64 of the 32-byte Ed25519 public key (what `promptgate keygen` prints).
-    pub public_key: String,
-    /// From this instant (RFC 3339) on, entries signed by this key are refused; those signed
-    /// before stay valid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retired_from: Option<String>,
-}
-
-/// `audit:` in `promptgate.yaml`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// Every new entry must be signed by a trusted key, and `check` refuses unsigned ones.
-    #[serde(default)]
-    pub require_signatures: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<KeySpec>,
 }
 
 /// The keys a repository trusts, decoded.
@@ -282,6 +258,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KeySpec;
 
     fn trust(signer: &Signer, retired: Option<&str>) -> Trust {
         Trust::from_config(Some(&AuditConfig {

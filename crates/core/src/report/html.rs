@@ -292,7 +292,7 @@ impl Sink for Html {
                 esc(c.group.as_deref().unwrap_or(""))
             );
             for m in &metric_names {
-                let v = |s: &crate::pipeline::SideCase| {
+                let v = |s: &crate::report::SideCase| {
                     s.metrics
                         .get(*m)
                         .map(|x| format!("{x:.2}"))
@@ -306,7 +306,7 @@ impl Sink for Html {
                 );
             }
             h.push_str("</tr>\n");
-            let side = |s: &crate::pipeline::SideCase| {
+            let side = |s: &crate::report::SideCase| {
                 let mut t = String::new();
                 match &s.error {
                     Some(e) => {

@@ -63,10 +63,35 @@ pub struct Config {
     pub serve: Option<Serve>,
     /// The audit log's trusted signing keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<crate::registry::signing::AuditConfig>,
+    pub audit: Option<AuditConfig>,
     /// Bounds on inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+}
+
+/// `audit.keys[]` in `promptgate.yaml`: a public key trusted to sign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// The name signatures give (`ci`, `alice`, `serve-eu`).
+    pub id: String,
+    /// Base64 of the 32-byte Ed25519 public key (what `promptgate keygen` prints).
+    pub public_key: String,
+    /// From this instant (RFC 3339) on, entries signed by this key are refused; those signed
+    /// before stay valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_from: Option<String>,
+}
+
+/// `audit:` in `promptgate.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Every new entry must be signed by a trusted key, and `check` refuses unsigned ones.
+    #[serde(default)]
+    pub require_signatures: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeySpec>,
 }
 
 /// `limits:` — bounds on what promptgate reads.

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::artifact::{Artifact, template};
 
-use crate::provider::Completion;
+use crate::call::Completion;
 
 /// The defaults of check settings, in one table used by every input path.
 pub mod defaults {

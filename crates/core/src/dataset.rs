@@ -29,6 +29,14 @@ use sha2::{Digest, Sha256};
 use crate::artifact::{Artifact, VarType, canonical};
 use crate::error::{Diagnostic, Error, ErrorKind, Result};
 
+/// A dataset as the manifest records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetInfo {
+    pub path: String,
+    pub digest: String,
+    pub cases: usize,
+}
+
 /// Reserved column names.
 pub const ID: &str = "id";
 pub const EXPECTED: &str = "expected";

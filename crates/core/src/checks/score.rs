@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{Check, CheckResult, Output, Scorer, metric_scores};
 use crate::artifact::Artifact;
-use crate::provider::Completion;
+use crate::call::Completion;
 
 /// One output to score.
 pub struct Scorable<'a> {

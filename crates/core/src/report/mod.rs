@@ -7,16 +7,74 @@ mod junit;
 mod markdown;
 mod terminal;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use crate::engine::store::DatasetInfo;
+use crate::dataset::DatasetInfo;
 use crate::error::{Error, Result};
 use crate::gate::{Decision, Verdict};
-use crate::pipeline::CaseRow;
 
 /// The version of the JSON report's schema (`docs/report.schema.json`). Bumped on any change
 /// that is not a pure addition.
 pub const REPORT_VERSION: u32 = 1;
+
+/// A check that failed on an output, as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedCheck {
+    pub check: String,
+    pub reason: String,
+}
+
+/// One side of one case, as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SideCase {
+    /// Per-metric value: the share of samples that passed, errored samples fail-closed.
+    pub metrics: BTreeMap<String, f64>,
+    /// The first sample's output (cut at [`OUTPUT_CHARS`] characters), or empty.
+    pub output: String,
+    /// The first error, when a sample errored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Checks that failed on the first scored sample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<FailedCheck>,
+    pub latency_ms: f64,
+    pub cost_usd: f64,
+}
+
+/// One paired case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRow {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub baseline: SideCase,
+    pub candidate: SideCase,
+    /// Metrics on which the baseline did better than the candidate on this case.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regressed: Vec<String>,
+    /// Metrics on which the candidate did better.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub improved: Vec<String>,
+}
+
+/// Outputs longer than this are cut in reports.
+pub const OUTPUT_CHARS: usize = 2000;
+
+/// A pairwise judge's tally over a comparison.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PairwiseSummary {
+    pub check: String,
+    pub judge: String,
+    pub compared: usize,
+    pub candidate_wins: usize,
+    pub baseline_wins: usize,
+    pub ties: usize,
+    /// Pairs where the two orders disagreed (the judge preferred a position, not an answer).
+    pub position_disagreements: usize,
+    pub errored: usize,
+}
 
 /// One side of the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,7 +119,7 @@ pub struct Report {
     pub sequential: Option<Sequential>,
     /// The pairwise judges' tallies (wins, ties, position disagreements).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pairwise: Vec<crate::pipeline::judge::PairwiseSummary>,
+    pub pairwise: Vec<PairwiseSummary>,
     pub cases: Vec<CaseRow>,
 }
 
