@@ -7,13 +7,11 @@
 //! gate → report, with [`registry`] holding versions, labels and the audit log. The library
 //! never prints; [`cli`] owns the terminal.
 
-pub mod bundle;
 pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod pipeline;
 pub mod provider;
-pub mod registry;
 pub mod serve;
 pub mod stub;
 
@@ -23,3 +21,4 @@ pub use promptgate_core::{
     Diagnostic, Error, ErrorKind, Result, artifact, call, checks, config, dataset, error,
     exit_codes, fsutil, gate, redact, render, report, safe, stats, suite, yaml,
 };
+pub use promptgate_registry::{self as registry, bundle};

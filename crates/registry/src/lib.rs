@@ -12,6 +12,7 @@
 //! always whole: temp file, fsync, rename, fsync of the directory.
 
 pub mod audit;
+pub mod bundle;
 pub mod check;
 pub mod signing;
 pub mod target;
@@ -22,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{self, Loaded};
-use crate::config::{self, Config};
-use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
-use crate::fsutil::{self, LockGuard};
 use audit::{Action, Entry, GENESIS};
+use promptgate_core::artifact::{self, Loaded};
+use promptgate_core::config::{self, Config};
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
+use promptgate_core::fsutil::{self, LockGuard};
 pub use target::Target;
 
 /// Per-prompt registry file name.
@@ -1182,12 +1183,12 @@ pub fn parse_registry(path: &Path, text: &str) -> Result<RegistryFile> {
             _ => &[],
         }
     }
-    crate::yaml::bounded(path, text)?;
+    promptgate_core::yaml::bounded(path, text)?;
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let p = err.path().to_string();
         Error::from(
-            crate::artifact::yaml_error_diagnostic(path, text, &p, err.inner(), keys_of)
+            promptgate_core::artifact::yaml_error_diagnostic(path, text, &p, err.inner(), keys_of)
                 .hint("registry.yaml is written by promptgate; restore it from Git (`git checkout -- <file>`)"),
         )
     })

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{Artifact, canonical};
-use crate::error::{Diagnostic, Error, Result};
-use crate::registry::{self, Repo, Target};
+use crate as registry;
+use crate::{Repo, Target};
+use promptgate_core::artifact::{Artifact, canonical};
+use promptgate_core::error::{Diagnostic, Error, Result};
 
 /// The bundle format's version.
 pub const BUNDLE_VERSION: u32 = 1;
@@ -122,7 +123,7 @@ impl Bundle {
             }
         }
         if !problems.is_empty() {
-            return Err(Error::many(crate::ErrorKind::Usage, problems));
+            return Err(Error::many(promptgate_core::ErrorKind::Usage, problems));
         }
         Ok(Bundle::new(prompts))
     }
@@ -142,14 +143,14 @@ impl Bundle {
         let mut text = serde_json::to_vec_pretty(self).unwrap_or_default();
         text.push(b'\n');
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::fsutil::create_dir_all(dir)?;
+            promptgate_core::fsutil::create_dir_all(dir)?;
         }
-        crate::fsutil::write_atomic(path, &text)
+        promptgate_core::fsutil::write_atomic(path, &text)
     }
 
     /// Read a bundle and verify its digest and every version's hash.
     pub fn load(path: &Path) -> Result<Bundle> {
-        let text = crate::fsutil::read_to_string(path)?;
+        let text = promptgate_core::fsutil::read_to_string(path)?;
         Bundle::parse(path, &text)
     }
 

@@ -2,7 +2,7 @@
 //! holding the hash of the previous line, so any edit, deletion or reordering is detectable.
 //!
 //! An entry's `hash` is the SHA-256 of the canonical JSON (see
-//! [`crate::artifact::canonical`]) of the entry without its `hash` key. The first entry's
+//! [`promptgate_core::artifact::canonical`]) of the entry without its `hash` key. The first entry's
 //! `prev` is 64 zeros.
 
 use std::path::Path;
@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Target;
-use crate::artifact::canonical;
-use crate::error::Diagnostic;
+use promptgate_core::artifact::canonical;
+use promptgate_core::error::Diagnostic;
 
 /// `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -376,8 +376,8 @@ mod tests {
     /// rewritten history is still caught there, because the last signature covers the chain.
     #[test]
     fn verifying_from_a_checkpoint_still_catches_a_rewritten_history() {
-        use crate::config::{AuditConfig, KeySpec};
-        use crate::registry::signing::{Signer, Trust};
+        use crate::signing::{Signer, Trust};
+        use promptgate_core::config::{AuditConfig, KeySpec};
         let ci = Signer::generate("ci").unwrap();
         let trust = Trust::from_config(Some(&AuditConfig {
             require_signatures: true,

@@ -13,8 +13,8 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 
 use super::audit::Entry;
-use crate::config::AuditConfig;
-use crate::error::{Diagnostic, Error, Result};
+use promptgate_core::config::AuditConfig;
+use promptgate_core::error::{Diagnostic, Error, Result};
 
 /// The environment variable holding a signing key (`<id>:<base64 seed>`).
 pub const KEY_ENV: &str = "PROMPTGATE_SIGNING_KEY";
@@ -177,7 +177,10 @@ impl Signer {
             (Ok(v), _) if !v.trim().is_empty() => (v, format!("${KEY_ENV}")),
             (_, Ok(path)) if !path.trim().is_empty() => {
                 let p = std::path::Path::new(path.trim());
-                (crate::fsutil::read_to_string(p)?, p.display().to_string())
+                (
+                    promptgate_core::fsutil::read_to_string(p)?,
+                    p.display().to_string(),
+                )
             }
             _ => return Ok(None),
         };
@@ -209,7 +212,7 @@ impl Signer {
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .ok_or_else(bad)?;
-        crate::redact::register(secret.trim());
+        promptgate_core::redact::register(secret.trim());
         let id = id.trim();
         if id.is_empty() {
             return Err(bad());
@@ -225,7 +228,7 @@ impl Signer {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| {
             Error::new(
-                crate::error::ErrorKind::Infrastructure,
+                promptgate_core::error::ErrorKind::Infrastructure,
                 Diagnostic::error(format!("no randomness from the operating system: {e}")),
             )
         })?;
@@ -258,7 +261,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeySpec;
+    use promptgate_core::config::KeySpec;
 
     fn trust(signer: &Signer, retired: Option<&str>) -> Trust {
         Trust::from_config(Some(&AuditConfig {

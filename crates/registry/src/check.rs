@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::artifact;
-use crate::error::{Diagnostic, Severity};
-use crate::fsutil;
+use promptgate_core::artifact;
+use promptgate_core::error::{Diagnostic, Severity};
+use promptgate_core::fsutil;
 
 use super::{
     AUDIT_FILE, REGISTRY_FILE, Repo, SUITE_FILE, audit, parse_registry, replay, version_id,
@@ -224,7 +224,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
     for (id, file, hash) in have.difference(&want) {
         out.push(Diagnostic::error(format!(
             "registry.yaml records `{id}` ({file}, hash {}) but the audit log registered no such version",
-            crate::safe::prefix(hash, 12)
+            promptgate_core::safe::prefix(hash, 12)
         )).in_context(reg_path.display().to_string()).hint("registry.yaml was edited by hand; restore it from Git"));
     }
     for (id, file, _) in want.difference(&have) {
