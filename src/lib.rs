@@ -8,7 +8,6 @@
 //! never prints; [`cli`] owns the terminal.
 
 pub mod cli;
-pub mod client;
 pub mod engine;
 pub mod pipeline;
 pub mod provider;
@@ -17,6 +16,7 @@ pub mod stub;
 
 // The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
 // and `crate::artifact` name the same module everywhere.
+pub use promptgate_client as client;
 pub use promptgate_core::{
     Diagnostic, Error, ErrorKind, Result, artifact, call, checks, config, dataset, error,
     exit_codes, fsutil, gate, redact, render, report, safe, stats, suite, yaml,

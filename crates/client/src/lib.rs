@@ -24,11 +24,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::artifact::Artifact;
-use crate::bundle::Bundle;
-use crate::error::{Diagnostic, Error, ErrorKind, Result};
-use crate::registry::Target;
-use crate::render::Request;
+use promptgate_core::artifact::Artifact;
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
+use promptgate_core::render::Request;
+use promptgate_registry::Target;
+use promptgate_registry::bundle::Bundle;
 
 /// Default time between background refreshes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -48,7 +48,12 @@ pub struct Resolved {
 impl Resolved {
     /// Render locally, with the same code as `promptgate render`.
     pub fn render(&self, variables: &Map<String, Value>) -> Result<Request> {
-        crate::render::render_variables(&self.artifact, &self.name, &self.version_id, variables)
+        promptgate_core::render::render_variables(
+            &self.artifact,
+            &self.name,
+            &self.version_id,
+            variables,
+        )
     }
 
     /// The attributes to put on the caller's own spans.
@@ -408,7 +413,7 @@ fn save_disk(inner: &Inner, name: &str, label: &str, state: &LabelState) {
         && let Ok(text) = serde_json::to_vec(state)
     {
         let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")));
-        let _ = crate::fsutil::write_atomic(&p, &text);
+        let _ = promptgate_core::fsutil::write_atomic(&p, &text);
     }
 }
 
