@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use promptgate::stats::quantile_type7;
-use promptgate::stub::{self, Server};
+use promptgate_stub::{self as stub, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
 const CASES: usize = 10_000;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use promptgate::engine::session::{self, EvalRequest};
 use promptgate::engine::{Interrupt, Silent};
 use promptgate::registry::Repo;
-use promptgate::stub::{self, Answer, Server};
+use promptgate_stub::{self as stub, Answer, Server};
 
 /// (case id, keyword in the question, a good answer, escalate?, category, what the terse v3 says)
 const SCRIPT: &[(&str, &str, &str, bool, &str, &str)] = &[

@@ -12,10 +12,10 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let server = promptgate::stub::Server::start(promptgate::stub::Config {
+    let server = promptgate_stub::Server::start(promptgate_stub::Config {
         latency: Duration::from_millis(latency),
         record: false,
-        ..promptgate::stub::Config::default()
+        ..promptgate_stub::Config::default()
     })
     .expect("start the stub server");
     println!("{}", server.base_url());

@@ -12,7 +12,6 @@ pub mod engine;
 pub mod pipeline;
 pub mod provider;
 pub mod serve;
-pub mod stub;
 
 // The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
 // and `crate::artifact` name the same module everywhere.

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch};
-use promptgate::stub::{self, Answer, Server};
+use promptgate_stub::{self as stub, Answer, Server};
 use serde_json::{Value, json};
 
 use crate::support::{BIN, TestRepo, pg_in};

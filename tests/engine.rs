@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use promptgate::stub::{self, Fault, Server};
+use promptgate_stub::{self as stub, Fault, Server};
 use serde_json::{Value, json};
 
 use crate::support::{TestRepo, walk};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use promptgate::stub::{self, Answer, Server};
+use promptgate_stub::{self as stub, Answer, Server};
 use serde_json::{Value, json};
 
 use crate::support::TestRepo;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use promptgate::stub::{self, Answer, Fault, Server};
+use promptgate_stub::{self as stub, Answer, Fault, Server};
 use serde_json::Value;
 
 use crate::support::TestRepo;

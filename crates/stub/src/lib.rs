@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::artifact::canonical;
+use promptgate_core::artifact::canonical;
 
 /// A fault the server can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
