@@ -17,7 +17,7 @@ pub mod serve;
 // and `crate::artifact` name the same module everywhere.
 pub use promptgate_client as client;
 pub use promptgate_core::{
-    Diagnostic, Error, ErrorKind, Result, artifact, call, checks, config, dataset, error,
+    Diagnostic, Error, ErrorKind, Result, artifact, call, checks, clock, config, dataset, error,
     exit_codes, fsutil, gate, redact, render, report, safe, stats, suite, yaml,
 };
 pub use promptgate_registry::{self as registry, bundle};

@@ -490,7 +490,7 @@ pub async fn execute(
     // Cache hits first, looked up in parallel: they need no permit, no task and no span (a
     // span is a call to a provider, and a hit makes none).
     let endpoint: Arc<str> = provider.endpoint().into();
-    let now: Arc<str> = crate::registry::audit::now().into();
+    let now: Arc<str> = crate::clock::now().into();
     let mut cached_records = Vec::new();
     let mut misses = Vec::with_capacity(todo.len());
     let prefetched = match prefetched {
@@ -623,7 +623,7 @@ pub async fn execute(
     });
 
     let ctx = Arc::new(SpanContext {
-        trace_id: trace::random_id(16),
+        trace_id: crate::clock::random_id(16),
         prompt: plan.prompt.clone(),
         version_id: plan.version_id.clone(),
         label: plan.label.clone(),
@@ -834,8 +834,8 @@ async fn run_call(
         sample: call.sample,
         case_id: call.case_id.clone(),
     };
-    let started_at = crate::registry::audit::now();
-    let start_nanos = trace::now_nanos();
+    let started_at = crate::clock::now();
+    let start_nanos = crate::clock::now_nanos();
     let t0 = Instant::now();
     let mut attempts = 0u32;
     let (result, latency) = loop {
@@ -901,7 +901,7 @@ async fn run_call(
         cost_usd: cost,
         started_at: started_at.into(),
     };
-    let span = make_span(ctx, call, &record, start_nanos, trace::now_nanos());
+    let span = make_span(ctx, call, &record, start_nanos, crate::clock::now_nanos());
     Some((record, span))
 }
 
@@ -942,7 +942,7 @@ fn make_span(
     }
     Span {
         trace_id: ctx.trace_id.clone(),
-        span_id: trace::random_id(8),
+        span_id: crate::clock::random_id(8),
         name: format!("{} {model}", ctx.operation),
         start_unix_nano: start,
         end_unix_nano: end,

@@ -525,7 +525,7 @@ impl Planned {
                         api_key_env: self.provider_config.api_key_env.clone(),
                     },
                     calls: self.plan.calls.len(),
-                    started_at: crate::registry::audit::now(),
+                    started_at: crate::clock::now(),
                     finished_at: None,
                     status: "running".into(),
                 };
@@ -609,7 +609,7 @@ pub async fn execute_cases(
         if prepared.manifest_write.wait().is_ok() {
             let mut m = prepared.manifest.clone();
             m.status = "aborted".into();
-            m.finished_at = Some(crate::registry::audit::now());
+            m.finished_at = Some(crate::clock::now());
             let _ = prepared.run.write_manifest(&m);
         }
     }
@@ -646,7 +646,7 @@ pub async fn finish(
         }
         None => Summary::from_records(&run.id, &plan, &records, wall, interrupted),
     };
-    manifest.finished_at = Some(crate::registry::audit::now());
+    manifest.finished_at = Some(crate::clock::now());
     manifest.status = if summary.missing > 0 {
         "interrupted".into()
     } else if only.is_some_and(|o| o.len() < plan.cases) {

@@ -17,21 +17,6 @@ pub struct Span {
     pub attributes: Map<String, Value>,
 }
 
-/// Random lowercase hex of `bytes` bytes (trace ids are 16 bytes, span ids 8).
-pub fn random_id(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
-}
-
-/// Nanoseconds since the Unix epoch.
-pub fn now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 fn otlp_value(v: &Value) -> Value {
     match v {
         Value::String(s) => json!({"stringValue": s}),

@@ -631,7 +631,7 @@ pub fn compare(
         report_version: crate::report::REPORT_VERSION,
         kind: kind.to_string(),
         prompt: m.prompt.clone(),
-        generated_at: crate::registry::audit::now(),
+        generated_at: crate::clock::now(),
         promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
         baseline: baseline.side(),
         candidate: candidate.side(),

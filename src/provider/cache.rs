@@ -131,7 +131,7 @@ impl Cache {
         // generation 0 with another id.
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?1)",
-            [crate::engine::trace::random_id(16)],
+            [crate::clock::random_id(16)],
         )?;
         conn.execute_batch("COMMIT;")?;
         Ok(conn)

@@ -315,7 +315,7 @@ impl App {
                 *s = Arc::new(Snapshot { prompts: next });
             }
             if let Ok(mut h) = self.health.lock() {
-                h.last_reload = Some(audit::now());
+                h.last_reload = Some(crate::clock::now());
             }
         }
         // Announced after the swap: a subscriber that fetches on an event sees the new state.

@@ -10,6 +10,7 @@
 pub mod artifact;
 pub mod call;
 pub mod checks;
+pub mod clock;
 pub mod config;
 pub mod dataset;
 pub mod error;

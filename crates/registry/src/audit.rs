@@ -316,14 +316,6 @@ pub fn actor(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The current UTC time, RFC 3339 with seconds.
-pub fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| jiff::Timestamp::now().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

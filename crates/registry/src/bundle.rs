@@ -131,7 +131,7 @@ impl Bundle {
     pub fn new(prompts: BTreeMap<String, PromptDoc>) -> Bundle {
         Bundle {
             bundle_version: BUNDLE_VERSION,
-            generated_at: registry::audit::now(),
+            generated_at: promptgate_core::clock::now(),
             promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
             digest: digest(&prompts),
             prompts,

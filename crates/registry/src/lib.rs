@@ -820,7 +820,7 @@ impl Repo {
             seq += 1;
             let mut entry = Entry {
                 seq,
-                ts: audit::now(),
+                ts: promptgate_core::clock::now(),
                 actor: actor.to_string(),
                 action: Action::Register,
                 prompt: name.to_string(),
@@ -894,7 +894,7 @@ impl Repo {
         let seq = log.entries.len() as u64 + 1;
         let mut entry = Entry {
             seq,
-            ts: audit::now(),
+            ts: promptgate_core::clock::now(),
             actor: m.actor.clone(),
             action: m.action,
             prompt: m.prompt.clone(),
@@ -943,7 +943,7 @@ impl Repo {
                 s.id,
                 s.public_key()
             ))),
-            Some(s) if self.trust.retired_from(&s.id).is_some_and(|r| signing::after_or_at(&audit::now(), r)) => {
+            Some(s) if self.trust.retired_from(&s.id).is_some_and(|r| signing::after_or_at(&promptgate_core::clock::now(), r)) => {
                 Err(Error::usage(format!("the signing key `{}` is retired", s.id))
                     .with_hint("sign with a current key"))
             }
