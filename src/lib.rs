@@ -8,9 +8,6 @@
 //! never prints; [`cli`] owns the terminal.
 
 pub mod cli;
-pub mod engine;
-pub mod pipeline;
-pub mod provider;
 pub mod serve;
 
 // The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
@@ -20,4 +17,5 @@ pub use promptgate_core::{
     Diagnostic, Error, ErrorKind, Result, artifact, call, checks, clock, config, dataset, error,
     exit_codes, fsutil, gate, redact, render, report, safe, stats, suite, yaml,
 };
+pub use promptgate_engine::{self as engine, pipeline, provider};
 pub use promptgate_registry::{self as registry, bundle};

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::judge::Verdict;
-use crate::checks::{Check, CheckResult, Kind};
-use crate::config::defaults;
-use crate::engine::store::{Record, RunDir};
-use crate::engine::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
-use crate::error::{Error, Result};
 use crate::provider::{self, Provider, cache::Cache};
-use crate::registry::Repo;
-use crate::render::{ChatMessage, Request};
+use crate::store::{Record, RunDir};
+use crate::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
+use promptgate_core::checks::{Check, CheckResult, Kind};
+use promptgate_core::config::defaults;
+use promptgate_core::error::{Error, Result};
+use promptgate_core::render::{ChatMessage, Request};
+use promptgate_registry::Repo;
 
 /// The embeddings endpoint, ready to call.
 pub struct Embedder {
@@ -50,14 +50,14 @@ pub fn prepare(
         ));
     };
     let pc = provider::lookup(&repo.config.providers, &cfg.provider)?.clone();
-    if pc.kind != crate::config::ProviderKind::Openai {
+    if pc.kind != promptgate_core::config::ProviderKind::Openai {
         return Err(Error::usage(format!(
             "embeddings provider `{}` must be of kind `openai` (an OpenAI-compatible /v1/embeddings)",
             cfg.provider
         )));
     }
     let p = provider::openai::OpenAiEmbeddings::new(&cfg.provider, &pc)?;
-    let options = crate::engine::session::options_for(
+    let options = crate::session::options_for(
         &pc,
         pc.concurrency.unwrap_or(defaults::CONCURRENCY).max(1),
         no_cache,
@@ -161,7 +161,7 @@ pub async fn run(
         id: format!("{}/embeddings", run.id),
         path: run.path.join("embeddings"),
     };
-    crate::fsutil::create_dir_all(&dir.path)?;
+    promptgate_core::fsutil::create_dir_all(&dir.path)?;
     let plan = Plan {
         prompt: "embeddings".into(),
         version_id: embedder.model.clone(),

@@ -1,8 +1,14 @@
+//! promptgate-engine: everything that calls a model. [`provider`] holds the providers, the
+//! response cache and rate limits; this crate's root is the execution engine; [`pipeline`]
+//! scores runs, pairs them and decides a gate.
+//!
 //! The execution engine: plans a run (every case rendered before any call), executes it with
 //! bounded concurrency, rate limits and retries, persists every result as it arrives, emits
 //! typed events for progress, and handles interruption (drain, then abort).
 
+pub mod pipeline;
 pub mod plancache;
+pub mod provider;
 pub mod session;
 pub mod store;
 pub mod trace;
@@ -18,13 +24,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::artifact::Artifact;
-use crate::dataset::{self, Dataset};
-use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::provider::cache::Cache;
 use crate::provider::limiter::{RateLimiter, backoff};
 use crate::provider::{CallError, CallKey, Completion, Provider, request_hash};
-use crate::render::{self, Request, Subject};
+use promptgate_core::artifact::Artifact;
+use promptgate_core::dataset::{self, Dataset};
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
+use promptgate_core::render::{self, Request, Subject};
 use store::{Record, RunDir};
 use trace::Span;
 
@@ -490,7 +496,7 @@ pub async fn execute(
     // Cache hits first, looked up in parallel: they need no permit, no task and no span (a
     // span is a call to a provider, and a hit makes none).
     let endpoint: Arc<str> = provider.endpoint().into();
-    let now: Arc<str> = crate::clock::now().into();
+    let now: Arc<str> = promptgate_core::clock::now().into();
     let mut cached_records = Vec::new();
     let mut misses = Vec::with_capacity(todo.len());
     let prefetched = match prefetched {
@@ -623,7 +629,7 @@ pub async fn execute(
     });
 
     let ctx = Arc::new(SpanContext {
-        trace_id: crate::clock::random_id(16),
+        trace_id: promptgate_core::clock::random_id(16),
         prompt: plan.prompt.clone(),
         version_id: plan.version_id.clone(),
         label: plan.label.clone(),
@@ -834,8 +840,8 @@ async fn run_call(
         sample: call.sample,
         case_id: call.case_id.clone(),
     };
-    let started_at = crate::clock::now();
-    let start_nanos = crate::clock::now_nanos();
+    let started_at = promptgate_core::clock::now();
+    let start_nanos = promptgate_core::clock::now_nanos();
     let t0 = Instant::now();
     let mut attempts = 0u32;
     let (result, latency) = loop {
@@ -850,14 +856,14 @@ async fn run_call(
         // Where an answer enters the engine: nothing a provider echoes of a secret goes further.
         let r = match provider.complete(request, &key).await {
             Ok(mut c) => {
-                crate::redact::string(&mut c.content);
+                promptgate_core::redact::string(&mut c.content);
                 for t in &mut c.tool_calls {
-                    crate::redact::json(&mut t.arguments);
+                    promptgate_core::redact::json(&mut t.arguments);
                 }
                 Ok(c)
             }
             Err(mut e) => {
-                crate::redact::string(&mut e.message);
+                promptgate_core::redact::string(&mut e.message);
                 Err(e)
             }
         };
@@ -901,7 +907,13 @@ async fn run_call(
         cost_usd: cost,
         started_at: started_at.into(),
     };
-    let span = make_span(ctx, call, &record, start_nanos, crate::clock::now_nanos());
+    let span = make_span(
+        ctx,
+        call,
+        &record,
+        start_nanos,
+        promptgate_core::clock::now_nanos(),
+    );
     Some((record, span))
 }
 
@@ -942,7 +954,7 @@ fn make_span(
     }
     Span {
         trace_id: ctx.trace_id.clone(),
-        span_id: crate::clock::random_id(8),
+        span_id: promptgate_core::clock::random_id(8),
         name: format!("{} {model}", ctx.operation),
         start_unix_nano: start,
         end_unix_nano: end,

@@ -5,9 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::openai::{post, snippet};
 use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, ToolCall};
-use crate::config::ProviderConfig;
-use crate::error::Result;
-use crate::render::Request;
+use promptgate_core::config::ProviderConfig;
+use promptgate_core::error::Result;
+use promptgate_core::render::Request;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
 pub const API_VERSION: &str = "2023-06-01";

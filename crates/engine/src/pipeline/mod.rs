@@ -8,14 +8,14 @@ pub mod similar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::artifact::{Artifact, diff};
-use crate::checks::Check;
-use crate::checks::score::{self, Cases, Scorable, Scored};
-use crate::engine::session::Planned;
-use crate::engine::store::{Record, RunDir};
-use crate::error::Result;
-use crate::gate::{self, Decision, Input, MetricData, Policy};
-use crate::report::{CaseRow, FailedCheck, OUTPUT_CHARS, PairwiseSummary, SideCase};
+use crate::session::Planned;
+use crate::store::{Record, RunDir};
+use promptgate_core::artifact::{Artifact, diff};
+use promptgate_core::checks::Check;
+use promptgate_core::checks::score::{self, Cases, Scorable, Scored};
+use promptgate_core::error::Result;
+use promptgate_core::gate::{self, Decision, Input, MetricData, Policy};
+use promptgate_core::report::{CaseRow, FailedCheck, OUTPUT_CHARS, PairwiseSummary, SideCase};
 
 /// What scoring and deciding need, parsed from the suite before the first call.
 pub struct Scoring {
@@ -45,8 +45,8 @@ impl Scoring {
     /// a run folder exists and before the first call is paid for.
     pub fn new(
         p: &Planned,
-        others: &[(&str, &crate::artifact::Artifact)],
-        repo: &crate::registry::Repo,
+        others: &[(&str, &promptgate_core::artifact::Artifact)],
+        repo: &promptgate_registry::Repo,
     ) -> Result<Scoring> {
         let suite_file = p
             .suite
@@ -59,25 +59,23 @@ impl Scoring {
         let cases = Cases::from_plan(&p.plan.case_data, !all.is_empty())?;
         for (id, own) in &cases.own {
             if own.iter().any(|c| c.kind.model_scored()) {
-                return Err(crate::error::Error::usage(format!(
+                return Err(promptgate_core::error::Error::usage(format!(
                     "case `{id}` declares a `judge` or `similar` check: those are declared in the suite's `checks:`"
                 )));
             }
         }
         let own_name = format!("{}@{}", p.plan.prompt, p.plan.version_id);
-        let mut subjects = vec![crate::checks::resolve::Subject {
+        let mut subjects = vec![promptgate_core::checks::resolve::Subject {
             name: own_name,
             artifact: &p.artifact,
         }];
-        subjects.extend(
-            others
-                .iter()
-                .map(|(name, artifact)| crate::checks::resolve::Subject {
-                    name: name.to_string(),
-                    artifact,
-                }),
-        );
-        let resolution = crate::checks::resolve::resolve(
+        subjects.extend(others.iter().map(|(name, artifact)| {
+            promptgate_core::checks::resolve::Subject {
+                name: name.to_string(),
+                artifact,
+            }
+        }));
+        let resolution = promptgate_core::checks::resolve::resolve(
             &all,
             &cases.own,
             &p.plan.case_data,
@@ -85,8 +83,8 @@ impl Scoring {
             &suite_file,
         );
         if !resolution.errors.is_empty() {
-            return Err(crate::error::Error::many(
-                crate::ErrorKind::Usage,
+            return Err(promptgate_core::error::Error::many(
+                promptgate_core::ErrorKind::Usage,
                 resolution.errors,
             ));
         }
@@ -103,15 +101,15 @@ impl Scoring {
         for pc in p.plan.case_data.iter().take(1) {
             vars.extend(pc.vars.keys());
         }
-        let no_cache = p.options.cache == crate::engine::CacheMode::Off;
-        let refresh = p.options.cache == crate::engine::CacheMode::Refresh;
+        let no_cache = p.options.cache == crate::CacheMode::Off;
+        let refresh = p.options.cache == crate::CacheMode::Refresh;
         let judges = judge::prepare(repo, &all, &vars, no_cache, refresh, &suite_file)?;
         let embedder = similar::prepare(repo, &all, no_cache, refresh, &suite_file)?;
         let (model_scored, checks): (Vec<Check>, Vec<Check>) =
             all.into_iter().partition(|c| c.kind.model_scored());
         let similar = model_scored
             .into_iter()
-            .filter(|c| matches!(c.kind, crate::checks::Kind::Similar { .. }))
+            .filter(|c| matches!(c.kind, promptgate_core::checks::Kind::Similar { .. }))
             .collect();
         Ok(Scoring {
             checks,
@@ -176,8 +174,8 @@ pub async fn score_run(
     run: &RunDir,
     records: &[Record],
     artifact: &Artifact,
-    observer: std::sync::Arc<dyn crate::engine::Observer>,
-    interrupt: std::sync::Arc<crate::engine::Interrupt>,
+    observer: std::sync::Arc<dyn crate::Observer>,
+    interrupt: std::sync::Arc<crate::Interrupt>,
 ) -> Result<Vec<Scored>> {
     let mut scored = score_records(records, artifact, scoring);
     let mut verdicts: HashMap<(String, u32), Vec<judge::Verdict>> = HashMap::new();
@@ -234,8 +232,8 @@ pub async fn score_pair(
     scoring: &Scoring,
     baseline: ToScore<'_>,
     candidate: ToScore<'_>,
-    observer: std::sync::Arc<dyn crate::engine::Observer>,
-    interrupt: std::sync::Arc<crate::engine::Interrupt>,
+    observer: std::sync::Arc<dyn crate::Observer>,
+    interrupt: std::sync::Arc<crate::Interrupt>,
 ) -> Result<(Vec<Scored>, Vec<Scored>, Vec<PairwiseSummary>)> {
     let mut b = score_run(
         scoring,
@@ -280,7 +278,7 @@ pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
         text.push_str(&serde_json::to_string(s).unwrap_or_default());
         text.push('\n');
     }
-    crate::fsutil::write_atomic(&run.path.join("checks.jsonl"), text.as_bytes())
+    promptgate_core::fsutil::write_atomic(&run.path.join("checks.jsonl"), text.as_bytes())
 }
 
 /// Gather one side's samples per case.
@@ -561,7 +559,7 @@ pub fn decide(policy: &Policy, mut paired: Paired, breaking: Vec<String>) -> (De
 }
 
 /// The cases of a plan in dataset order with their groups.
-pub fn case_order(plan: &crate::engine::Plan) -> Vec<(String, Option<String>)> {
+pub fn case_order(plan: &crate::Plan) -> Vec<(String, Option<String>)> {
     plan.case_data
         .iter()
         .map(|c| (c.id.clone(), c.group.clone()))
@@ -573,16 +571,16 @@ pub struct RunSide<'a> {
     /// What the user named (`support_agent@production`, a run id).
     pub reference: String,
     pub run: &'a RunDir,
-    pub manifest: &'a crate::engine::store::Manifest,
+    pub manifest: &'a crate::store::Manifest,
     pub labels: Vec<String>,
     pub records: &'a [Record],
     pub artifact: &'a Artifact,
 }
 
 impl RunSide<'_> {
-    fn side(&self) -> crate::report::Side {
+    fn side(&self) -> promptgate_core::report::Side {
         let m = self.manifest;
-        crate::report::Side {
+        promptgate_core::report::Side {
             reference: self.reference.clone(),
             version_id: m.version_id.clone(),
             version_hash: m.version_hash.clone(),
@@ -608,7 +606,7 @@ pub fn compare(
     candidate: &RunSide<'_>,
     scored: (&[Scored], &[Scored]),
     case_order: &[(String, Option<String>)],
-) -> Result<crate::report::Report> {
+) -> Result<promptgate_core::report::Report> {
     let (scored_b, scored_c) = scored;
     if !scoring.is_empty() {
         write_scored(baseline.run, scored_b)?;
@@ -627,11 +625,11 @@ pub fn compare(
     );
     let (decision, paired) = decide(policy, paired, breaking);
     let m = candidate.manifest;
-    Ok(crate::report::Report {
-        report_version: crate::report::REPORT_VERSION,
+    Ok(promptgate_core::report::Report {
+        report_version: promptgate_core::report::REPORT_VERSION,
         kind: kind.to_string(),
         prompt: m.prompt.clone(),
-        generated_at: crate::clock::now(),
+        generated_at: promptgate_core::clock::now(),
         promptgate_version: env!("CARGO_PKG_VERSION").to_string(),
         baseline: baseline.side(),
         candidate: candidate.side(),
@@ -656,7 +654,7 @@ pub fn power_before_run(
     n: usize,
     policy: &Policy,
 ) -> Vec<gate::PowerNote> {
-    let runs = crate::engine::store::list_runs(state_dir);
+    let runs = crate::store::list_runs(state_dir);
     let Some((run, _)) = runs.iter().rev().find(|(r, m)| {
         m.version_hash == baseline_hash
             && m.status == "complete"

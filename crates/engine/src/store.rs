@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Diagnostic, Error, ErrorKind, Result};
-use crate::fsutil;
 use crate::provider::{CallError, Completion};
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
+use promptgate_core::fsutil;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const RESULTS: &str = "results.jsonl";
@@ -152,7 +152,7 @@ pub struct Manifest {
     pub suite: Option<String>,
     #[serde(default)]
     pub suite_digest: String,
-    pub datasets: Vec<crate::dataset::DatasetInfo>,
+    pub datasets: Vec<promptgate_core::dataset::DatasetInfo>,
     pub repeats: u32,
     pub provider: ProviderInfo,
     pub calls: usize,

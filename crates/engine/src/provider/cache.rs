@@ -24,7 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 
 use super::Completion;
-use crate::artifact::canonical;
+use promptgate_core::artifact::canonical;
 
 /// The cache file inside the cache directory.
 pub const FILE: &str = "responses.sqlite3";
@@ -131,7 +131,7 @@ impl Cache {
         // generation 0 with another id.
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?1)",
-            [crate::clock::random_id(16)],
+            [promptgate_core::clock::random_id(16)],
         )?;
         conn.execute_batch("COMMIT;")?;
         Ok(conn)

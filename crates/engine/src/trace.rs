@@ -81,7 +81,7 @@ pub async fn export_otlp(endpoint: &str, spans: &[Span]) -> Result<(), String> {
                 .take(300)
                 .collect();
             // A collector may echo the request's headers: nothing of them goes further.
-            return Err(crate::redact::text(&format!(
+            return Err(promptgate_core::redact::text(&format!(
                 "OTLP endpoint answered HTTP {status}: {}",
                 body.trim()
             ))
@@ -126,9 +126,9 @@ fn otlp_headers() -> Vec<(String, String)> {
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
             let (k, v) = (k.trim().to_string(), percent_decode(v.trim()));
-            crate::redact::register(&v);
+            promptgate_core::redact::register(&v);
             if let Some(token) = v.strip_prefix("Bearer ") {
-                crate::redact::register(token.trim());
+                promptgate_core::redact::register(token.trim());
             }
             (!k.is_empty()).then_some((k, v))
         })

@@ -15,15 +15,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::artifact::canonical;
-use crate::config::{ProviderConfig, ProviderKind, defaults};
-use crate::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
-use crate::render::Request;
+use promptgate_core::artifact::canonical;
+use promptgate_core::config::{ProviderConfig, ProviderKind, defaults};
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
+use promptgate_core::render::Request;
 
 /// A boxed future, so providers can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-pub use crate::call::{CallError, Completion, ErrorClass, ToolCall};
+pub use promptgate_core::call::{CallError, Completion, ErrorClass, ToolCall};
 
 /// Classify a transport error from reqwest. The URL keeps only its scheme, host and port
 /// (credentials, path and query may carry secrets); a timeout names its limit and the
@@ -285,7 +285,7 @@ pub fn api_key(name: &str, config: &ProviderConfig) -> Result<Option<Secret>> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => {
             // Whatever a server echoes of it is redacted from here on.
-            crate::redact::register(&v);
+            promptgate_core::redact::register(&v);
             Ok(Some(Secret(v)))
         }
         _ => Err(Error::usage(format!("provider `{name}` needs an API key in `${var}`, which is not set"))
@@ -335,7 +335,7 @@ pub fn lookup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
+    use promptgate_core::render::{ChatMessage, ResponseFormat, ToolSpec};
     use serde_json::json;
 
     #[test]

@@ -9,13 +9,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{RunSide, Scoring, case_order, compare, power_before_run};
-use crate::engine::session::{self, EvalRequest, Prepared};
-use crate::engine::store::RunDir;
-use crate::engine::{Interrupt, Observer};
-use crate::error::{Error, Result};
-use crate::gate::{PowerNote, Verdict};
-use crate::registry::{Ref, Repo};
-use crate::report::Report;
+use crate::session::{self, EvalRequest, Prepared};
+use crate::store::RunDir;
+use crate::{Interrupt, Observer};
+use promptgate_core::error::{Error, Result};
+use promptgate_core::gate::{PowerNote, Verdict};
+use promptgate_core::report::Report;
+use promptgate_registry::{Ref, Repo};
 
 /// What to gate.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +71,7 @@ pub struct GateOutcome {
     pub candidate_run: RunDir,
     pub baseline_run: RunDir,
     /// The policy the gate applied (its `on_inconclusive` decides what a promotion does).
-    pub policy: crate::gate::Policy,
+    pub policy: promptgate_core::gate::Policy,
     pub warnings: Vec<String>,
 }
 
@@ -126,7 +126,7 @@ impl GatePlan {
             ))
             .with_hint(format!(
                 "add `checks:` to {}",
-                prompt.dir.join(crate::registry::SUITE_FILE).display()
+                prompt.dir.join(promptgate_registry::SUITE_FILE).display()
             )));
         }
         // Both sides are valid: now their run folders may exist.
@@ -253,13 +253,13 @@ impl GatePlan {
                             .await?;
                             let paired = super::pair(&self.scoring, (&rb, &sb), (&rc, &sc), &order);
                             let (d, _) = super::decide(&policy, paired, breaking.clone());
-                            if !crate::gate::stops_early(&d) {
+                            if !promptgate_core::gate::stops_early(&d) {
                                 continue;
                             }
                         }
                         let total_calls =
                             self.baseline.plan.calls.len() + self.candidate.plan.calls.len();
-                        let info = crate::report::Sequential {
+                        let info = promptgate_core::report::Sequential {
                             looks_planned: sizes.len(),
                             stopped_at_look: k + 1,
                             cases_used: m,
@@ -274,7 +274,7 @@ impl GatePlan {
                     match result {
                         Some(r) => r,
                         None => {
-                            return Err(crate::error::Error::usage(
+                            return Err(promptgate_core::error::Error::usage(
                                 "a sequential gate needs at least one case",
                             ));
                         }
@@ -350,7 +350,7 @@ impl GatePlan {
 }
 
 /// An interrupted side: mark its manifest and say how many calls are missing.
-fn interrupted(p: &Prepared, records: &[crate::engine::store::Record]) -> GateResult {
+fn interrupted(p: &Prepared, records: &[crate::store::Record]) -> GateResult {
     let mut m = p.manifest.clone();
     m.status = "interrupted".into();
     let _ = p.run.write_manifest(&m);
@@ -363,10 +363,10 @@ fn interrupted(p: &Prepared, records: &[crate::engine::store::Record]) -> GateRe
 /// SHA-256.
 pub fn persist(run: &RunDir, report: &Report) -> Result<String> {
     let json = report.to_json();
-    let digest = crate::artifact::canonical::sha256_hex(json.as_bytes());
-    crate::fsutil::write_atomic(&run.path.join(REPORT_FILE), json.as_bytes())?;
+    let digest = promptgate_core::artifact::canonical::sha256_hex(json.as_bytes());
+    promptgate_core::fsutil::write_atomic(&run.path.join(REPORT_FILE), json.as_bytes())?;
     let record = GateRecord {
-        verdict: crate::report::verdict_word(report.decision.verdict).to_string(),
+        verdict: promptgate_core::report::verdict_word(report.decision.verdict).to_string(),
         prompt: report.prompt.clone(),
         candidate: report.candidate.version_id.clone(),
         baseline: report.baseline.version_id.clone(),
@@ -376,15 +376,17 @@ pub fn persist(run: &RunDir, report: &Report) -> Result<String> {
         decided_at: report.generated_at.clone(),
     };
     let text = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    crate::fsutil::write_atomic(&run.path.join(GATE_FILE), &text)?;
+    promptgate_core::fsutil::write_atomic(&run.path.join(GATE_FILE), &text)?;
     Ok(digest)
 }
 
 /// Whether a verdict lets a promotion through under the policy.
-pub fn admits(verdict: Verdict, policy: &crate::gate::Policy) -> bool {
+pub fn admits(verdict: Verdict, policy: &promptgate_core::gate::Policy) -> bool {
     match verdict {
         Verdict::Pass => true,
-        Verdict::Inconclusive => policy.on_inconclusive == Some(crate::gate::OnInconclusive::Allow),
+        Verdict::Inconclusive => {
+            policy.on_inconclusive == Some(promptgate_core::gate::OnInconclusive::Allow)
+        }
         Verdict::Fail | Verdict::Invalid => false,
     }
 }

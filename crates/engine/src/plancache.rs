@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, PlannedCall};
-use crate::artifact::canonical;
-use crate::dataset::Dataset;
 use crate::provider::Completion;
 use crate::provider::cache::Stamp;
+use promptgate_core::artifact::canonical;
+use promptgate_core::dataset::Dataset;
 
 /// Everything a rendered request depends on: the promptgate version (rendering code), the
 /// version's content hash, the datasets' paths and content digests, the repeats and the model.
@@ -95,7 +95,8 @@ impl Stored {
         }
         // Built in parallel, straight into place: call k is case k / repeats, sample k % repeats.
         use rayon::prelude::*;
-        let cases: Vec<&crate::dataset::Case> = datasets.iter().flat_map(|d| &d.cases).collect();
+        let cases: Vec<&promptgate_core::dataset::Case> =
+            datasets.iter().flat_map(|d| &d.cases).collect();
         let repeats = self.repeats;
         let mut calls = Vec::new();
         (0..self.calls())
@@ -325,7 +326,7 @@ mod tests {
             .map(|i| format!("{{\"id\":\"c{i}\",\"q\":\"{i}?\"}}\n"))
             .collect();
         std::fs::write(&path, text).unwrap();
-        crate::dataset::load(&path, "group").unwrap()
+        promptgate_core::dataset::load(&path, "group").unwrap()
     }
 
     fn hash(i: usize) -> String {

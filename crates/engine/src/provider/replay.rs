@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider};
-use crate::error::{Diagnostic, Error, ErrorKind, Result};
-use crate::render::Request;
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
+use promptgate_core::render::Request;
 
 /// One recorded answer: the shape of a `results.jsonl` line (other keys are ignored).
 #[derive(Debug, Deserialize)]

@@ -11,17 +11,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::artifact::Artifact;
-use crate::checks::score::Scored;
-use crate::checks::{Check, CheckResult, Kind};
-use crate::config::defaults;
-use crate::engine::store::{Record, RunDir};
-use crate::engine::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
-use crate::error::{Diagnostic, Error, ErrorKind, Result};
 use crate::provider::{self, Provider, cache::Cache};
-use crate::registry::{Ref, Repo};
-use crate::render::{self, Request, Subject};
-use crate::report::PairwiseSummary;
+use crate::store::{Record, RunDir};
+use crate::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
+use promptgate_core::artifact::Artifact;
+use promptgate_core::checks::score::Scored;
+use promptgate_core::checks::{Check, CheckResult, Kind};
+use promptgate_core::config::defaults;
+use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
+use promptgate_core::render::{self, Request, Subject};
+use promptgate_core::report::PairwiseSummary;
+use promptgate_registry::{Ref, Repo};
 
 /// A judge check, resolved: its prompt version, provider and settings.
 pub struct Judge {
@@ -96,7 +96,7 @@ pub fn prepare(
                     .in_context(format!("{file}: check `{}`", c.id))
                     .hint(format!(
                         "a judge can use {} and the dataset's columns; give `{name}` a default",
-                        crate::error::list_names(own)
+                        promptgate_core::error::list_names(own)
                     )),
                 );
             }
@@ -108,13 +108,13 @@ pub fn prepare(
             config: &cfg,
             repo_root: &repo.root,
         })?;
-        let options = crate::engine::session::options_for(
+        let options = crate::session::options_for(
             &cfg,
             cfg.concurrency.unwrap_or(defaults::CONCURRENCY).max(1),
             no_cache,
             refresh,
         );
-        let cache = (cfg.kind != crate::config::ProviderKind::Replay)
+        let cache = (cfg.kind != promptgate_core::config::ProviderKind::Replay)
             .then(|| Cache::new(&repo.state_dir().join("cache")));
         out.push(Judge {
             check: c.clone(),
@@ -239,7 +239,7 @@ async fn ask<T>(
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<String, std::result::Result<T, String>>> {
-    crate::fsutil::create_dir_all(&dir.path)?;
+    promptgate_core::fsutil::create_dir_all(&dir.path)?;
     let mut pending: Vec<PlannedCall> = asks
         .into_iter()
         .map(|a| {
@@ -614,11 +614,16 @@ pub fn merge(
                 Verdict::Errored(e) => s.judge_errors.push(e.clone()),
             }
         }
-        let mut m = crate::checks::metric_scores(&s.results, weights);
-        crate::checks::apply_thresholds(&mut m, thresholds);
+        let mut m = promptgate_core::checks::metric_scores(&s.results, weights);
+        promptgate_core::checks::apply_thresholds(&mut m, thresholds);
         s.metrics = m
             .into_iter()
-            .map(|(k, (score, pass))| (k, crate::checks::score::MetricScore { score, pass }))
+            .map(|(k, (score, pass))| {
+                (
+                    k,
+                    promptgate_core::checks::score::MetricScore { score, pass },
+                )
+            })
             .collect();
     }
 }

@@ -6,23 +6,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{ProviderConfig, ProviderKind, defaults};
-use crate::dataset::{self, Dataset};
-use crate::error::{Error, Result};
 use crate::provider::{
     self, Completion, Provider,
     cache::{Cache, Stamp},
     limiter::RateLimiter,
     replay::Replay,
 };
-use crate::registry::{Ref, Repo};
-use crate::suite;
+use promptgate_core::config::{ProviderConfig, ProviderKind, defaults};
+use promptgate_core::dataset::{self, Dataset};
+use promptgate_core::error::{Error, Result};
+use promptgate_core::suite;
+use promptgate_registry::{Ref, Repo};
 
 use super::store::{Manifest, PendingWrite, ProviderInfo, Record, RunDir};
 use super::{
     CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Summary, execute, plan, plancache,
 };
-use crate::dataset::DatasetInfo;
+use promptgate_core::dataset::DatasetInfo;
 
 /// What to evaluate and how.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +47,7 @@ pub struct EvalRequest {
 /// A finished (or interrupted) evaluation.
 pub struct Evaluation {
     pub run: RunDir,
-    pub artifact: crate::artifact::Artifact,
+    pub artifact: promptgate_core::artifact::Artifact,
     pub manifest: Manifest,
     pub plan: Plan,
     pub records: Vec<Record>,
@@ -61,7 +61,7 @@ pub struct Prepared {
     pub plan: Plan,
     /// The suite (its `checks:` and `gate:` are for the stages after the run).
     pub suite: suite::Loaded,
-    pub artifact: crate::artifact::Artifact,
+    pub artifact: promptgate_core::artifact::Artifact,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
     pub options: Options,
@@ -86,7 +86,7 @@ pub struct Prepared {
 pub struct Planned {
     pub plan: Plan,
     pub suite: suite::Loaded,
-    pub artifact: crate::artifact::Artifact,
+    pub artifact: promptgate_core::artifact::Artifact,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
     pub options: Options,
@@ -242,7 +242,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
 
     // Suite: explicit, else the prompt's own if it exists.
     let suite_path = req.suite.clone().or_else(|| {
-        let p = prompt.dir.join(crate::registry::SUITE_FILE);
+        let p = prompt.dir.join(promptgate_registry::SUITE_FILE);
         p.is_file().then_some(p)
     });
     let suite = match &suite_path {
@@ -268,7 +268,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
             Error::usage(format!("no dataset to evaluate `{}` on", req.reference)).with_hint(
                 format!(
                     "pass `--dataset FILE`, or list `datasets:` in `{}`",
-                    prompt.dir.join(crate::registry::SUITE_FILE).display()
+                    prompt.dir.join(promptgate_registry::SUITE_FILE).display()
                 ),
             ),
         );
@@ -375,7 +375,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     }
     // Every row is checked against the version's variables when the plan renders it.
     if !problems.is_empty() {
-        return Err(Error::many(crate::ErrorKind::Usage, problems));
+        return Err(Error::many(promptgate_core::ErrorKind::Usage, problems));
     }
     let render = || {
         plan(
@@ -525,7 +525,7 @@ impl Planned {
                         api_key_env: self.provider_config.api_key_env.clone(),
                     },
                     calls: self.plan.calls.len(),
-                    started_at: crate::clock::now(),
+                    started_at: promptgate_core::clock::now(),
                     finished_at: None,
                     status: "running".into(),
                 };
@@ -609,7 +609,7 @@ pub async fn execute_cases(
         if prepared.manifest_write.wait().is_ok() {
             let mut m = prepared.manifest.clone();
             m.status = "aborted".into();
-            m.finished_at = Some(crate::clock::now());
+            m.finished_at = Some(promptgate_core::clock::now());
             let _ = prepared.run.write_manifest(&m);
         }
     }
@@ -646,7 +646,7 @@ pub async fn finish(
         }
         None => Summary::from_records(&run.id, &plan, &records, wall, interrupted),
     };
-    manifest.finished_at = Some(crate::clock::now());
+    manifest.finished_at = Some(promptgate_core::clock::now());
     manifest.status = if summary.missing > 0 {
         "interrupted".into()
     } else if only.is_some_and(|o| o.len() < plan.cases) {

@@ -4,9 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{BoxFuture, CallError, CallKey, Completion, ErrorClass, Provider, ToolCall};
-use crate::config::{MaxTokensField, ProviderConfig};
-use crate::error::Result;
-use crate::render::Request;
+use promptgate_core::config::{MaxTokensField, ProviderConfig};
+use promptgate_core::error::Result;
+use promptgate_core::render::Request;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -311,7 +311,7 @@ impl Provider for OpenAi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{ChatMessage, ResponseFormat, ToolSpec};
+    use promptgate_core::render::{ChatMessage, ResponseFormat, ToolSpec};
 
     #[test]
     fn encodes_tools_and_response_format() {
@@ -382,12 +382,13 @@ mod body_snapshots {
              messages: [ {{ role: user, content: \"{{{{ question }}}}\" }} ]\n\
              output_schema: {schema}\n"
         );
-        let a = crate::artifact::load(std::path::Path::new("v.yaml"), &yaml)
+        let a = promptgate_core::artifact::load(std::path::Path::new("v.yaml"), &yaml)
             .unwrap()
             .artifact;
         let vars = serde_json::json!({"question": "Where is my invoice?"});
         let req =
-            crate::render::render_variables(&a, "p", "v1-abc", vars.as_object().unwrap()).unwrap();
+            promptgate_core::render::render_variables(&a, "p", "v1-abc", vars.as_object().unwrap())
+                .unwrap();
         let field = max_tokens_field(&req.model, None);
         serde_json::to_string_pretty(&encode(&req, field)).unwrap()
     }
