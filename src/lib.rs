@@ -8,7 +8,6 @@
 //! never prints; [`cli`] owns the terminal.
 
 pub mod cli;
-pub mod serve;
 
 // The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
 // and `crate::artifact` name the same module everywhere.
@@ -19,3 +18,4 @@ pub use promptgate_core::{
 };
 pub use promptgate_engine::{self as engine, pipeline, provider};
 pub use promptgate_registry::{self as registry, bundle};
+pub use promptgate_server as serve;

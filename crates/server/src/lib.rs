@@ -1,4 +1,4 @@
-//! `promptgate serve`: the registry over HTTP — prompts by label (sticky canary splits), by id
+//! promptgate-server — `promptgate serve`: the registry over HTTP — prompts by label (sticky canary splits), by id
 //! or hash, rendering, compare-and-swap label moves and registration with bearer tokens, a
 //! server-sent-events stream of changes, hot reload from disk, health and Prometheus metrics.
 //!
@@ -30,12 +30,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use crate::bundle::{Bundle, PromptDoc};
-use crate::config::Scope;
-use crate::error::{Error, ErrorKind, Result};
-use crate::registry::{self, Expect, LabelMove, Repo, Target, audit};
 use auth::{Auth, Denied, Grant};
 use metrics::Metrics;
+use promptgate_core::config::Scope;
+use promptgate_core::error::{Error, ErrorKind, Result};
+use promptgate_registry::bundle::{Bundle, PromptDoc};
+use promptgate_registry::{self as registry, Expect, LabelMove, Repo, Target, audit};
 
 /// Every route, as (method, path template). The OpenAPI document must list exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -53,7 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The OpenAPI 3 document (checked in as `docs/openapi.json`).
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 /// Events kept for `Last-Event-ID` resumption.
 const EVENT_HISTORY: usize = 4096;
@@ -223,7 +223,7 @@ impl App {
             health: Mutex::new(Health::default()),
             seen: Mutex::new(HashMap::new()),
             shutdown,
-            max_streams: AtomicUsize::new(crate::config::defaults::MAX_STREAMS),
+            max_streams: AtomicUsize::new(promptgate_core::config::defaults::MAX_STREAMS),
         });
         app.reload(None, false);
         Ok(app)
@@ -285,7 +285,7 @@ impl App {
                 }
                 Err(e) => {
                     self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
-                    let text = crate::redact::text(&e.to_string()).into_owned();
+                    let text = promptgate_core::redact::text(&e.to_string()).into_owned();
                     eprintln!(
                         "promptgate serve: `{name}` does not load; still serving its last good state\n{}",
                         text.trim_end()
@@ -315,7 +315,7 @@ impl App {
                 *s = Arc::new(Snapshot { prompts: next });
             }
             if let Ok(mut h) = self.health.lock() {
-                h.last_reload = Some(crate::clock::now());
+                h.last_reload = Some(promptgate_core::clock::now());
             }
         }
         // Announced after the swap: a subscriber that fetches on an event sees the new state.
@@ -417,7 +417,7 @@ fn error(status: StatusCode, message: impl Into<String>, extra: Value) -> Respon
         }
     }
     // An error can quote what a client sent: no secret goes back out.
-    crate::redact::json(&mut body);
+    promptgate_core::redact::json(&mut body);
     (status, Json(body)).into_response()
 }
 
@@ -709,7 +709,7 @@ async fn render(
     let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
         return unknown_selector(&s, &name, "version", &id);
     };
-    match crate::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
+    match promptgate_core::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
         Ok(req) => Json(req).into_response(),
         Err(e) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -861,7 +861,7 @@ async fn put_label(
                 label,
                 registry::target::show(entry.from.as_ref(), "(new)"),
                 registry::target::show(entry.to.as_ref(), "?"),
-                crate::safe::line(&crate::redact::text(&entry.actor))
+                promptgate_core::safe::line(&promptgate_core::redact::text(&entry.actor))
             );
             Json(entry).into_response()
         }

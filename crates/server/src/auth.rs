@@ -6,8 +6,8 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Scope, Serve, TokenSpec};
-use crate::error::{Diagnostic, Error, Result};
+use promptgate_core::config::{Scope, Serve, TokenSpec};
+use promptgate_core::error::{Diagnostic, Error, Result};
 
 /// One token's grant.
 #[derive(Debug, Clone)]
@@ -96,8 +96,8 @@ impl Auth {
             } else {
                 repo_root.join(file)
             };
-            let text = crate::fsutil::read_to_string(&path)?;
-            crate::yaml::bounded(&path, &text)?;
+            let text = promptgate_core::fsutil::read_to_string(&path)?;
+            promptgate_core::yaml::bounded(&path, &text)?;
             let de = serde_yaml_ng::Deserializer::from_str(&text);
             let specs: Vec<TokenSpec> =
                 serde_path_to_error::deserialize(de).map_err(|e: serde_path_to_error::Error<_>| {
@@ -225,7 +225,7 @@ impl Auth {
 /// A grant for a token's secret; the secret itself is redacted from everything printed.
 fn grant(t: &TokenSpec, secret: &str) -> Grant {
     // Redacted from every message and response from here on.
-    crate::redact::register(secret);
+    promptgate_core::redact::register(secret);
     Grant {
         name: t.name.clone(),
         digest: sha(secret),
