@@ -1,16 +1,19 @@
 //! promptgate: prompt management as infrastructure. Immutable, content-addressed prompt
 //! versions kept in Git; labels that point at versions and move only through audited,
-//! compare-and-swap writes; and (as the pipeline grows) an evaluation gate that decides
-//! statistically whether a label may move.
+//! compare-and-swap writes; and an evaluation gate that decides statistically whether a label
+//! may move.
 //!
-//! Data flows one way (DESIGN.md §3): [`artifact`] → [`render`] → provider → checks → stats →
-//! gate → report, with [`registry`] holding versions, labels and the audit log. The library
-//! never prints; [`cli`] owns the terminal.
+//! This crate is the `promptgate` binary's command line ([`cli`]) and a facade over the
+//! workspace, whose crate graph is the pipeline (DESIGN.md §3, ARCHITECTURE.md):
+//! promptgate-core ([`artifact`] → [`render`] → [`checks`] → [`stats`] → [`gate`] →
+//! [`report`]), promptgate-registry ([`registry`]), promptgate-engine ([`engine`],
+//! [`provider`], [`pipeline`]), promptgate-server ([`serve`]) and promptgate-client
+//! ([`client`]). The libraries never print; [`cli`] owns the terminal.
 
 pub mod cli;
 
-// The pure stages live in promptgate-core; they are re-exported so that `promptgate::artifact`
-// and `crate::artifact` name the same module everywhere.
+// The workspace's crates under the names the pipeline gives them, for the command line and
+// the integration tests.
 pub use promptgate_client as client;
 pub use promptgate_core::{
     Diagnostic, Error, ErrorKind, Result, artifact, call, checks, clock, config, dataset, error,

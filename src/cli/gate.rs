@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::eval::{ReportArgs, RunArgs, run_interruptible};
+use super::running::{ReportArgs, RunArgs, run_interruptible};
 use super::{Outcome, progress::Bar};
 use crate::error::{Error, Result};
-use crate::gate::Verdict;
 use crate::pipeline::gating::{GatePlan, GateRequest, GateResult, admits};
 use crate::registry::{Expect, LabelMove, Ref, Repo, Target, audit, target};
 
@@ -84,24 +83,6 @@ pub struct RollbackArgs {
     pub to: Option<String>,
 }
 
-/// The exit a verdict maps to.
-pub fn outcome_of(v: Verdict) -> Outcome {
-    match v {
-        Verdict::Pass => Outcome::Success,
-        Verdict::Fail => Outcome::GateFail,
-        Verdict::Inconclusive => Outcome::Inconclusive,
-        Verdict::Invalid => Outcome::Infrastructure,
-    }
-}
-
-/// The exit a decision maps to: an INVALID that is the suite's fault is a configuration error.
-pub fn decision_outcome(d: &crate::gate::Decision) -> Outcome {
-    if d.verdict == Verdict::Invalid && d.misconfigured {
-        return Outcome::Problems;
-    }
-    outcome_of(d.verdict)
-}
-
 /// Run a gate and print it; `None` when interrupted.
 fn run_gate(
     repo: &Repo,
@@ -165,7 +146,7 @@ pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
     };
     match run_gate(repo, &req, &args.run, &args.reports, args.json)? {
         None => Ok(Outcome::Interrupted),
-        Some(o) => Ok(decision_outcome(&o.report.decision)),
+        Some(o) => Ok(Outcome::of_decision(&o.report.decision)),
     }
 }
 
@@ -266,7 +247,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
             prompt.name,
             args.label
         );
-        return Ok(decision_outcome(&outcome.report.decision));
+        return Ok(Outcome::of_decision(&outcome.report.decision));
     }
     let why = args.message.clone().unwrap_or_else(|| {
         format!(

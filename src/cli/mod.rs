@@ -4,6 +4,7 @@
 mod eval;
 mod gate;
 mod progress;
+mod running;
 mod runs;
 mod serve;
 
@@ -16,6 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::artifact::diff;
 use crate::error::{Diagnostic, Error, Result, Severity};
 use crate::fsutil;
+use crate::gate::Verdict;
 use crate::registry::{self, Expect, LabelMove, Ref, Repo, Target, audit, target};
 use crate::render;
 
@@ -34,6 +36,20 @@ pub enum Outcome {
     GateFail,
     /// The gate decided INCONCLUSIVE: exit 3.
     Inconclusive,
+}
+
+impl Outcome {
+    /// The exit a gate's decision maps to: an INVALID that is the suite's fault is a
+    /// configuration error, any other an infrastructure failure.
+    pub fn of_decision(d: &crate::gate::Decision) -> Outcome {
+        match d.verdict {
+            Verdict::Pass => Outcome::Success,
+            Verdict::Fail => Outcome::GateFail,
+            Verdict::Inconclusive => Outcome::Inconclusive,
+            Verdict::Invalid if d.misconfigured => Outcome::Problems,
+            Verdict::Invalid => Outcome::Infrastructure,
+        }
+    }
 }
 
 #[derive(Debug, Parser)]
