@@ -86,8 +86,8 @@ fn time_render(cases: &[(&Path, &str)], runs: usize) -> Vec<(Duration, Duration)
 fn time_moves(root: &Path, moves: usize) -> (Duration, Duration) {
     let repo = Repo::open(root).unwrap();
     let p = repo.prompt("p0000").unwrap();
-    let ids: Vec<String> = p.registry.versions.iter().map(|v| v.id.clone()).collect();
-    let mut current = p.registry.labels["production"].to_string();
+    let ids: Vec<String> = p.versions.iter().map(|v| v.id.clone()).collect();
+    let mut current = p.labels["production"].to_string();
     let mut times = Vec::with_capacity(moves);
     for i in 0..moves {
         let to = ids[i % 2].clone();

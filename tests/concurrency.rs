@@ -74,7 +74,7 @@ fn sixteen_concurrent_label_moves_one_wins() {
     assert_eq!(moves.len(), 1, "{audit}");
     let r = Repo::open(repo.path()).unwrap();
     let p = r.prompt("p").unwrap();
-    assert!(moves[0].contains(&p.registry.labels["production"].to_string()));
+    assert!(moves[0].contains(&p.labels["production"].to_string()));
 }
 
 /// A tiny deterministic generator (xorshift) so the test needs no extra crate.
@@ -97,8 +97,7 @@ fn sigkill_during_label_moves_never_corrupts() {
     let r = Repo::open(repo.path()).unwrap();
     let mut killed_mid_run = 0;
     for i in 0..200 {
-        let current =
-            r.prompt("p").expect("registry readable").registry.labels["production"].to_string();
+        let current = r.prompt("p").expect("registry readable").labels["production"].to_string();
         let number: u32 = current[1..current.find('-').unwrap()].parse().unwrap();
         let target = number % 3 + 1;
         let mut child = repo
@@ -132,12 +131,9 @@ fn sigkill_during_label_moves_never_corrupts() {
         "only {killed_mid_run} of 200 kills landed mid-run"
     );
     // And the repository is still writable.
-    let current = r.prompt("p").unwrap().registry.labels["production"].clone();
+    let current = r.prompt("p").unwrap().labels["production"].clone();
     repo.label_set("p", "canary", "v1", "none", "after");
-    assert_eq!(
-        r.prompt("p").unwrap().registry.labels["production"],
-        current
-    );
+    assert_eq!(r.prompt("p").unwrap().labels["production"], current);
     assert_repo_valid(&repo, "at the end");
 }
 
@@ -146,7 +142,7 @@ fn orphans(repo: &TestRepo) -> Vec<String> {
     let r = Repo::open(repo.path()).unwrap();
     let registered: Vec<String> = r
         .prompt("p")
-        .map(|p| p.registry.versions.iter().map(|v| v.file.clone()).collect())
+        .map(|p| p.versions.iter().map(|v| v.file.clone()).collect())
         .unwrap_or_default();
     std::fs::read_dir(repo.file("prompts/p"))
         .unwrap()

@@ -153,7 +153,7 @@ pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
 pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
-    let current = prompt.registry.labels.get(&args.label).cloned();
+    let current = prompt.labels.get(&args.label).cloned();
     if current.as_ref().and_then(Target::single) == Some(candidate.id.as_str()) {
         return Err(Error::usage(format!(
             "`{}@{}` already points at `{}`: nothing to promote",
@@ -274,8 +274,8 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
 
 pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome> {
     let prompt = repo.prompt(&args.prompt)?;
-    let Some(current) = prompt.registry.labels.get(&args.label).cloned() else {
-        let known: Vec<&String> = prompt.registry.labels.keys().collect();
+    let Some(current) = prompt.labels.get(&args.label).cloned() else {
+        let known: Vec<&String> = prompt.labels.keys().collect();
         return Err(
             Error::usage(format!("`{}` has no label `{}`", prompt.name, args.label))
                 .with_hint(format!("its labels: {}", crate::error::list_names(&known))),

@@ -344,7 +344,7 @@ fn print_json(v: &Value) {
 fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
     if let Some(name) = prompt {
         let p = repo.prompt(name)?;
-        let mut versions: Vec<_> = p.registry.versions.iter().collect();
+        let mut versions: Vec<_> = p.versions.iter().collect();
         versions.sort_by_key(|v| std::cmp::Reverse(v.number));
         if json {
             let rows: Vec<Value> = versions
@@ -372,16 +372,11 @@ fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
     for name in repo.prompt_names()? {
         let p = repo.prompt(&name)?;
         let latest = p.latest().map(|v| v.id.clone()).unwrap_or_default();
-        let labels: Vec<String> = p
-            .registry
-            .labels
-            .iter()
-            .map(|(l, v)| format!("{l}={v}"))
-            .collect();
-        out.push(json!({"prompt": name, "versions": p.registry.versions.len(), "latest": latest, "labels": p.registry.labels}));
+        let labels: Vec<String> = p.labels.iter().map(|(l, v)| format!("{l}={v}")).collect();
+        out.push(json!({"prompt": name, "versions": p.versions.len(), "latest": latest, "labels": p.labels}));
         rows.push(vec![
             name.clone(),
-            p.registry.versions.len().to_string(),
+            p.versions.len().to_string(),
             latest,
             labels.join(" "),
         ]);
@@ -430,13 +425,13 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
     let r = Ref::parse(reference)?;
     let (prompt, v, label) = repo.resolve(&r)?;
     let loaded = repo.load_version(&prompt, &v)?;
-    let path = prompt.dir.join(&v.file);
+    let path = repo.prompt_dir(&prompt.name).join(&v.file);
     let labels = prompt.labels_of(&v.id);
     // A label that splits its traffic: `show` names the version a caller without a routing
     // key gets (the primary), and the whole split.
     let split = label
         .as_ref()
-        .and_then(|l| prompt.registry.labels.get(l))
+        .and_then(|l| prompt.labels.get(l))
         .filter(|t| t.single().is_none());
     if json {
         print_json(&json!({

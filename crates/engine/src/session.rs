@@ -242,7 +242,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
 
     // Suite: explicit, else the prompt's own if it exists.
     let suite_path = req.suite.clone().or_else(|| {
-        let p = prompt.dir.join(promptgate_registry::SUITE_FILE);
+        let p = repo.suite_path(&prompt.name);
         p.is_file().then_some(p)
     });
     let suite = match &suite_path {
@@ -268,7 +268,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
             Error::usage(format!("no dataset to evaluate `{}` on", req.reference)).with_hint(
                 format!(
                     "pass `--dataset FILE`, or list `datasets:` in `{}`",
-                    prompt.dir.join(promptgate_registry::SUITE_FILE).display()
+                    repo.suite_path(&prompt.name).display()
                 ),
             ),
         );

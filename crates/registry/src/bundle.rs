@@ -56,8 +56,8 @@ impl PromptDoc {
     /// each verified against its registered hash.
     pub fn from_repo(repo: &Repo, name: &str) -> Result<PromptDoc> {
         let prompt = repo.prompt(name)?;
-        let mut versions = Vec::with_capacity(prompt.registry.versions.len());
-        for v in &prompt.registry.versions {
+        let mut versions = Vec::with_capacity(prompt.versions.len());
+        for v in &prompt.versions {
             let loaded = repo.load_version(&prompt, v)?;
             versions.push(VersionDoc {
                 version_id: v.id.clone(),
@@ -67,10 +67,10 @@ impl PromptDoc {
             });
         }
         Ok(PromptDoc {
-            labels: prompt.registry.labels.clone(),
+            labels: prompt.labels.clone(),
             latest: prompt.latest().map(|v| v.id.clone()),
-            audit_entries: prompt.registry.audit.entries,
-            audit_head: prompt.registry.audit.head.clone(),
+            audit_entries: prompt.audit.entries,
+            audit_head: prompt.audit.head.clone(),
             versions,
         })
     }
@@ -79,25 +79,20 @@ impl PromptDoc {
     pub fn as_prompt(&self, name: &str) -> registry::Prompt {
         registry::Prompt {
             name: name.to_string(),
-            dir: Default::default(),
-            registry: registry::RegistryFile {
-                prompt: name.to_string(),
-                versions: self
-                    .versions
-                    .iter()
-                    .map(|v| registry::VersionEntry {
-                        id: v.version_id.clone(),
-                        number: v.number,
-                        file: String::new(),
-                        hash: v.hash.clone(),
-                    })
-                    .collect(),
-                labels: self.labels.clone(),
-                audit: registry::Checkpoint {
-                    entries: self.audit_entries,
-                    head: self.audit_head.clone(),
-                    bytes: 0,
-                },
+            versions: self
+                .versions
+                .iter()
+                .map(|v| registry::VersionEntry {
+                    id: v.version_id.clone(),
+                    number: v.number,
+                    file: String::new(),
+                    hash: v.hash.clone(),
+                })
+                .collect(),
+            labels: self.labels.clone(),
+            audit: registry::AuditHead {
+                entries: self.audit_entries,
+                head: self.audit_head.clone(),
             },
         }
     }

@@ -64,14 +64,23 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
     // The state every reader acts on: registry.yaml rolled forward by the audit log's verified
     // entries past its checkpoint (a crash between the two writes leaves the log ahead). The
     // versions and labels are checked against it, as `show`, `render` and `label set` see them.
+    if registry.prompt != name {
+        out.push(
+            Diagnostic::error(format!(
+                "registry.yaml names prompt `{}` but lives in the folder of `{name}`",
+                registry.prompt
+            ))
+            .in_context(reg_path.display().to_string()),
+        );
+    }
     let on_disk = registry.clone();
     let registry = {
-        let mut rolled = registry;
+        let mut rolled = registry.into_prompt(name).0;
         let audit_path = dir.join(AUDIT_FILE);
         if let Ok(text) = fs::read_to_string(&audit_path) {
             let log = audit::parse_with(&audit_path, &text, &repo.trust);
             let before = rolled.audit.entries;
-            super::roll_forward(&mut rolled, &log.entries[..log.valid]);
+            crate::file::roll_forward(&mut rolled, &log.entries[..log.valid]);
             if rolled.audit.entries > before {
                 out.push(
                     Diagnostic::warning(format!(
@@ -97,15 +106,6 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
             .hint(format!(
                 "the next write to `{name}` removes it; or delete it"
             )),
-        );
-    }
-    if registry.prompt != name {
-        out.push(
-            Diagnostic::error(format!(
-                "registry.yaml names prompt `{}` but lives in the folder of `{name}`",
-                registry.prompt
-            ))
-            .in_context(reg_path.display().to_string()),
         );
     }
 
@@ -209,12 +209,12 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         return;
     }
     // Roll the committed tail forward (a crash between the two writes), then compare.
-    let mut current = on_disk.clone();
+    let mut current = on_disk.clone().into_prompt(name).0;
     for e in &log.entries[recorded..] {
         super::apply(&mut current, e);
     }
     let replayed = replay(name, &log.entries);
-    let ids = |r: &super::RegistryFile| -> BTreeSet<(String, String, String)> {
+    let ids = |r: &super::Prompt| -> BTreeSet<(String, String, String)> {
         r.versions
             .iter()
             .map(|v| (v.id.clone(), v.file.clone(), v.hash.clone()))

@@ -846,7 +846,7 @@ async fn put_label(
                 let current = repo
                     .prompt(&mv.prompt)
                     .ok()
-                    .and_then(|p| p.registry.labels.get(&mv.label).cloned());
+                    .and_then(|p| p.labels.get(&mv.label).cloned());
                 (r, Some(current))
             }
             Err(_) => (r, None),

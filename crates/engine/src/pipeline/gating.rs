@@ -126,7 +126,7 @@ impl GatePlan {
             ))
             .with_hint(format!(
                 "add `checks:` to {}",
-                prompt.dir.join(promptgate_registry::SUITE_FILE).display()
+                repo.suite_path(&prompt.name).display()
             )));
         }
         // Both sides are valid: now their run folders may exist.

@@ -1,0 +1,62 @@
+//! The storage seam: what every backend of the registry provides — the files of a Git
+//! repository ([`crate::FileStore`]) now, a database shared by a fleet of `serve` replicas next.
+//!
+//! **Synchronous, by decision.** Every operation is a handful of small reads or one
+//! compare-and-swap; none is on a hot path (`serve` answers from an in-memory snapshot and only
+//! reloads through the store). The file store blocks by nature (advisory locks, fsync), and so
+//! does a database client behind a pool. A synchronous trait keeps the CLI and the tests free of
+//! a runtime and the trait object-safe without boxing futures; async callers (`serve`) run its
+//! calls where blocking is allowed (`spawn_blocking`).
+//!
+//! Every implementation must pass the conformance suite in `tests/store.rs` of the facade
+//! crate: resolution, compare-and-swap under races, the audit chain, and crash consistency
+//! where it applies.
+
+use promptgate_core::artifact::Loaded;
+use promptgate_core::error::Result;
+
+use crate::audit::{Entry, Log};
+use crate::{LabelMove, NewVersion, Prompt, Registered, VersionEntry};
+
+/// Where versions, labels and the audit log of a repository's prompts are kept.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where the store is, for messages (a folder, a database URL without its password).
+    fn location(&self) -> String;
+
+    /// Every prompt with at least one registration, sorted by name.
+    fn prompt_names(&self) -> Result<Vec<String>>;
+
+    /// A prompt's state: versions, labels and splits, and how far into its audit log that is.
+    /// Only history that verifies (chain and signatures) is part of it. An unknown prompt is
+    /// an error naming the prompts there are.
+    fn prompt(&self, name: &str) -> Result<Prompt>;
+
+    /// A registered version's content, checked against its registered hash.
+    fn load_version(&self, prompt: &Prompt, v: &VersionEntry) -> Result<Loaded>;
+
+    /// Register versions from their content, in order, each with its audit entry: all or none.
+    /// `explicit` says the caller named them (a version already registered is then an error;
+    /// otherwise it is skipped). A version whose content is already registered is refused.
+    fn register(
+        &self,
+        name: &str,
+        versions: Vec<NewVersion>,
+        explicit: bool,
+        actor: &str,
+    ) -> Result<Vec<Registered>>;
+
+    /// Move a label by compare-and-swap against `m.expect`, with its chained (and, with a
+    /// signing key, signed) audit entry, as one operation: either both happen or neither.
+    /// A lost race is a conflict error naming the label's current target.
+    fn move_label(&self, m: &LabelMove) -> Result<Entry>;
+
+    /// The audit log for a reader that has seen its first `from` entries: the chain verified
+    /// in full, the signatures of the entries from `from` on and of the last one (which vouches
+    /// for the chain before it). `log.entries[..log.valid]` is the verified history.
+    fn audit_from(&self, name: &str, from: usize) -> Result<Log>;
+
+    /// The audit log with every signature verified (`check`, `log`).
+    fn audit(&self, name: &str) -> Result<Log> {
+        self.audit_from(name, 0)
+    }
+}
