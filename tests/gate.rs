@@ -947,3 +947,125 @@ mod pinned {
         assert!(d.metrics[0].notes.is_empty());
     }
 }
+
+/// The cost budget at the textbook one-sided t bounds of eᵢ = cᵢ − (1+Y)·bᵢ: within when the
+/// upper bound is below 0, over when the lower bound is above 0, and cannot tell between.
+#[test]
+fn the_cost_budget_decides_on_the_bounds_of_the_excess() {
+    use promptgate::stats::{mean, sd, t_ppf};
+    let (c, b) = table(380, 0, 0, 20);
+    let policy =
+        Policy::from_value(Some(&json!({"cost": {"max_increase": 0.1}})), "suite.yaml").unwrap();
+    let base: Vec<f64> = (0..c.len()).map(|k| 1.0 + (k % 5) as f64 * 0.1).collect();
+    let decide = |ratio: f64, noise: f64| {
+        let cand: Vec<f64> = base
+            .iter()
+            .enumerate()
+            .map(|(k, x)| ratio * x + if k % 2 == 0 { noise } else { -noise })
+            .collect();
+        let e: Vec<f64> = cand.iter().zip(&base).map(|(c, b)| c - 1.1 * b).collect();
+        let half = t_ppf(0.95, e.len() as f64 - 1.0) * sd(&e) / (e.len() as f64).sqrt();
+        let mut i = input(metric("pass", c.clone(), b.clone()));
+        i.cost = Some((cand, base.clone()));
+        let d = gate::decide(&policy, &i);
+        let t = d.cost.unwrap();
+        assert!((t.mean_excess - mean(&e)).abs() < 1e-12);
+        assert!((t.lower_bound - (mean(&e) - half)).abs() < 1e-12);
+        assert!((t.upper_bound - (mean(&e) + half)).abs() < 1e-12);
+        (d.cost_verdict.unwrap(), d.verdict, t)
+    };
+    // 12 % over on average, little noise: over budget with confidence.
+    let (v, overall, t) = decide(1.12, 0.1);
+    assert!(t.lower_bound > 0.0, "{t:?}");
+    assert_eq!((v, overall), (Verdict::Fail, Verdict::Fail));
+    // The same average with much noise: the bounds straddle 0, so it cannot tell.
+    let (v, overall, t) = decide(1.12, 0.3);
+    assert!(t.lower_bound < 0.0 && t.upper_bound > 0.0, "{t:?}");
+    assert_eq!((v, overall), (Verdict::Inconclusive, Verdict::Inconclusive));
+    // 5 % over, on a 10 % budget: within with confidence.
+    let (v, overall, t) = decide(1.05, 0.1);
+    assert!(t.upper_bound < 0.0, "{t:?}");
+    assert_eq!((v, overall), (Verdict::Pass, Verdict::Pass));
+}
+
+/// A floor on a continuous metric: the one-sided t bound at the metric's α, textbook form.
+#[test]
+fn a_continuous_floor_uses_the_one_sided_t_bound() {
+    use promptgate::stats::{mean, sd, t_ppf};
+    let n = 60;
+    let cand: Vec<f64> = (0..n).map(|k| 0.80 + (k % 7) as f64 * 0.02).collect();
+    let lower = mean(&cand) - t_ppf(0.95, n as f64 - 1.0) * sd(&cand) / (n as f64).sqrt();
+    for (floor, want) in [
+        (lower - 0.005, Verdict::Pass),
+        (lower + 0.005, Verdict::Inconclusive),
+        (0.99, Verdict::Fail),
+    ] {
+        let policy = Policy::from_value(Some(&json!({"floors": {"score": floor}})), "s").unwrap();
+        let mut i = input(metric("score", cand.clone(), cand.clone()));
+        i.metrics[0].name = "score".into();
+        let d = gate::decide(&policy, &i);
+        let f = &d.floors[0];
+        assert!(
+            (f.lower_bound - lower).abs() < 1e-12,
+            "{} vs {lower}",
+            f.lower_bound
+        );
+        assert_eq!(f.verdict, want, "floor {floor}: {:?}", f.reason);
+    }
+}
+
+/// The error budget is a share of calls that may error: at it is allowed, over it is INVALID.
+#[test]
+fn the_error_budget_allows_exactly_its_share() {
+    let (c, b) = table(380, 0, 0, 20);
+    let policy = Policy::from_value(Some(&json!({"error_budget": 0.05})), "s").unwrap();
+    let mut i = input(metric("pass", c, b));
+    assert_eq!(i.calls, 800);
+    i.errored_calls = 40; // exactly 5 %
+    assert_ne!(gate::decide(&policy, &i).verdict, Verdict::Invalid);
+    i.errored_calls = 41;
+    assert_eq!(gate::decide(&policy, &i).verdict, Verdict::Invalid);
+}
+
+/// `min_cases` is a minimum: exactly that many cases is enough.
+#[test]
+fn min_cases_is_inclusive() {
+    let (c, b) = table(30, 0, 0, 0);
+    let metrics = json!({"pass": {"margin": 0.15}});
+    let at = Policy::from_value(Some(&json!({"min_cases": 30, "metrics": metrics})), "s").unwrap();
+    let d = gate::decide(&at, &input(metric("pass", c.clone(), b.clone())));
+    assert!(
+        !d.reasons
+            .iter()
+            .any(|r| r.contains("paired cases: at least")),
+        "{:?}",
+        d.reasons
+    );
+    let over =
+        Policy::from_value(Some(&json!({"min_cases": 31, "metrics": metrics})), "s").unwrap();
+    let d = gate::decide(&over, &input(metric("pass", c, b)));
+    assert_eq!(d.verdict, Verdict::Inconclusive);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("only 30 paired cases")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+/// The latency budget: "at most R×" holds at R exactly, fails when the whole interval is over.
+#[test]
+fn the_latency_budget_is_at_most_its_ratio() {
+    let n = 200;
+    let (c, b) = table(n, 0, 0, 0);
+    let base: Vec<f64> = (0..n).map(|k| 100.0 + (k % 10) as f64).collect();
+    let policy =
+        |r: f64| Policy::from_value(Some(&json!({"latency": {"p95_max_ratio": r}})), "s").unwrap();
+    let mut i = input(metric("pass", c, b));
+    i.latency = Some((base.clone(), base.clone()));
+    let d = gate::decide(&policy(1.0), &i);
+    assert_eq!(d.latency_verdict, Some(Verdict::Pass), "{:?}", d.reasons);
+    i.latency = Some((base.iter().map(|x| x * 2.0).collect(), base.clone()));
+    let d = gate::decide(&policy(1.2), &i);
+    assert_eq!(d.latency_verdict, Some(Verdict::Fail), "{:?}", d.reasons);
+    assert_eq!(d.verdict, Verdict::Fail);
+}

@@ -16,3 +16,4 @@ mod judges;
 mod promotion;
 mod serve;
 mod stats_reference;
+mod store;

@@ -417,6 +417,22 @@ pub struct NewVersion {
     pub content: Result<Parsed>,
 }
 
+impl NewVersion {
+    /// A version from its text, parsed and validated as a version file (`source` names it in
+    /// messages). Whether its provider is configured is the repository's business
+    /// ([`Repo::add_text`] checks it).
+    pub fn parse(source: impl Into<PathBuf>, text: String) -> NewVersion {
+        let source = source.into();
+        let content = artifact::load(&source, &text)
+            .map(|loaded| Parsed {
+                bytes: text.into_bytes(),
+                loaded,
+            })
+            .map_err(|ds| Error::many(ErrorKind::Usage, ds));
+        NewVersion { source, content }
+    }
+}
+
 /// The result of `add`.
 #[derive(Debug, Clone)]
 pub struct Registered {

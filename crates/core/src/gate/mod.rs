@@ -721,18 +721,9 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
     }
     if let (Some(p), Some((c, b))) = (&policy.cost, &input.cost) {
         let t = budgets::cost_budget(c, b, p.max_increase, 1.0 - defaults::ALPHA);
-        let lower = {
-            let e: Vec<f64> = c
-                .iter()
-                .zip(b)
-                .map(|(c, b)| c - (1.0 + p.max_increase) * b)
-                .collect();
-            let s = stats::sd(&e) / (e.len() as f64).sqrt();
-            t.mean_excess - stats::t_ppf(1.0 - defaults::ALPHA, e.len() as f64 - 1.0) * s
-        };
         let v = if t.within {
             Verdict::Pass
-        } else if lower > 0.0 {
+        } else if t.lower_bound > 0.0 {
             Verdict::Fail
         } else {
             Verdict::Inconclusive

@@ -18,6 +18,8 @@ pub struct CostTest {
     pub p: f64,
     /// One-sided upper confidence bound of mean(e).
     pub upper_bound: f64,
+    /// One-sided lower confidence bound of mean(e): above 0, over budget with confidence.
+    pub lower_bound: f64,
     /// Within budget with confidence: the upper bound is below 0.
     pub within: bool,
 }
@@ -34,11 +36,12 @@ pub fn cost_budget(candidate: &[f64], baseline: &[f64], plus: f64, conf: f64) ->
     let n = e.len() as f64;
     let me = mean(&e);
     let se = sd(&e) / n.sqrt();
-    let (t, p, ub) = if se > 0.0 {
+    let (t, p, ub, lb) = if se > 0.0 {
         let t = me / se;
-        (t, t_cdf(t, n - 1.0), me + t_ppf(conf, n - 1.0) * se)
+        let half = t_ppf(conf, n - 1.0) * se;
+        (t, t_cdf(t, n - 1.0), me + half, me - half)
     } else {
-        (f64::NAN, if me < 0.0 { 0.0 } else { 1.0 }, me)
+        (f64::NAN, if me < 0.0 { 0.0 } else { 1.0 }, me, me)
     };
     let (mb, mc) = (mean(baseline), mean(candidate));
     CostTest {
@@ -49,6 +52,7 @@ pub fn cost_budget(candidate: &[f64], baseline: &[f64], plus: f64, conf: f64) ->
         t,
         p,
         upper_bound: ub,
+        lower_bound: lb,
         within: ub < 0.0,
     }
 }

@@ -1,0 +1,335 @@
+//! The store conformance suite: what every [`Store`] must do, run against each backend — the
+//! file store here. Resolution of names, labels, numbers and hash prefixes; registration from
+//! content; compare-and-swap label moves under a race (exactly one winner, the others told the
+//! current target); the audit chain (one entry per change, linked, read from any point); and
+//! crash consistency where the backend has a crash window (the file store's log ahead of its
+//! checkpoint).
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use promptgate::ErrorKind;
+use promptgate::registry::{
+    Expect, FileStore, LabelMove, NewVersion, Ref, Store, Target, audit::Action, signing::Trust,
+};
+
+use crate::support::version_yaml;
+
+/// A backend under test: a fresh, empty store, and what can be done to it from outside.
+trait Backend {
+    fn store(&self) -> Arc<dyn Store>;
+    /// Undo the last write's checkpoint, as a crash between its two writes would leave it
+    /// (`None`: the backend has no such window).
+    fn lose_last_checkpoint(&self, _prompt: &str) -> Option<()> {
+        None
+    }
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+    store: Arc<FileStore>,
+}
+
+impl Files {
+    fn new() -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileStore::new(
+            dir.path().join("prompts"),
+            dir.path().join("locks"),
+            "prompts",
+            Trust::default(),
+        ));
+        Files { dir, store }
+    }
+}
+
+impl Backend for Files {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    fn lose_last_checkpoint(&self, prompt: &str) -> Option<()> {
+        // The audit log is written first, registry.yaml second: a crash between them leaves
+        // the log one entry ahead. Rebuild that state by dropping the last move from the
+        // registry file and rewinding its checkpoint.
+        let dir = self.dir.path().join("prompts").join(prompt);
+        let reg_path = dir.join("registry.yaml");
+        let text = std::fs::read_to_string(&reg_path).ok()?;
+        let reg = promptgate::registry::parse_registry(&reg_path, &text).ok()?;
+        let log_text = std::fs::read_to_string(dir.join("audit.jsonl")).ok()?;
+        let log = promptgate::registry::audit::parse(Path::new("audit.jsonl"), &log_text);
+        let before = &log.entries[..log.entries.len() - 1];
+        let old = promptgate::registry::replay(prompt, before);
+        let bytes: usize = log_text
+            .lines()
+            .take(before.len())
+            .map(|l| l.len() + 1)
+            .sum();
+        let mut rewound = promptgate::registry::file::RegistryFile::of(&old, bytes as u64);
+        rewound.prompt = reg.prompt;
+        std::fs::write(&reg_path, serde_yaml_ng::to_string(&rewound).ok()?).ok()?;
+        // Really behind: the file alone no longer shows the last change.
+        let behind = promptgate::registry::parse_registry(
+            &reg_path,
+            &std::fs::read_to_string(&reg_path).ok()?,
+        )
+        .ok()?;
+        let full = promptgate::registry::replay(prompt, &log.entries);
+        assert_ne!(
+            behind.into_prompt(prompt).0.labels,
+            full.labels,
+            "the rewind did nothing"
+        );
+        Some(())
+    }
+}
+
+fn backends() -> Vec<(&'static str, Box<dyn Backend>)> {
+    vec![("file", Box::new(Files::new()))]
+}
+
+fn version(n: usize) -> NewVersion {
+    NewVersion::parse(
+        format!("v{n}.yaml"),
+        version_yaml(&format!("You are assistant number {n}."), 0.0),
+    )
+}
+
+fn register(store: &dyn Store, prompt: &str, n: usize) -> String {
+    let out = store
+        .register(prompt, vec![version(n)], true, "tester")
+        .unwrap_or_else(|e| panic!("register v{n}: {e}"));
+    assert_eq!(out.len(), 1);
+    out[0].id.clone()
+}
+
+fn set(
+    store: &dyn Store,
+    prompt: &str,
+    label: &str,
+    to: &str,
+    expect: Expect,
+) -> promptgate::Result<promptgate::registry::audit::Entry> {
+    store.move_label(&LabelMove::set(
+        prompt, label, to, expect, "tester", "because",
+    ))
+}
+
+#[test]
+fn a_store_resolves_names_labels_numbers_and_hash_prefixes() {
+    for (name, b) in backends() {
+        let store = b.store();
+        assert_eq!(
+            store.prompt_names().unwrap(),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        let v1 = register(&*store, "support", 1);
+        let v2 = register(&*store, "support", 2);
+        register(&*store, "billing/refunds", 1);
+        assert_eq!(
+            store.prompt_names().unwrap(),
+            ["billing/refunds", "support"],
+            "{name}"
+        );
+        set(&*store, "support", "production", &v1, Expect::Absent).unwrap();
+
+        let p = store.prompt("support").unwrap();
+        assert_eq!(p.versions.len(), 2, "{name}");
+        assert_eq!(p.labels["production"], Target::One(v1.clone()), "{name}");
+        assert_eq!(p.audit.entries, 3, "{name}: two registrations and a move");
+        let by = |sel: &str| p.resolve(Some(sel)).map(|(v, _)| v.id.clone());
+        assert_eq!(by("production").unwrap(), v1, "{name}");
+        assert_eq!(by("v2").unwrap(), v2, "{name}");
+        assert_eq!(by(&v2).unwrap(), v2, "{name}");
+        assert_eq!(by(&p.versions[1].hash[..12]).unwrap(), v2, "{name}");
+        assert_eq!(p.resolve(None).unwrap().0.id, v2, "{name}: latest");
+        assert!(by("staging").is_err(), "{name}");
+
+        // The content comes back as registered, checked against its hash.
+        let loaded = store.load_version(&p, &p.versions[0]).unwrap();
+        assert_eq!(loaded.hash, p.versions[0].hash, "{name}");
+
+        // An unknown prompt names the ones there are.
+        let e = store.prompt("suport").unwrap_err().to_string();
+        assert!(e.contains("no prompt named `suport`"), "{name}: {e}");
+        assert!(e.contains("did you mean `support`"), "{name}: {e}");
+        // A reference parses the same for every store.
+        assert_eq!(Ref::parse("support@production").unwrap().prompt, "support");
+    }
+}
+
+#[test]
+fn a_store_registers_content_once() {
+    for (name, b) in backends() {
+        let store = b.store();
+        register(&*store, "p", 1);
+        // The same content again, under another name: nothing new.
+        let again = NewVersion::parse(
+            "copy.yaml",
+            version_yaml("You are assistant number 1.", 0.0),
+        );
+        let e = store
+            .register("p", vec![again], true, "tester")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Usage, "{name}");
+        assert!(e.to_string().contains("same content"), "{name}: {e}");
+        // A batch with a bad version registers none of it.
+        let bad = NewVersion::parse("bad.yaml", "model: [".to_string());
+        assert!(
+            store
+                .register("p", vec![version(2), bad], true, "tester")
+                .is_err(),
+            "{name}"
+        );
+        assert_eq!(
+            store.prompt("p").unwrap().versions.len(),
+            1,
+            "{name}: all or none"
+        );
+        // Numbers follow on.
+        let id = register(&*store, "p", 3);
+        assert!(id.starts_with("v2-"), "{name}: {id}");
+    }
+}
+
+#[test]
+fn a_label_move_is_compare_and_swap_with_one_winner() {
+    for (name, b) in backends() {
+        let store = b.store();
+        let v1 = register(&*store, "p", 1);
+        let v2 = register(&*store, "p", 2);
+        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
+
+        // A stale expectation is a conflict that names the current target.
+        let e = set(&*store, "p", "production", &v2, Expect::Absent).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict, "{name}");
+        assert!(e.to_string().contains(&v1), "{name}: {e}");
+
+        // Sixteen movers expecting v1: exactly one wins, fifteen are told it moved.
+        let racers = 16;
+        let barrier = Arc::new(Barrier::new(racers));
+        let movers: Vec<_> = (0..racers)
+            .map(|_| {
+                let (store, barrier, v1, v2) =
+                    (store.clone(), barrier.clone(), v1.clone(), v2.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    set(&*store, "p", "production", &v2, Expect::Version(v1)).map(|_| ())
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = movers.into_iter().map(|t| t.join().unwrap()).collect();
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        let lost = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(e) if e.kind == ErrorKind::Conflict))
+            .count();
+        assert_eq!((won, lost), (1, racers - 1), "{name}: {outcomes:?}");
+        let p = store.prompt("p").unwrap();
+        assert_eq!(p.labels["production"], Target::One(v2.clone()), "{name}");
+        // One entry per change: two registrations, two moves.
+        let log = store.audit("p").unwrap();
+        assert_eq!(log.entries.len(), 4, "{name}");
+        assert_eq!(p.audit.entries, 4, "{name}");
+
+        // Splits are targets like any other.
+        set(
+            &*store,
+            "p",
+            "production",
+            &format!("{v1}:90,{v2}:10"),
+            Expect::Version(v2.clone()),
+        )
+        .unwrap();
+        let p = store.prompt("p").unwrap();
+        assert_eq!(p.labels["production"].weight_of(&v2), 10, "{name}");
+        // Moving to where it already is, or without a reason, is refused.
+        let same = set(
+            &*store,
+            "p",
+            "production",
+            &format!("{v1}:90,{v2}:10"),
+            Expect::Version(format!("{v1}:90,{v2}:10")),
+        );
+        assert!(same.is_err(), "{name}");
+        let mut m = LabelMove::set("p", "production", v1.clone(), Expect::Absent, "tester", " ");
+        m.expect = Expect::Version(format!("{v1}:90,{v2}:10"));
+        assert!(
+            store.move_label(&m).is_err(),
+            "{name}: a move needs a reason"
+        );
+    }
+}
+
+#[test]
+fn the_audit_chain_records_every_change_and_reads_from_any_point() {
+    for (name, b) in backends() {
+        let store = b.store();
+        let v1 = register(&*store, "p", 1);
+        let v2 = register(&*store, "p", 2);
+        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
+        set(&*store, "p", "production", &v2, Expect::Version(v1.clone())).unwrap();
+        let log = store.audit("p").unwrap();
+        assert!(log.problems.is_empty(), "{name}: {:?}", log.problems);
+        assert_eq!(log.valid, 4, "{name}");
+        let actions: Vec<Action> = log.entries.iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Register,
+                Action::Register,
+                Action::LabelSet,
+                Action::LabelSet
+            ],
+            "{name}"
+        );
+        for (i, e) in log.entries.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1, "{name}");
+            assert_eq!(e.hash, e.compute_hash(), "{name}");
+            if i > 0 {
+                assert_eq!(e.prev, log.entries[i - 1].hash, "{name}: linked");
+            }
+        }
+        assert_eq!(log.entries[3].from, Some(Target::One(v1.clone())), "{name}");
+        assert_eq!(
+            store.prompt("p").unwrap().audit.head,
+            log.entries[3].hash,
+            "{name}"
+        );
+        // Reading from a later point gives the same history.
+        for from in 0..=4 {
+            let tail = store.audit_from("p", from).unwrap();
+            assert_eq!(tail.entries, log.entries, "{name}: from {from}");
+            assert_eq!(tail.valid, 4, "{name}: from {from}");
+        }
+    }
+}
+
+#[test]
+fn a_write_cut_short_by_a_crash_is_rolled_forward() {
+    for (name, b) in backends() {
+        let store = b.store();
+        let v1 = register(&*store, "p", 1);
+        let v2 = register(&*store, "p", 2);
+        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
+        set(&*store, "p", "production", &v2, Expect::Version(v1.clone())).unwrap();
+        if b.lose_last_checkpoint("p").is_none() {
+            continue;
+        }
+        // Readers see the committed move, and the next writer builds on it.
+        let p = store.prompt("p").unwrap();
+        assert_eq!(p.labels["production"], Target::One(v2.clone()), "{name}");
+        assert_eq!(p.audit.entries, 4, "{name}");
+        let e = set(&*store, "p", "production", &v1, Expect::Version(v1.clone())).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::Conflict,
+            "{name}: the rolled-forward state is the current one"
+        );
+        set(&*store, "p", "production", &v1, Expect::Version(v2.clone())).unwrap();
+        let log = store.audit("p").unwrap();
+        assert!(log.problems.is_empty(), "{name}: {:?}", log.problems);
+        assert_eq!(log.entries.len(), 5, "{name}");
+    }
+}
