@@ -19,9 +19,11 @@ pub struct Request {
     /// Inference parameters: temperature, max_tokens, top_p, stop, seed and pass-through ones.
     pub params: BTreeMap<String, Value>,
     pub messages: Vec<ChatMessage>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always serialized (as `[]` when there are none), like `response_format` (as `null`):
+    /// the request's content hash is its serialization, and absent and empty must hash alike.
+    #[serde(default)]
     pub tools: Vec<ToolSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub response_format: Option<ResponseFormat>,
 }
 

@@ -107,74 +107,23 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The content hash of a request as the model sees it: model, parameters, messages, tools and
-/// response format — not the prompt's name or version, so two versions that render the same
-/// request share answers. It is the SHA-256 of the canonical JSON of
-/// `{"messages", "model", "params", "response_format", "tools"}`, written directly (this runs
-/// once per case) and tested to equal the generic canonical form.
+/// The fields of a [`Request`] that say where it comes from rather than what the model is
+/// asked: they are left out of its content hash, so two versions (or two providers of one
+/// endpoint) that render the same request share answers.
+pub const IDENTITY_FIELDS: [&str; 3] = ["prompt", "provider", "version_id"];
+
+/// The content hash of a request as the model sees it: the SHA-256 of the canonical JSON
+/// (`docs/formats.md`) of the request's serde serialization without its
+/// [`IDENTITY_FIELDS`] — every other field, including any added later, is part of it.
 pub fn request_hash(req: &Request) -> String {
-    use canonical::{write_string, write_value};
-    let mut out = String::with_capacity(512);
-    out.push_str("{\"messages\":[");
-    for (i, m) in req.messages.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"content\":");
-        write_string(&mut out, &m.content);
-        out.push_str(",\"role\":");
-        write_string(&mut out, &m.role);
-        out.push('}');
-    }
-    out.push_str("],\"model\":");
-    write_string(&mut out, &req.model);
-    out.push_str(",\"params\":{");
-    // BTreeMap<String, _> iterates in byte order, the canonical key order.
-    for (i, (k, v)) in req.params.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_string(&mut out, k);
-        out.push(':');
-        let _ = write_value(&mut out, v);
-    }
-    out.push_str("},\"response_format\":");
-    match &req.response_format {
-        None => out.push_str("null"),
-        Some(rf) => {
-            out.push_str("{\"name\":");
-            write_string(&mut out, &rf.name);
-            out.push_str(",\"schema\":");
-            let _ = write_value(&mut out, &rf.schema);
-            out.push_str(if rf.strict {
-                ",\"strict\":true"
-            } else {
-                ",\"strict\":false"
-            });
-            out.push_str(",\"type\":");
-            write_string(&mut out, &rf.kind);
-            out.push('}');
+    let mut v = serde_json::to_value(req).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut v {
+        for f in IDENTITY_FIELDS {
+            m.remove(f);
         }
     }
-    out.push_str(",\"tools\":[");
-    for (i, t) in req.tools.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('{');
-        if let Some(d) = &t.description {
-            out.push_str("\"description\":");
-            write_string(&mut out, d);
-            out.push(',');
-        }
-        out.push_str("\"name\":");
-        write_string(&mut out, &t.name);
-        out.push_str(",\"parameters\":");
-        let _ = write_value(&mut out, &t.parameters);
-        out.push('}');
-    }
-    out.push_str("]}");
-    canonical::sha256_hex(out.as_bytes())
+    // A value with no canonical form (a number JSON cannot carry) still gets a hash of its own.
+    canonical::content_hash(&v).unwrap_or_else(|_| canonical::sha256_hex(v.to_string().as_bytes()))
 }
 
 /// `Retry-After` (seconds) or `retry-after-ms`, whichever is present.
@@ -395,5 +344,77 @@ mod tests {
         other.prompt = "q".into();
         other.version_id = "v9".into();
         assert_eq!(request_hash(&req), request_hash(&other));
+    }
+
+    /// Every field of a request but its identity changes the cache key; the identity does not.
+    /// The destructuring below stops compiling when a field is added: decide then whether it
+    /// is identity (add it to `IDENTITY_FIELDS`) or content (nothing to do: it is hashed).
+    #[test]
+    fn every_field_of_a_request_but_its_identity_enters_the_hash() {
+        let req = Request {
+            prompt: "p".into(),
+            version_id: "v1-abc".into(),
+            provider: "openai".into(),
+            model: "gpt-4o-mini".into(),
+            params: [("temperature".to_string(), json!(0.5))].into(),
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
+            tools: vec![ToolSpec {
+                name: "lookup".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object"}),
+            }],
+            response_format: Some(ResponseFormat {
+                kind: "json_schema".into(),
+                name: "output".into(),
+                schema: json!({"type": "object"}),
+                strict: true,
+            }),
+        };
+        let Request {
+            prompt: _,
+            version_id: _,
+            provider: _,
+            model: _,
+            params: _,
+            messages: _,
+            tools: _,
+            response_format: _,
+        } = &req;
+        use serde_json::Value;
+        fn changed(v: &Value) -> Value {
+            match v {
+                Value::String(s) => Value::String(format!("{s}x")),
+                Value::Number(n) => json!(n.as_f64().unwrap_or(0.0) + 1.0),
+                Value::Bool(b) => Value::Bool(!b),
+                Value::Array(a) => {
+                    let mut a = a.clone();
+                    a.push(a.last().cloned().unwrap_or(Value::Null));
+                    Value::Array(a)
+                }
+                Value::Object(o) => {
+                    let mut o = o.clone();
+                    if let Some((k, first)) = o.iter().next().map(|(k, v)| (k.clone(), v.clone())) {
+                        o.insert(k, changed(&first));
+                    }
+                    Value::Object(o)
+                }
+                Value::Null => json!({}),
+            }
+        }
+        let full = serde_json::to_value(&req).unwrap();
+        let fields = full.as_object().unwrap();
+        assert_eq!(fields.len(), 8, "every field is serialized: {fields:?}");
+        let hash = request_hash(&req);
+        for (k, v) in fields {
+            let mut other = full.clone();
+            other[k] = changed(v);
+            let other: Request = serde_json::from_value(other)
+                .unwrap_or_else(|e| panic!("`{k}` changed is still a request: {e}"));
+            let same = request_hash(&other) == hash;
+            assert_eq!(same, IDENTITY_FIELDS.contains(&k.as_str()), "field `{k}`");
+        }
     }
 }
