@@ -3,7 +3,7 @@
 //! arrive) and `traces.jsonl` (one span per call).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -283,19 +283,38 @@ impl RunDir {
         })
     }
 
-    /// Every record of the run. A torn last line (a crash mid-write) is skipped.
+    /// Every record of the run. A torn last line — one a crash cut before its newline — is
+    /// skipped (it is the call being written when the run died, and is made again by
+    /// `--resume`); any other line that is not a record is an error naming its file and line,
+    /// for a result that silently disappeared would change what the run says.
     pub fn records(&self) -> Result<Vec<Record>> {
         let p = self.path.join(RESULTS);
-        let f = match File::open(&p) {
-            Ok(f) => f,
+        let text = match fs::read(&p) {
+            Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&p, "open", e)),
+            Err(e) => return Err(Error::io(&p, "read", e)),
         };
-        let mut out = Vec::new();
-        for line in BufReader::new(f).lines() {
-            let line = line.map_err(|e| Error::io(&p, "read", e))?;
-            if let Ok(r) = serde_json::from_str::<Record>(&line) {
-                out.push(r);
+        let complete = text.ends_with(b"\n");
+        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        // `split` yields an empty piece after a final newline, and the torn line otherwise.
+        let last = lines.len() - 1;
+        let mut out = Vec::with_capacity(last);
+        for (i, line) in lines.iter().enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Record>(line) {
+                Ok(r) => out.push(r),
+                Err(_) if i == last && !complete => {}
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        Diagnostic::error(format!("not a result record: {e}"))
+                            .in_context(format!("{}:{}", p.display(), i + 1))
+                            .note("only a run's last line can be cut short by a crash; this one is inside the file")
+                            .hint("the run folder was edited or damaged: start a new run, or restore the folder"),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -315,7 +334,8 @@ impl RunDir {
                     .rposition(|&b| b == b'\n')
                     .map(|i| i + 1)
                     .unwrap_or(0);
-                fs::write(&p, &text[..keep]).map_err(|e| Error::io(&p, "repair", e))?;
+                // Atomic, like every other write: a crash now leaves the torn or the cut file.
+                fsutil::write_atomic(&p, &text[..keep])?;
             }
             OpenOptions::new()
                 .create(true)
@@ -493,5 +513,73 @@ mod tests {
         assert_eq!(ids.len(), 2000);
         let folders = fs::read_dir(RunDir::runs_root(dir.path())).unwrap().count();
         assert_eq!(folders, 2000);
+    }
+
+    fn record(case: &str) -> Record {
+        Record {
+            case_id: case.to_string(),
+            sample: 0,
+            line: 1,
+            request_hash: "h".into(),
+            output: Some(Completion {
+                content: "ok".into(),
+                ..Completion::default()
+            }),
+            error: None,
+            latency_ms: 1.0,
+            elapsed_ms: 1.0,
+            attempts: 1,
+            cached: false,
+            cost_usd: 0.0,
+            started_at: "2026-12-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Only a torn last line is dropped; a bad line inside the file is an error at its line;
+    /// the repair before appending leaves whole lines only.
+    #[test]
+    fn only_a_torn_last_line_of_results_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), "p", "v1-abc").unwrap();
+        let path = run.path.join(RESULTS);
+        let line = |c: &str| serde_json::to_string(&record(c)).unwrap() + "\n";
+        let whole = format!("{}{}", line("a"), line("b"));
+        let torn = &line("c")[..20];
+
+        fs::write(&path, format!("{whole}{torn}")).unwrap();
+        let ids: Vec<String> = run
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.case_id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+
+        // The same bytes with their newline are not torn: damaged, and said so.
+        fs::write(&path, format!("{whole}{torn}\n")).unwrap();
+        let e = run.records().unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:3"), "{e}");
+        assert!(e.contains("not a result record"), "{e}");
+        // A bad line in the middle.
+        fs::write(&path, format!("{}garbage\n{}", line("a"), line("b"))).unwrap();
+        let e = run.records().unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:2"), "{e}");
+
+        // Appending after a crash: the torn line is cut, the new one starts clean.
+        fs::write(&path, format!("{whole}{torn}")).unwrap();
+        let (mut results, _) = run.appenders().unwrap();
+        results.write_all(line("d").as_bytes()).unwrap();
+        drop(results);
+        let ids: Vec<String> = run
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.case_id)
+            .collect();
+        assert_eq!(ids, ["a", "b", "d"]);
+        assert!(
+            fsutil::stale_temps(&run.path).is_empty(),
+            "the repair left no temp file"
+        );
     }
 }
