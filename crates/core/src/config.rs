@@ -37,6 +37,11 @@ pub mod defaults {
     /// When the first this-many calls of a run all fail with the same fatal error (a wrong
     /// key, an unknown model), no more are made.
     pub const ABORT_AFTER_FATAL: usize = 5;
+    /// Output tokens a call is assumed to use when it sets no `max_tokens` (what the
+    /// tokens-per-minute limiter reserves before the answer says).
+    pub const ESTIMATED_OUTPUT_TOKENS: u64 = 256;
+    /// Tokens a judge's call is assumed to use, prompt and verdict.
+    pub const JUDGE_ESTIMATED_TOKENS: u64 = 512;
 }
 
 /// The parsed `promptgate.yaml`.

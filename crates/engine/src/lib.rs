@@ -34,6 +34,10 @@ use promptgate_core::render::{self, Request, Subject};
 use store::{Record, RunDir};
 use trace::Span;
 
+/// Answers put in the response cache are committed once this many are pending (and at the
+/// end of the run): one SQLite transaction per batch, not per call.
+const FLUSH_EVERY: usize = 256;
+
 /// One call to make.
 #[derive(Debug, Clone)]
 pub struct PlannedCall {
@@ -127,7 +131,7 @@ pub fn plan(
                 .params
                 .get("max_tokens")
                 .and_then(Value::as_u64)
-                .unwrap_or(256);
+                .unwrap_or(promptgate_core::config::defaults::ESTIMATED_OUTPUT_TOKENS);
             Ok((Arc::new(request), hash, (chars / 4) as u64 + max_tokens))
         })
         .collect();
@@ -422,14 +426,8 @@ impl Summary {
         }
         s.missing = s.calls.saturating_sub(s.ok + s.errors);
         lat.sort_by(f64::total_cmp);
-        let q = |p: f64| -> Option<f64> {
-            if lat.is_empty() {
-                return None;
-            }
-            // Nearest-rank percentile.
-            let rank = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len());
-            Some(lat[rank - 1])
-        };
+        // The gate's quantile (type 7), so that `eval`'s p95 is the one a latency budget uses.
+        let q = |p: f64| (!lat.is_empty()).then(|| promptgate_core::stats::quantile_type7(&lat, p));
         s.latency_ms_p50 = q(0.50);
         s.latency_ms_p95 = q(0.95);
         s.latency_ms_p99 = q(0.99);
@@ -612,7 +610,7 @@ pub async fn execute(
                     (cache_writer.as_mut(), &f.cache_key, &f.record.output)
                 {
                     w.put(key, output);
-                    if w.pending() >= 256 {
+                    if w.pending() >= FLUSH_EVERY {
                         let _ = w.flush();
                     }
                 }
@@ -967,9 +965,10 @@ fn make_span(
     }
 }
 
-/// Whether errors exceed the budget (a fraction of calls): the run is then invalid.
+/// Whether the run's errored calls exceed the budget (a share of its calls): see
+/// [`promptgate_core::gate::over_error_budget`].
 pub fn over_error_budget(summary: &Summary, budget: f64) -> bool {
-    summary.calls > 0 && (summary.errors as f64) > budget * summary.calls as f64
+    promptgate_core::gate::over_error_budget(summary.errors, summary.calls, budget)
 }
 
 #[cfg(test)]

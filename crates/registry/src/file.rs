@@ -319,7 +319,7 @@ impl Store for FileStore {
         let mut problems = Vec::new();
         // (source, copy-to, bytes, loaded)
         let mut to_register: Vec<(PathBuf, Option<PathBuf>, Vec<u8>, Loaded)> = Vec::new();
-        let mut next = prompt.versions.iter().map(|v| v.number).max().unwrap_or(0) + 1;
+        let mut next = prompt.next_number();
         for NewVersion {
             source: src,
             content: parsed,
@@ -420,7 +420,7 @@ impl Store for FileStore {
         }
 
         let mut out = Vec::new();
-        let mut number = prompt.versions.iter().map(|v| v.number).max().unwrap_or(0);
+        let mut number = prompt.next_number() - 1;
         let mut prev = log.head().to_string();
         let mut seq = log.entries.len() as u64;
         for (src, copy_to, bytes, loaded) in to_register {
@@ -563,7 +563,7 @@ impl Store for FileStore {
 }
 
 fn edited_error(prompt: &Prompt, v: &VersionEntry, now: &str, dir: &Path) -> Error {
-    let next = prompt.versions.iter().map(|v| v.number).max().unwrap_or(0) + 1;
+    let next = prompt.next_number();
     let path = dir.join(&v.file);
     Error::new(
         ErrorKind::Usage,

@@ -567,6 +567,12 @@ pub fn stops_early(d: &Decision) -> bool {
     matches!(d.verdict, Verdict::Pass | Verdict::Fail)
 }
 
+/// Whether `errored` of `calls` exceed the error budget (a share of calls): a run over it does
+/// not count. At the budget exactly is allowed. The one rule for `gate` and `eval`.
+pub fn over_error_budget(errored: usize, calls: usize, budget: f64) -> bool {
+    calls > 0 && errored as f64 > budget * calls as f64
+}
+
 /// Decide.
 pub fn decide(policy: &Policy, input: &Input) -> Decision {
     let n = input
@@ -595,7 +601,7 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
     let mut verdicts = Vec::new();
 
     // Fail closed on errors.
-    if input.calls > 0 && input.errored_calls as f64 > policy.error_budget() * input.calls as f64 {
+    if over_error_budget(input.errored_calls, input.calls, policy.error_budget()) {
         decision.verdict = Verdict::Invalid;
         decision.reasons.push(format!(
             "{} of {} calls errored, over the {:.0} % error budget: the comparison does not count",

@@ -199,13 +199,8 @@ impl GatePlan {
                     }
                     fastrand::Rng::with_seed(self.scoring.policy.seed()).shuffle(&mut ids);
                     let sizes = seq.look_sizes(ids.len());
-                    let breaking = if self.baseline.manifest.version_hash
-                        == self.candidate.manifest.version_hash
-                    {
-                        vec![]
-                    } else {
-                        super::breaking_changes(&self.baseline.artifact, &self.candidate.artifact)
-                    };
+                    let breaking =
+                        super::breaking_changes(&self.baseline.artifact, &self.candidate.artifact);
                     let mut result = None;
                     for (k, &m) in sizes.iter().enumerate() {
                         let only: HashSet<String> = ids[..m].iter().cloned().collect();

@@ -250,7 +250,7 @@ async fn ask<T>(
                 sample: 0,
                 request: Some(Arc::new(a.request)),
                 request_hash: hash,
-                est_tokens: 512,
+                est_tokens: defaults::JUDGE_ESTIMATED_TOKENS,
             }
         })
         .collect();

@@ -543,7 +543,8 @@ pub fn pair(
 }
 
 /// Breaking changes to the output schema or tool schemas from `baseline` to `candidate`, in
-/// words.
+/// words (none between identical versions: their diff is empty). The one rule for the gate's
+/// runs, sequential or not, and `eval --compare-to`.
 pub fn breaking_changes(baseline: &Artifact, candidate: &Artifact) -> Vec<String> {
     diff::diff(baseline, candidate)
         .breaking_schema_changes()
@@ -612,11 +613,7 @@ pub fn compare(
         write_scored(baseline.run, scored_b)?;
         write_scored(candidate.run, scored_c)?;
     }
-    let breaking = if baseline.manifest.version_hash == candidate.manifest.version_hash {
-        vec![]
-    } else {
-        breaking_changes(baseline.artifact, candidate.artifact)
-    };
+    let breaking = breaking_changes(baseline.artifact, candidate.artifact);
     let paired = pair(
         scoring,
         (baseline.records, scored_b),
