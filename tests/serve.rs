@@ -602,7 +602,9 @@ async fn changes_on_disk_reach_subscribers_and_clients_and_failures_keep_the_las
             .version_id,
         v2
     );
-    // A new client started while the server is down loads the last-known-good copy.
+    // A new client started while the server is down loads the last-known-good copy (the
+    // first client's copies are written in the background: wait for them).
+    client.flush_disk().await;
     let cold = Client::builder(&s.base)
         .cache_dir(disk.path())
         .timeout(Duration::from_millis(300))

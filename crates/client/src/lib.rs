@@ -84,6 +84,33 @@ struct Inner {
     entries: RwLock<Entries>,
     ttl: Duration,
     disk: Option<PathBuf>,
+    /// The disk writer's queue: last-known-good copies are written (and fsynced) by a task of
+    /// their own on the blocking pool, in order, never on a caller's request path.
+    disk_tx: Option<tokio::sync::mpsc::UnboundedSender<DiskOp>>,
+}
+
+/// What the disk writer does: write a copy, or report that everything before is written.
+enum DiskOp {
+    Write(PathBuf, Vec<u8>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Write the queued copies one after the other, each where blocking is allowed.
+async fn disk_writer(mut rx: tokio::sync::mpsc::UnboundedReceiver<DiskOp>) {
+    while let Some(op) = rx.recv().await {
+        match op {
+            DiskOp::Write(path, bytes) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+                    let _ = promptgate_core::fsutil::write_atomic(&path, &bytes);
+                })
+                .await;
+            }
+            DiskOp::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// The client. Cheap to clone; clones share the cache.
@@ -143,6 +170,11 @@ impl Builder {
                 http,
                 entries: RwLock::new(HashMap::new()),
                 ttl: self.ttl,
+                disk_tx: self.disk.as_ref().map(|_| {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    tokio::spawn(disk_writer(rx));
+                    tx
+                }),
                 disk: self.disk,
             }),
         };
@@ -206,6 +238,7 @@ impl Client {
                 entries: RwLock::new(entries),
                 ttl: DEFAULT_TTL,
                 disk: None,
+                disk_tx: None,
             }),
         })
     }
@@ -246,7 +279,7 @@ impl Client {
                 )));
             }
             Err(e) if e.kind == ErrorKind::Usage => return Err(e),
-            Err(e) => match load_disk(&self.inner, name, label) {
+            Err(e) => match load_disk(&self.inner, name, label).await {
                 Some(s) => s,
                 None => {
                     return Err(e.with_hint(
@@ -268,6 +301,17 @@ impl Client {
                 "`{name}@{label}` serves `{id}`, which was not fetched"
             ))
         })
+    }
+
+    /// Wait until every last-known-good copy fetched so far is on disk (before a planned
+    /// shutdown, say). Copies are written in the background, off the request path.
+    pub async fn flush_disk(&self) {
+        if let Some(tx) = &self.inner.disk_tx {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(DiskOp::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
     }
 
     /// Fetch every cached label again now (what the background refresh does every TTL).
@@ -408,25 +452,31 @@ fn disk_path(inner: &Inner, name: &str, label: &str) -> Option<PathBuf> {
     Some(dir.join(format!("{}@{}.json", url_part(name), url_part(label))))
 }
 
+/// Queue the last-known-good copy of a label for the disk writer.
 fn save_disk(inner: &Inner, name: &str, label: &str, state: &LabelState) {
-    if let Some(p) = disk_path(inner, name, label)
+    if let (Some(p), Some(tx)) = (disk_path(inner, name, label), &inner.disk_tx)
         && let Ok(text) = serde_json::to_vec(state)
     {
-        let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")));
-        let _ = promptgate_core::fsutil::write_atomic(&p, &text);
+        let _ = tx.send(DiskOp::Write(p, text));
     }
 }
 
-fn load_disk(inner: &Inner, name: &str, label: &str) -> Option<LabelState> {
+/// The last-known-good copy of a label, read and verified on the blocking pool.
+async fn load_disk(inner: &Inner, name: &str, label: &str) -> Option<LabelState> {
     let p = disk_path(inner, name, label)?;
-    let text = std::fs::read(p).ok()?;
-    let state: LabelState = serde_json::from_slice(&text).ok()?;
-    // A copy whose artifacts do not match their hashes is not good.
-    state
-        .versions
-        .values()
-        .all(|r| r.artifact.content_hash().ok().as_deref() == Some(r.hash.as_str()))
-        .then_some(state)
+    tokio::task::spawn_blocking(move || {
+        let text = std::fs::read(p).ok()?;
+        let state: LabelState = serde_json::from_slice(&text).ok()?;
+        // A copy whose artifacts do not match their hashes is not good.
+        state
+            .versions
+            .values()
+            .all(|r| r.artifact.content_hash().ok().as_deref() == Some(r.hash.as_str()))
+            .then_some(state)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Refetch every cached label (conditionally); keep what we have on any error.
