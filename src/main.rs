@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use promptgate::{ErrorKind, cli, exit_codes};
+use promptgate::{cli, exit_codes};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,11 +58,7 @@ fn main() -> ExitCode {
         },
         Err(err) => {
             eprint!("{}", promptgate::redact::text(&err.to_string()));
-            match err.kind {
-                ErrorKind::Usage => exit_codes::USAGE,
-                ErrorKind::Conflict => exit_codes::CONFLICT,
-                ErrorKind::Infrastructure => exit_codes::INFRASTRUCTURE,
-            }
+            err.kind.exit_code()
         }
     };
     ExitCode::from(code as u8)

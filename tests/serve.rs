@@ -324,6 +324,10 @@ async fn sixteen_concurrent_moves_have_exactly_one_winner() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 428);
+    // What does not exist is 404, over HTTP as everywhere: an unknown version to move to.
+    let (status, body) = put_label(&s, "canary", "v3", "v9", Some(WRITE_SECRET)).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("v9"), "{body}");
 
     // Registering a version over HTTP: same validation as `add`.
     let post = |body: String| {

@@ -278,7 +278,8 @@ impl Client {
                     "`{name}@{label}`: the registry sent nothing"
                 )));
             }
-            Err(e) if e.kind == ErrorKind::Usage => return Err(e),
+            // The server answered: what it said stands (a copy on disk would be stale).
+            Err(e) if matches!(e.kind, ErrorKind::Usage | ErrorKind::NotFound) => return Err(e),
             Err(e) => match load_disk(&self.inner, name, label).await {
                 Some(s) => s,
                 None => {
@@ -382,7 +383,7 @@ async fn get_json(
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or(text);
-        return Err(Error::usage(msg));
+        return Err(Error::not_found(msg));
     }
     if !status.is_success() {
         return Err(infra(format!(

@@ -9,10 +9,24 @@ use std::path::{Path, PathBuf};
 pub enum ErrorKind {
     /// Bad flags, a malformed file, an invalid reference, a failed `check`.
     Usage,
+    /// What was asked for does not exist: a prompt, a label, a version, a run.
+    NotFound,
     /// A compare-and-swap lost: the label moved under you.
     Conflict,
     /// I/O, network or provider failure.
     Infrastructure,
+}
+
+impl ErrorKind {
+    /// The exit code of a command that fails with this kind of error (the one mapping; the
+    /// HTTP status is `promptgate-server`'s `ApiError`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Usage | ErrorKind::NotFound => crate::exit_codes::USAGE,
+            ErrorKind::Conflict => crate::exit_codes::CONFLICT,
+            ErrorKind::Infrastructure => crate::exit_codes::INFRASTRUCTURE,
+        }
+    }
 }
 
 /// How serious a diagnostic is.
@@ -179,6 +193,11 @@ impl Error {
     /// A usage or configuration error with a plain message.
     pub fn usage(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Usage, Diagnostic::error(message))
+    }
+
+    /// Something asked for that does not exist, with a plain message.
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotFound, Diagnostic::error(message))
     }
 
     pub fn conflict(diagnostic: Diagnostic) -> Error {

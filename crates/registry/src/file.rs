@@ -121,7 +121,7 @@ impl FileStore {
     fn unknown_prompt(&self, name: &str) -> Error {
         let names = self.prompt_names().unwrap_or_default();
         let dir = self.prompt_dir(name);
-        let mut err = Error::usage(if dir.is_dir() {
+        let mut err = Error::not_found(if dir.is_dir() {
             format!("prompt `{name}` has no registered versions")
         } else {
             format!("no prompt named `{name}`")

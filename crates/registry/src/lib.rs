@@ -338,7 +338,7 @@ impl Prompt {
         if let Some(s) = did_you_mean(sel, candidates) {
             d = d.hint(format!("did you mean `{name}@{s}`?"));
         }
-        Error::new(ErrorKind::Usage, d)
+        Error::new(ErrorKind::NotFound, d)
     }
 }
 

@@ -711,14 +711,7 @@ async fn render(
     };
     match promptgate_core::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
         Ok(req) => Json(req).into_response(),
-        Err(e) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.diagnostics
-                .first()
-                .map(|d| d.message.clone())
-                .unwrap_or_default(),
-            json!({ "details": e.to_string() }),
-        ),
+        Err(e) => ApiError(e).into_response(),
     }
 }
 
@@ -759,22 +752,42 @@ fn http(text: String) -> String {
         .replace("`--expect`", "`If-Match`")
 }
 
-fn error_response(e: &Error) -> Response {
-    let status = match e.kind {
-        ErrorKind::Conflict => StatusCode::PRECONDITION_FAILED,
-        ErrorKind::Usage => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Infrastructure => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(
-        status,
-        http(
-            e.diagnostics
-                .first()
-                .map(|d| d.message.clone())
-                .unwrap_or_default(),
-        ),
-        json!({ "details": http(e.to_string()) }),
-    )
+/// A library error as an HTTP answer: the one mapping of error kinds to statuses (the exit
+/// codes are [`ErrorKind::exit_code`]). The body says what is wrong with the hints written for
+/// HTTP, never a server path.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self.0.kind {
+            ErrorKind::Usage => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::PRECONDITION_FAILED,
+            ErrorKind::Infrastructure => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = &self.0;
+        error(
+            self.status(),
+            http(
+                e.diagnostics
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default(),
+            ),
+            json!({ "details": http(e.to_string()) }),
+        )
+    }
 }
 
 /// The grant and repository for a write, or the response refusing it (no token or scope: 401
@@ -878,7 +891,7 @@ async fn put_label(
                 "details": http(e.to_string()),
             }),
         ),
-        Ok((Err(e), None)) => error_response(&e),
+        Ok((Err(e), None)) => ApiError(e).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the label move did not finish: {e}"),
@@ -928,7 +941,7 @@ async fn post_version(
                 .collect();
             (StatusCode::CREATED, Json(json!({ "registered": versions }))).into_response()
         }
-        Ok(Err(e)) => error_response(&e),
+        Ok(Err(e)) => ApiError(e).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("registration did not finish: {e}"),
