@@ -115,6 +115,15 @@ fn set(
     ))
 }
 
+/// `p` with v1 and v2 registered, and `production` moved to v1, then to v2.
+fn two_versions_and_two_moves(store: &dyn Store) -> (String, String) {
+    let v1 = register(store, "p", 1);
+    let v2 = register(store, "p", 2);
+    set(store, "p", "production", &v1, Expect::Absent).unwrap();
+    set(store, "p", "production", &v2, Expect::Version(v1.clone())).unwrap();
+    (v1, v2)
+}
+
 #[test]
 fn a_store_resolves_names_labels_numbers_and_hash_prefixes() {
     for (name, b) in backends() {
@@ -266,10 +275,7 @@ fn a_label_move_is_compare_and_swap_with_one_winner() {
 fn the_audit_chain_records_every_change_and_reads_from_any_point() {
     for (name, b) in backends() {
         let store = b.store();
-        let v1 = register(&*store, "p", 1);
-        let v2 = register(&*store, "p", 2);
-        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
-        set(&*store, "p", "production", &v2, Expect::Version(v1.clone())).unwrap();
+        let (v1, v2) = two_versions_and_two_moves(&*store);
         let log = store.audit("p").unwrap();
         assert!(log.problems.is_empty(), "{name}: {:?}", log.problems);
         assert_eq!(log.valid, 4, "{name}");
@@ -292,6 +298,7 @@ fn the_audit_chain_records_every_change_and_reads_from_any_point() {
             }
         }
         assert_eq!(log.entries[3].from, Some(Target::One(v1.clone())), "{name}");
+        assert_eq!(log.entries[3].to, Some(Target::One(v2.clone())), "{name}");
         assert_eq!(
             store.prompt("p").unwrap().audit.head,
             log.entries[3].hash,
@@ -310,10 +317,7 @@ fn the_audit_chain_records_every_change_and_reads_from_any_point() {
 fn a_write_cut_short_by_a_crash_is_rolled_forward() {
     for (name, b) in backends() {
         let store = b.store();
-        let v1 = register(&*store, "p", 1);
-        let v2 = register(&*store, "p", 2);
-        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
-        set(&*store, "p", "production", &v2, Expect::Version(v1.clone())).unwrap();
+        let (v1, v2) = two_versions_and_two_moves(&*store);
         if b.lose_last_checkpoint("p").is_none() {
             continue;
         }
