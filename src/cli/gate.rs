@@ -9,7 +9,8 @@ use super::running::{ReportArgs, RunArgs, run_interruptible};
 use super::{Outcome, progress::Bar};
 use crate::error::{Error, Result};
 use crate::pipeline::gating::{GatePlan, GateRequest, GateResult, admits};
-use crate::registry::{Expect, LabelMove, Ref, Repo, Target, audit, target};
+use crate::registry::promotion::{promotion, rollback_target};
+use crate::registry::{Expect, LabelMove, MoveTo, Ref, Repo, audit, target};
 
 #[derive(Debug, Args)]
 #[command(
@@ -153,45 +154,13 @@ pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
 pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
-    let current = prompt.labels.get(&args.label).cloned();
-    if current.as_ref().and_then(Target::single) == Some(candidate.id.as_str()) {
-        return Err(Error::usage(format!(
-            "`{}@{}` already points at `{}`: nothing to promote",
-            prompt.name, args.label, candidate.id
-        )));
-    }
-    // What the candidate is gated against and, for a canary, shares the traffic with: the
-    // current target's largest other version (a split in progress keeps its stable side).
-    let stable: Option<String> = current.as_ref().and_then(|t| match t {
-        Target::One(v) => Some(v.clone()),
-        Target::Split(parts) => parts
-            .iter()
-            .filter(|(v, _)| *v != candidate.id)
-            .max_by_key(|(_, w)| *w)
-            .map(|(v, _)| v.clone()),
-    });
-    let new_target = match (args.canary, &stable) {
-        (Some(p), Some(s)) => format!("{}:{p},{s}:{}", candidate.id, 100 - p),
-        (Some(_), None) => {
-            return Err(Error::usage(format!(
-                "label `{}` of `{}` does not exist yet: a canary needs a version to share the traffic with",
-                args.label, prompt.name
-            ))
-            .with_hint(format!(
-                "create it with `promptgate label set {} {} VERSION --expect none -m \"…\"`",
-                prompt.name, args.label
-            )));
-        }
-        (None, _) => candidate.id.clone(),
-    };
+    let plan = promotion(&prompt, &args.label, &candidate.id, args.canary)?;
+    let (current, stable) = (plan.current.clone(), plan.stable.clone());
     let mv = |reason: String, gate_run, digest, skip_gate| LabelMove {
         prompt: prompt.name.clone(),
         label: args.label.clone(),
-        target: new_target.clone(),
-        expect: current
-            .as_ref()
-            .map(|t| Expect::Version(t.to_string()))
-            .unwrap_or(Expect::Absent),
+        target: MoveTo::Exactly(plan.target.clone()),
+        expect: plan.expect.clone(),
         actor: actor.to_string(),
         reason,
         action: audit::Action::Promote,
@@ -282,47 +251,22 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
         );
     };
     let target = match &args.to {
-        Some(t) => t.clone(),
+        Some(t) => MoveTo::Selector(t.clone()),
         None => {
             let log = repo.audit(&prompt.name)?;
             // Only verified history: a forged move is no rollback target.
-            let last = log.entries[..log.valid]
-                .iter()
-                .rev()
-                .find(|e| e.label.as_deref() == Some(args.label.as_str()))
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "the audit log has no move of `{}@{}`",
-                        prompt.name, args.label
-                    ))
-                    .with_hint("name the target with `--to VERSION`")
-                })?;
-            // The last single target before the current state: a rollback from a canary (or
-            // from a version a canary rolled out) returns to the version the split started from.
-            let mut moves = log.entries[..log.valid]
-                .iter()
-                .rev()
-                .filter(|e| e.label.as_deref() == Some(args.label.as_str()));
-            let mut from = last.from.clone();
-            while let Some(Target::Split(_)) = from {
-                from = moves
-                    .find(|e| e.seq < last.seq && e.to == from)
-                    .and_then(|e| e.from.clone());
-            }
-            from.map(|t| t.to_string()).ok_or_else(|| {
-                Error::usage(format!(
-                    "`{}@{}` was created by its last move (audit #{}): there is no previous target",
-                    prompt.name, args.label, last.seq
-                ))
-                .with_hint("name the target with `--to VERSION`")
-            })?
+            MoveTo::Exactly(rollback_target(
+                &prompt.name,
+                &args.label,
+                &log.entries[..log.valid],
+            )?)
         }
     };
     let e = repo.move_label(&LabelMove {
         prompt: prompt.name.clone(),
         label: args.label.clone(),
         target,
-        expect: Expect::Version(current.to_string()),
+        expect: Expect::Is(current.clone()),
         actor: actor.to_string(),
         reason: args.message.clone(),
         action: audit::Action::Rollback,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Action, Entry, GENESIS};
 use crate::signing;
 use crate::{
-    AuditHead, Expect, LabelMove, NewVersion, Parsed, Prompt, Registered, Store, Target,
+    AuditHead, Expect, LabelMove, MoveTo, NewVersion, Parsed, Prompt, Registered, Store, Target,
     VersionEntry, apply, conflict, validate_label, validate_prompt_name, version_id,
 };
 use promptgate_core::artifact::{self, Loaded};
@@ -484,7 +484,10 @@ impl Store for FileStore {
         }
         let _lock = self.lock(&m.prompt)?;
         let (mut prompt, mut log_text, log) = self.load_for_write(&m.prompt)?;
-        let target = prompt.resolve_target(&m.target)?;
+        let target = match &m.target {
+            MoveTo::Selector(sel) => prompt.resolve_target(sel)?,
+            MoveTo::Exactly(t) => t.clone(),
+        };
         for id in target.versions() {
             let v = prompt
                 .version(id)
@@ -496,6 +499,7 @@ impl Store for FileStore {
         let expected = match &m.expect {
             Expect::Absent => None,
             Expect::Version(sel) => Some(prompt.resolve_target(sel)?),
+            Expect::Is(t) => Some(t.clone()),
         };
         if current != expected {
             return Err(conflict(

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bundle;
 pub mod check;
 pub mod file;
+pub mod promotion;
 pub mod signing;
 pub mod store;
 pub mod target;
@@ -347,8 +348,18 @@ impl Prompt {
 pub enum Expect {
     /// The label must not exist yet.
     Absent,
-    /// The label must point at this selector's version.
+    /// The label must point at this selector's version (or, for a label, its whole target).
     Version(String),
+    /// The label must point at exactly this target.
+    Is(Target),
+}
+
+/// Where a label move goes: a selector a person typed (`v3`, a hash prefix, a label,
+/// `v3:90,v4:10`), resolved under the lock, or a target already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveTo {
+    Selector(String),
+    Exactly(Target),
 }
 
 impl Expect {
@@ -366,8 +377,8 @@ impl Expect {
 pub struct LabelMove {
     pub prompt: String,
     pub label: String,
-    /// Selector of the new target.
-    pub target: String,
+    /// The new target.
+    pub target: MoveTo,
     pub expect: Expect,
     pub actor: String,
     pub reason: String,
@@ -390,7 +401,7 @@ impl LabelMove {
         LabelMove {
             prompt: prompt.into(),
             label: label.into(),
-            target: target.into(),
+            target: MoveTo::Selector(target.into()),
             expect,
             actor: actor.into(),
             reason: reason.into(),

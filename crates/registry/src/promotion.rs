@@ -1,0 +1,213 @@
+//! Promotion rules, stated once for every caller (the CLI's `promote` and `rollback`, `serve`,
+//! a rollout guard): what a promotion moves a label to — the candidate alone, or a canary
+//! split with the label's stable version — and what it is gated against; and where a rollback
+//! returns a label to. Targets are typed values, never text to be parsed back.
+
+use promptgate_core::error::{Error, Result};
+
+use crate::audit::Entry;
+use crate::{Expect, Prompt, Target};
+
+/// What promoting a version under a label means, before anything is run or moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// What the label points at now (`None`: it does not exist yet).
+    pub current: Option<Target>,
+    /// What the move must find (compare-and-swap): exactly the current target.
+    pub expect: Expect,
+    /// The version the candidate is gated against and, for a canary, shares the traffic with:
+    /// the current target's largest other version (a split in progress keeps its stable side).
+    pub stable: Option<String>,
+    /// Where the label goes.
+    pub target: Target,
+}
+
+/// Promote version `candidate` of `prompt` under `label`, wholly or as a canary taking
+/// `canary` percent of the traffic (1–99).
+pub fn promotion(
+    prompt: &Prompt,
+    label: &str,
+    candidate: &str,
+    canary: Option<u32>,
+) -> Result<Promotion> {
+    if let Some(p) = canary.filter(|p| !(1..=99).contains(p)) {
+        return Err(Error::usage(format!(
+            "a canary takes 1 to 99 percent of the traffic, not {p}"
+        ))
+        .with_hint("promote without `--canary` to move all of it"));
+    }
+    let current = prompt.labels.get(label).cloned();
+    if current.as_ref().and_then(Target::single) == Some(candidate) {
+        return Err(Error::usage(format!(
+            "`{}@{label}` already points at `{candidate}`: nothing to promote",
+            prompt.name
+        )));
+    }
+    let stable: Option<String> = current.as_ref().and_then(|t| match t {
+        Target::One(v) => Some(v.clone()),
+        Target::Split(parts) => parts
+            .iter()
+            .filter(|(v, _)| v != candidate)
+            .max_by_key(|(_, w)| *w)
+            .map(|(v, _)| v.clone()),
+    });
+    let target = match (canary, &stable) {
+        (Some(p), Some(s)) => Target::split(vec![(candidate.to_string(), p), (s.clone(), 100 - p)])
+            .map_err(|e| Error::usage(format!("a canary of {p} %: {e}")))?,
+        (Some(_), None) => {
+            return Err(Error::usage(format!(
+                "label `{label}` of `{}` does not exist yet: a canary needs a version to share the traffic with",
+                prompt.name
+            ))
+            .with_hint(format!(
+                "create it with `promptgate label set {} {label} VERSION --expect none -m \"…\"`",
+                prompt.name
+            )));
+        }
+        (None, _) => Target::One(candidate.to_string()),
+    };
+    let expect = current.clone().map(Expect::Is).unwrap_or(Expect::Absent);
+    Ok(Promotion {
+        current,
+        expect,
+        stable,
+        target,
+    })
+}
+
+/// Where rolling `label` of `prompt` back goes, from its verified audit history `entries`:
+/// the target before its last move — and from a canary, or from a version a canary rolled
+/// out, the single version the split started from.
+pub fn rollback_target(prompt: &str, label: &str, entries: &[Entry]) -> Result<Target> {
+    let mut moves = entries
+        .iter()
+        .rev()
+        .filter(|e| e.label.as_deref() == Some(label));
+    let last = moves.next().ok_or_else(|| {
+        Error::usage(format!("the audit log has no move of `{prompt}@{label}`"))
+            .with_hint("name the target with `--to VERSION`")
+    })?;
+    let mut from = last.from.clone();
+    while let Some(Target::Split(_)) = from {
+        from = moves.find(|e| e.to == from).and_then(|e| e.from.clone());
+    }
+    from.ok_or_else(|| {
+        Error::usage(format!(
+            "`{prompt}@{label}` was created by its last move (audit #{}): there is no previous target",
+            last.seq
+        ))
+        .with_hint("name the target with `--to VERSION`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Action, GENESIS};
+    use crate::{AuditHead, VersionEntry};
+
+    fn prompt(labels: &[(&str, Target)]) -> Prompt {
+        Prompt {
+            name: "p".into(),
+            versions: (1..=3)
+                .map(|n| VersionEntry {
+                    id: format!("v{n}-000000{n}"),
+                    number: n,
+                    file: format!("v{n}.yaml"),
+                    hash: format!("{n}"),
+                })
+                .collect(),
+            labels: labels
+                .iter()
+                .map(|(l, t)| (l.to_string(), t.clone()))
+                .collect(),
+            audit: AuditHead::default(),
+        }
+    }
+
+    fn one(v: &str) -> Target {
+        Target::One(v.into())
+    }
+
+    #[test]
+    fn a_canary_splits_with_the_stable_version_and_a_promotion_replaces_it() {
+        let p = prompt(&[("production", one("v1"))]);
+        let plain = promotion(&p, "production", "v2", None).unwrap();
+        assert_eq!(plain.target, one("v2"));
+        assert_eq!(plain.stable.as_deref(), Some("v1"));
+        assert_eq!(plain.expect, Expect::Is(one("v1")));
+        let canary = promotion(&p, "production", "v2", Some(10)).unwrap();
+        assert_eq!(
+            canary.target,
+            Target::split(vec![("v2".into(), 10), ("v1".into(), 90)]).unwrap()
+        );
+        // Growing a canary keeps the stable side.
+        let p = prompt(&[("production", canary.target.clone())]);
+        let more = promotion(&p, "production", "v2", Some(50)).unwrap();
+        assert_eq!(more.stable.as_deref(), Some("v1"));
+        assert_eq!(more.target.weight_of("v2"), 50);
+        // Nothing to do, and nothing to share with.
+        let p = prompt(&[("production", one("v2"))]);
+        assert!(promotion(&p, "production", "v2", None).is_err());
+        for bad in [0, 100, 250] {
+            assert!(
+                promotion(&p, "production", "v3", Some(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        let e = promotion(&p, "canary", "v2", Some(10))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist yet"), "{e}");
+        let fresh = promotion(&p, "staging", "v2", None).unwrap();
+        assert_eq!((fresh.expect, fresh.stable), (Expect::Absent, None));
+    }
+
+    fn entry(seq: u64, from: Option<Target>, to: Option<Target>) -> Entry {
+        Entry {
+            seq,
+            ts: "2026-12-01T00:00:00Z".into(),
+            actor: "a".into(),
+            action: Action::LabelSet,
+            prompt: "p".into(),
+            label: Some("production".into()),
+            from,
+            to,
+            file: None,
+            version_hash: None,
+            reason: Some("r".into()),
+            gate_run: None,
+            report_digest: None,
+            skip_gate: false,
+            prev: GENESIS.into(),
+            hash: String::new(),
+            sig: None,
+        }
+    }
+
+    #[test]
+    fn a_rollback_returns_to_the_version_a_canary_started_from() {
+        let split = Target::split(vec![("v2".into(), 10), ("v1".into(), 90)]).unwrap();
+        let log = [
+            entry(1, None, Some(one("v1"))),
+            entry(2, Some(one("v1")), Some(split.clone())),
+            entry(3, Some(split.clone()), Some(one("v2"))),
+        ];
+        // From v2 (rolled out by the canary): back to v1, not to the split.
+        assert_eq!(rollback_target("p", "production", &log).unwrap(), one("v1"));
+        // From the canary itself: v1.
+        assert_eq!(
+            rollback_target("p", "production", &log[..2]).unwrap(),
+            one("v1")
+        );
+        // A label created by its only move has nowhere to go back to.
+        let e = rollback_target("p", "production", &log[..1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no previous target"), "{e}");
+        let e = rollback_target("p", "staging", &log)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no move of `p@staging`"), "{e}");
+    }
+}
