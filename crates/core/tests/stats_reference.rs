@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 
-use promptgate::stats::binary::{self, PairedCounts};
-use promptgate::stats::continuous::{self, WilcoxonMethod, ZeroMethod};
-use promptgate::stats::{self, bootstrap, budgets, power};
+use promptgate_core::stats::binary::{self, PairedCounts};
+use promptgate_core::stats::continuous::{self, WilcoxonMethod, ZeroMethod};
+use promptgate_core::stats::{self, bootstrap, budgets, power};
 
 fn reference() -> Value {
     serde_json::from_str(include_str!("data/stats_reference_values.json")).expect("reference JSON")

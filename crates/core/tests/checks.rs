@@ -6,9 +6,9 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use promptgate::artifact;
-use promptgate::checks::{self, Kind, Output};
-use promptgate::provider::{Completion, ToolCall};
+use promptgate_core::artifact;
+use promptgate_core::call::{Completion, ToolCall};
+use promptgate_core::checks::{self, Kind, Output};
 
 const VERSION: &str = r#"
 model: { provider: openai, name: m }
@@ -292,16 +292,16 @@ fn metric_thresholds_are_validated_in_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suite.yaml");
     std::fs::write(&path, "metrics:\n  quality: { threshold: 1.5 }\n").unwrap();
-    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    let e = promptgate_core::suite::load(&path).unwrap_err().to_string();
     assert!(
         e.contains("`metrics.quality.threshold` must be between 0 and 1"),
         "{e}"
     );
     std::fs::write(&path, "metrics:\n  quality: { treshold: 0.5 }\n").unwrap();
-    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    let e = promptgate_core::suite::load(&path).unwrap_err().to_string();
     assert!(e.contains("treshold") && e.contains("threshold"), "{e}");
     std::fs::write(&path, "metrics:\n  quality: { threshold: 0.5 }\n").unwrap();
-    let s = promptgate::suite::load(&path).unwrap();
+    let s = promptgate_core::suite::load(&path).unwrap();
     assert_eq!(s.suite.metrics["quality"].threshold, Some(0.5));
 }
 
@@ -356,7 +356,7 @@ fn every_check_type_rejects_foreign_options_and_wrong_types() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suite.yaml");
     std::fs::write(&path, &suite).unwrap();
-    let err = promptgate::suite::load(&path).unwrap_err();
+    let err = promptgate_core::suite::load(&path).unwrap_err();
     let text = err
         .to_string()
         .replace(&dir.path().display().to_string(), "[DIR]");
@@ -444,14 +444,14 @@ fn check_values_are_exact_at_their_bounds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("suite.yaml");
     std::fs::write(&path, "checks:\n  - contains: .inf\n").unwrap();
-    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    let e = promptgate_core::suite::load(&path).unwrap_err().to_string();
     assert!(e.contains("must be text"), "{e}");
     std::fs::write(
         &path,
         "checks:\n  - contains: a\n    id: x\n  - contains: b\n    id: x\n",
     )
     .unwrap();
-    let e = promptgate::suite::load(&path).unwrap_err().to_string();
+    let e = promptgate_core::suite::load(&path).unwrap_err().to_string();
     assert!(
         e.contains("the check id `x` is used twice") && e.contains("the first is at line 2"),
         "{e}"

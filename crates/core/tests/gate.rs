@@ -1,7 +1,7 @@
 //! The gate's decision: scenarios, the policy language, and calibration by simulation.
 
-use promptgate::gate::{self, Input, MetricData, Policy, Verdict};
-use promptgate::stats::power;
+use promptgate_core::gate::{self, Input, MetricData, Policy, Verdict};
+use promptgate_core::stats::power;
 use serde_json::json;
 
 fn metric(name: &str, candidate: Vec<f64>, baseline: Vec<f64>) -> MetricData {
@@ -131,7 +131,7 @@ fn continuous_metrics_use_the_t_interval_and_clusters_widen_it() {
         "{}",
         r.method
     );
-    let width = |i: &promptgate::stats::Interval| i.upper - i.lower;
+    let width = |i: &promptgate_core::stats::Interval| i.upper - i.lower;
     assert!(
         width(&r.interval) > width(&independent.metrics[0].interval),
         "clustering widens: {:?} vs {:?}",
@@ -903,7 +903,8 @@ mod pinned {
         // The bootstrap's non-inferiority p is the sign-flip test of d + δ.
         let r = decide(&policy("bootstrap"), &cc, &cb);
         let shifted: Vec<f64> = cc.iter().zip(&cb).map(|(c, b)| c - b + 0.05).collect();
-        let sf = promptgate::stats::continuous::sign_flip(&shifted, 20_000, gate::defaults::SEED);
+        let sf =
+            promptgate_core::stats::continuous::sign_flip(&shifted, 20_000, gate::defaults::SEED);
         assert_eq!(r.p_noninferiority, sf.p_greater);
     }
 
@@ -952,7 +953,7 @@ mod pinned {
 /// upper bound is below 0, over when the lower bound is above 0, and cannot tell between.
 #[test]
 fn the_cost_budget_decides_on_the_bounds_of_the_excess() {
-    use promptgate::stats::{mean, sd, t_ppf};
+    use promptgate_core::stats::{mean, sd, t_ppf};
     let (c, b) = table(380, 0, 0, 20);
     let policy =
         Policy::from_value(Some(&json!({"cost": {"max_increase": 0.1}})), "suite.yaml").unwrap();
@@ -991,7 +992,7 @@ fn the_cost_budget_decides_on_the_bounds_of_the_excess() {
 /// A floor on a continuous metric: the one-sided t bound at the metric's α, textbook form.
 #[test]
 fn a_continuous_floor_uses_the_one_sided_t_bound() {
-    use promptgate::stats::{mean, sd, t_ppf};
+    use promptgate_core::stats::{mean, sd, t_ppf};
     let n = 60;
     let cand: Vec<f64> = (0..n).map(|k| 0.80 + (k % 7) as f64 * 0.02).collect();
     let lower = mean(&cand) - t_ppf(0.95, n as f64 - 1.0) * sd(&cand) / (n as f64).sqrt();
