@@ -527,6 +527,22 @@ fn a_binary_metrics_design_effect_comes_from_its_groups() {
             .method
             .contains("40 groups, design effect")
     );
+    // The power note plans with what the interval uses: the design effect and t with G − 1
+    // degrees of freedom.
+    let r = &clumped.metrics[0];
+    let want = gate::power_note(
+        "pass",
+        r.n,
+        gate::PowerBasis::Discordance {
+            rate: r.discordant.unwrap() as f64 / r.n as f64,
+            deff,
+            df: Some(39.0),
+        },
+        &clumped.power[0].source,
+        0.05,
+        0.05,
+    );
+    assert_eq!(clumped.power[0], want);
 }
 
 #[test]
@@ -1069,4 +1085,58 @@ fn the_latency_budget_is_at_most_its_ratio() {
     let d = gate::decide(&policy(1.2), &i);
     assert_eq!(d.latency_verdict, Some(Verdict::Fail), "{:?}", d.reasons);
     assert_eq!(d.verdict, Verdict::Fail);
+}
+
+/// A floor on a pass/fail metric counts the passes (the Wilson bound of the pass rate), and
+/// only a floor or a budget that does not hold gives a reason.
+#[test]
+fn floors_count_passes_and_only_what_does_not_hold_gives_a_reason() {
+    let (c, b) = table(396, 0, 0, 4);
+    let floor = |f: f64| {
+        let policy = Policy::from_value(Some(&json!({"floors": {"pass": f}})), "s").unwrap();
+        gate::decide(&policy, &input(metric("pass", c.clone(), b.clone())))
+    };
+    let d = floor(0.95);
+    assert_eq!(
+        d.floors[0].verdict,
+        Verdict::Pass,
+        "99 % passes clear a 95 % floor"
+    );
+    assert!(
+        d.floors[0].lower_bound > 0.97,
+        "{}",
+        d.floors[0].lower_bound
+    );
+    assert!(
+        !d.reasons.iter().any(|r| r.contains("floor")),
+        "{:?}",
+        d.reasons
+    );
+    let d = floor(0.999);
+    assert_eq!(d.floors[0].verdict, Verdict::Fail);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("floor `pass`")),
+        "{:?}",
+        d.reasons
+    );
+    // The cost budget likewise: a reason only when it does not hold.
+    let policy = Policy::from_value(Some(&json!({"cost": {"max_increase": 0.1}})), "s").unwrap();
+    let base: Vec<f64> = (0..c.len()).map(|k| 1.0 + (k % 5) as f64 * 0.1).collect();
+    let mut i = input(metric("pass", c.clone(), b.clone()));
+    i.cost = Some((base.clone(), base.clone()));
+    let d = gate::decide(&policy, &i);
+    assert_eq!(d.cost_verdict, Some(Verdict::Pass));
+    assert!(
+        !d.reasons.iter().any(|r| r.starts_with("cost")),
+        "{:?}",
+        d.reasons
+    );
+    i.cost = Some((base.iter().map(|x| x * 2.0).collect(), base.clone()));
+    let d = gate::decide(&policy, &i);
+    assert_eq!(d.cost_verdict, Some(Verdict::Fail));
+    assert!(
+        d.reasons.iter().any(|r| r.starts_with("cost")),
+        "{:?}",
+        d.reasons
+    );
 }
