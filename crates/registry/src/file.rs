@@ -230,6 +230,39 @@ impl Store for FileStore {
         self.prompts.display().to_string()
     }
 
+    /// Every file of the prompt's folder: name, size, modification time (ns) and inode — the
+    /// inode matters, for file times are coarse (a few ms) and an atomic write within the same
+    /// tick and of the same size is still a new inode. An edited version file changes it too,
+    /// so that a reloader sees a prompt that stops loading.
+    fn change_stamp(&self, name: &str) -> String {
+        let mut out = Vec::new();
+        if let Ok(entries) = fs::read_dir(self.prompt_dir(name)) {
+            for e in entries.flatten() {
+                if let Ok(m) = e.metadata()
+                    && m.is_file()
+                {
+                    let t = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    #[cfg(unix)]
+                    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+                    #[cfg(not(unix))]
+                    let ino = 0;
+                    out.push(format!(
+                        "{}\t{}\t{t}\t{ino}",
+                        e.file_name().to_string_lossy(),
+                        m.len()
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out.join("\n")
+    }
+
     /// Every prompt with a registry, sorted by name.
     fn prompt_names(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();

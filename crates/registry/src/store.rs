@@ -55,6 +55,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// for the chain before it). `log.entries[..log.valid]` is the verified history.
     fn audit_from(&self, name: &str, from: usize) -> Result<Log>;
 
+    /// A token that changes whenever anything of prompt `name` changes — a registration, a
+    /// label move, an edited file — for reloaders that poll (`serve`). By default the head of
+    /// its audit log.
+    fn change_stamp(&self, name: &str) -> String {
+        self.prompt(name)
+            .map(|p| format!("{}:{}", p.audit.entries, p.audit.head))
+            .unwrap_or_default()
+    }
+
     /// The audit log with every signature verified (`check`, `log`).
     fn audit(&self, name: &str) -> Result<Log> {
         self.audit_from(name, 0)

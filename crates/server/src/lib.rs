@@ -176,7 +176,7 @@ pub struct App {
     tx: broadcast::Sender<Arc<Change>>,
     health: Mutex<Health>,
     /// Last fingerprint seen per prompt (valid or not), under which reloads are serialized.
-    seen: Mutex<HashMap<String, Fingerprint>>,
+    seen: Mutex<HashMap<String, String>>,
     shutdown: watch::Receiver<bool>,
     /// The most event streams open at once.
     max_streams: AtomicUsize,
@@ -260,7 +260,7 @@ impl App {
         let mut changed = false;
         let mut changes = Vec::new();
         for name in &names {
-            let fp = fingerprint(&repo.prompt_dir(name));
+            let fp = repo.store().change_stamp(name);
             if seen.get(name) == Some(&fp) {
                 continue;
             }
@@ -301,9 +301,8 @@ impl App {
                 .cloned()
                 .collect();
             for k in gone {
-                // A prompt folder that disappeared: keep serving it unless the source is gone
-                // for good (the registry file too).
-                if !repo.prompt_dir(&k).join(registry::REGISTRY_FILE).exists() {
+                // Not listed: keep serving it unless the store says it is gone for good.
+                if matches!(repo.prompt(&k), Err(e) if e.kind == ErrorKind::NotFound) {
                     next.remove(&k);
                     seen.remove(&k);
                     changed = true;
@@ -370,42 +369,6 @@ impl App {
         }
         let _ = self.tx.send(change);
     }
-}
-
-/// Every file of a prompt folder: name, size, modification time (ns), inode. The inode
-/// matters: file times are coarse (a few ms), and an atomic write within the same tick and of
-/// the same size is still a new inode.
-type Fingerprint = Vec<(String, u64, u128, u64)>;
-
-/// Every file of a prompt folder with its size and modification time.
-fn fingerprint(dir: &Path) -> Fingerprint {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if let Ok(m) = e.metadata()
-                && m.is_file()
-            {
-                let t = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                #[cfg(unix)]
-                let ino = std::os::unix::fs::MetadataExt::ino(&m);
-                #[cfg(not(unix))]
-                let ino = 0;
-                out.push((
-                    e.file_name().to_string_lossy().into_owned(),
-                    m.len(),
-                    t,
-                    ino,
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A JSON error response.
