@@ -462,20 +462,41 @@ pub struct SpanContext {
     pub operation: &'static str,
 }
 
+/// Where a plan's calls go: the provider and its response cache, the run's options, its
+/// folder and its manifest being written.
+pub struct Runner<'a> {
+    pub provider: Arc<dyn Provider>,
+    pub cache: Option<Cache>,
+    pub options: &'a Options,
+    pub run: &'a RunDir,
+    pub manifest: &'a store::PendingWrite,
+}
+
+/// Who follows a run: its progress, and Ctrl-C.
+pub struct Watch {
+    pub observer: Arc<dyn Observer>,
+    pub interrupt: Arc<Interrupt>,
+}
+
 /// Execute a plan into a run folder, skipping calls already recorded there (resume).
 /// Returns every record of the run (old and new) and whether it was interrupted.
-#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     plan: &Plan,
-    provider: Arc<dyn Provider>,
-    cache: Option<Cache>,
+    runner: Runner<'_>,
     prefetched: Option<Prefetched>,
-    opts: &Options,
-    run: &RunDir,
-    manifest: &store::PendingWrite,
-    observer: Arc<dyn Observer>,
-    interrupt: Arc<Interrupt>,
+    watch: Watch,
 ) -> Result<(Vec<Record>, bool)> {
+    let Runner {
+        provider,
+        cache,
+        options: opts,
+        run,
+        manifest,
+    } = runner;
+    let Watch {
+        observer,
+        interrupt,
+    } = watch;
     let previous = run.records()?;
     let done: HashSet<(String, u32)> = previous
         .iter()

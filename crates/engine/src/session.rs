@@ -20,7 +20,8 @@ use promptgate_registry::{Ref, Repo};
 
 use super::store::{Manifest, PendingWrite, ProviderInfo, Record, RunDir};
 use super::{
-    CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Summary, execute, plan, plancache,
+    CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Runner, Summary, Watch, execute,
+    plan, plancache,
 };
 use promptgate_core::dataset::DatasetInfo;
 
@@ -592,16 +593,21 @@ pub async fn execute_cases(
     interrupt: Arc<Interrupt>,
 ) -> Result<(Vec<Record>, bool)> {
     let subset = only.map(|o| restricted(&prepared.plan, o));
+    let runner = Runner {
+        provider: prepared.provider.clone(),
+        cache: prepared.cache.clone(),
+        options: &prepared.options,
+        run: &prepared.run,
+        manifest: &prepared.manifest_write,
+    };
     let out = execute(
         subset.as_ref().unwrap_or(&prepared.plan),
-        prepared.provider.clone(),
-        prepared.cache.clone(),
+        runner,
         prepared.prefetched.lock().ok().and_then(|mut p| p.take()),
-        &prepared.options,
-        &prepared.run,
-        &prepared.manifest_write,
-        observer,
-        interrupt,
+        Watch {
+            observer,
+            interrupt,
+        },
     )
     .await;
     if out.is_err() {

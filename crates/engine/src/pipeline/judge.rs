@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
-use crate::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
+use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
 use promptgate_core::artifact::Artifact;
 use promptgate_core::checks::score::Scored;
 use promptgate_core::checks::{Check, CheckResult, Kind};
@@ -275,18 +275,19 @@ async fn ask<T>(
                 .collect(),
             case_data: vec![],
         };
-        let (recs, interrupted) = execute(
-            &plan,
-            judge.provider.clone(),
-            judge.cache.clone(),
-            None,
-            &judge.options,
-            dir,
-            &Default::default(),
-            observer.clone(),
-            interrupt.clone(),
-        )
-        .await?;
+        let manifest = Default::default();
+        let runner = Runner {
+            provider: judge.provider.clone(),
+            cache: judge.cache.clone(),
+            options: &judge.options,
+            run: dir,
+            manifest: &manifest,
+        };
+        let watch = Watch {
+            observer: observer.clone(),
+            interrupt: interrupt.clone(),
+        };
+        let (recs, interrupted) = execute(&plan, runner, None, watch).await?;
         for rec in recs.iter().filter(|r| r.sample == attempt) {
             if out.contains_key(&rec.case_id) {
                 continue;

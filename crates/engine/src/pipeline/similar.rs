@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::judge::Verdict;
 use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
-use crate::{Interrupt, Observer, Options, Plan, PlannedCall, execute};
+use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
 use promptgate_core::checks::{Check, CheckResult, Kind};
 use promptgate_core::config::defaults;
 use promptgate_core::error::{Error, Result};
@@ -171,18 +171,19 @@ pub async fn run(
         calls: calls.into_values().collect(),
         case_data: vec![],
     };
-    let (recs, _) = execute(
-        &plan,
-        embedder.provider.clone(),
-        embedder.cache.clone(),
-        None,
-        &embedder.options,
-        &dir,
-        &Default::default(),
+    let manifest = Default::default();
+    let runner = Runner {
+        provider: embedder.provider.clone(),
+        cache: embedder.cache.clone(),
+        options: &embedder.options,
+        run: &dir,
+        manifest: &manifest,
+    };
+    let watch = Watch {
         observer,
         interrupt,
-    )
-    .await?;
+    };
+    let (recs, _) = execute(&plan, runner, None, watch).await?;
     let mut vectors: HashMap<String, std::result::Result<Vec<f64>, String>> = HashMap::new();
     for r in recs {
         let v = match (&r.output, &r.error) {
