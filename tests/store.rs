@@ -214,6 +214,11 @@ fn a_label_move_is_compare_and_swap_with_one_winner() {
         let e = set(&*store, "p", "production", &v2, Expect::Absent).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Conflict, "{name}");
         assert!(e.to_string().contains(&v1), "{name}: {e}");
+        assert_eq!(
+            e.current,
+            Some(Some(v1.clone())),
+            "{name}: the conflict carries the target"
+        );
 
         // Sixteen movers expecting v1: exactly one wins, fifteen are told it moved.
         let racers = 16;

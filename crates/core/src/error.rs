@@ -178,6 +178,9 @@ impl fmt::Display for Diagnostic {
 pub struct Error {
     pub kind: ErrorKind,
     pub diagnostics: Vec<Diagnostic>,
+    /// For a [`ErrorKind::Conflict`]: what the label points at now (`None`: it does not
+    /// exist), so that a caller — `serve`'s 412, a retry — need not read it again.
+    pub current: Option<Option<String>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -187,6 +190,7 @@ impl Error {
         Error {
             kind,
             diagnostics: vec![diagnostic],
+            current: None,
         }
     }
 
@@ -200,12 +204,20 @@ impl Error {
         Error::new(ErrorKind::NotFound, Diagnostic::error(message))
     }
 
-    pub fn conflict(diagnostic: Diagnostic) -> Error {
-        Error::new(ErrorKind::Conflict, diagnostic)
+    /// A lost compare-and-swap; `current` is what the label points at now (`None`: nothing).
+    pub fn conflict(diagnostic: Diagnostic, current: Option<String>) -> Error {
+        Error {
+            current: Some(current),
+            ..Error::new(ErrorKind::Conflict, diagnostic)
+        }
     }
 
     pub fn many(kind: ErrorKind, diagnostics: Vec<Diagnostic>) -> Error {
-        Error { kind, diagnostics }
+        Error {
+            kind,
+            diagnostics,
+            current: None,
+        }
     }
 
     /// An I/O error that names its path. A missing or unreadable file is the user's to fix

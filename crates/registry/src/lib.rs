@@ -690,7 +690,7 @@ pub(crate) fn conflict(
         Some(c) => format!("someone moved it first; review, then retry with `--expect {c}`"),
         None => "the label does not exist yet; create it with `--expect none`".to_string(),
     });
-    Error::conflict(d)
+    Error::conflict(d, current.map(|t| t.to_string()))
 }
 
 /// Apply one audit entry to a registry's versions and labels.

@@ -740,6 +740,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = &self.0;
+        let mut extra = json!({ "details": http(e.to_string()) });
+        // A lost compare-and-swap says what the label points at now (as the store saw it).
+        if let Some(current) = &e.current {
+            extra["current"] = json!(current.as_deref().unwrap_or("none"));
+        }
         error(
             self.status(),
             http(
@@ -748,7 +753,7 @@ impl IntoResponse for ApiError {
                     .map(|d| d.message.clone())
                     .unwrap_or_default(),
             ),
-            json!({ "details": http(e.to_string()) }),
+            extra,
         )
     }
 }
@@ -812,25 +817,14 @@ async fn put_label(
     let app2 = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         let r = repo.move_label(&mv);
-        match &r {
-            Ok(_) => {
-                app2.reload(Some(&mv.prompt), true);
-                (r, None)
-            }
-            // What the label points at now, from disk (the snapshot may not have caught up).
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                let current = repo
-                    .prompt(&mv.prompt)
-                    .ok()
-                    .and_then(|p| p.labels.get(&mv.label).cloned());
-                (r, Some(current))
-            }
-            Err(_) => (r, None),
+        if r.is_ok() {
+            app2.reload(Some(&mv.prompt), true);
         }
+        r
     })
     .await;
     match result {
-        Ok((Ok(entry), _)) => {
+        Ok(Ok(entry)) => {
             eprintln!(
                 "promptgate serve: {}@{} {} → {} by {}",
                 name,
@@ -841,20 +835,7 @@ async fn put_label(
             );
             Json(entry).into_response()
         }
-        Ok((Err(e), Some(current))) => error(
-            StatusCode::PRECONDITION_FAILED,
-            http(
-                e.diagnostics
-                    .first()
-                    .map(|d| d.message.clone())
-                    .unwrap_or_default(),
-            ),
-            json!({
-                "current": registry::target::show(current.as_ref(), "none"),
-                "details": http(e.to_string()),
-            }),
-        ),
-        Ok((Err(e), None)) => ApiError(e).into_response(),
+        Ok(Err(e)) => ApiError(e).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the label move did not finish: {e}"),
