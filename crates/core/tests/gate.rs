@@ -1140,3 +1140,53 @@ fn floors_count_passes_and_only_what_does_not_hold_gives_a_reason() {
         d.reasons
     );
 }
+
+/// Each verdict's reason says what happened: no cases, an interval that straddles the margin,
+/// a candidate worse within the margin or better.
+#[test]
+fn reasons_say_what_the_interval_says() {
+    let reason = |c: Vec<f64>, b: Vec<f64>| {
+        let d = gate::decide(&Policy::default(), &input(metric("pass", c, b)));
+        d.metrics[0].reason.clone()
+    };
+    assert!(reason(vec![], vec![]).contains("no paired cases"));
+    let (c, b) = table(30, 2, 2, 6);
+    let r = reason(c, b);
+    assert!(r.contains("cannot tell — candidate is between"), "{r}");
+    let (c, b) = table(390, 0, 0, 10);
+    let r = reason(c, b);
+    assert!(r.contains("at most") && r.contains("points worse"), "{r}");
+    let (c, b) = table(300, 90, 0, 10);
+    let r = reason(c, b);
+    assert!(r.contains("at least") && r.contains("points better"), "{r}");
+}
+
+/// A continuous metric whose differences are all equal: at `min_cases` cases that is a
+/// finding (PASS when within the margin), below it a coincidence; with groups, p(NI) is 0 or 1
+/// by which side of the margin the difference lies.
+#[test]
+fn a_zero_spread_at_min_cases_is_a_finding_and_its_p_is_exact() {
+    let policy = Policy::from_value(Some(&json!({"min_cases": 30})), "s").unwrap();
+    let at = gate::decide(
+        &policy,
+        &input(metric("pass", vec![0.5; 30], vec![0.5; 30])),
+    );
+    let r = &at.metrics[0];
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+    let below = gate::decide(
+        &policy,
+        &input(metric("pass", vec![0.5; 29], vec![0.5; 29])),
+    );
+    assert_eq!(below.metrics[0].verdict, Verdict::Inconclusive);
+    // 25 groups, every difference the same.
+    let grouped = |delta: f64| {
+        let n = 50;
+        let mut m = metric("pass", vec![0.5 + delta; n], vec![0.5; n]);
+        m.groups = (0..n).map(|i| format!("g{}", i / 2)).collect();
+        gate::decide(&Policy::default(), &input(m)).metrics[0].clone()
+    };
+    let same = grouped(0.0);
+    assert_eq!(same.p_noninferiority, 0.0, "{same:?}");
+    let worse = grouped(-0.2);
+    assert_eq!(worse.p_noninferiority, 1.0, "{worse:?}");
+}
