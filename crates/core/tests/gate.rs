@@ -833,6 +833,21 @@ mod pinned {
         );
         assert_eq!(r.groups, Some(25));
         assert!(r.method.contains("clustered SE (25 groups)"));
+        // Where p(NI) is neither 0 nor 1: the candidate shifted down, the margin one SE above
+        // its mean difference (t = 1). The shift moves no deviation, so the SE is the same.
+        let shifted: Vec<f64> = c.iter().map(|x| x - 0.05).collect();
+        let margin = -(mean - 0.05) + se;
+        let mut m = metric("q", shifted, b.clone());
+        m.groups = groups.clone();
+        let policy =
+            Policy::from_value(Some(&json!({"metrics": {"q": {"margin": margin}}})), "s").unwrap();
+        let r = gate::decide(&policy, &input(m)).metrics[0].clone();
+        let p = 1.0 - t.cdf(1.0);
+        assert!(
+            (r.p_noninferiority - p).abs() < 1e-9,
+            "{} vs {p}",
+            r.p_noninferiority
+        );
         // Every case in a group of its own is no clustering at all.
         let mut alone = metric("q", c, b);
         alone.groups = (0..n).map(|i| format!("g{i}")).collect();
