@@ -535,6 +535,14 @@ mod tests {
         }
     }
 
+    fn ids_of(run: &RunDir) -> Vec<String> {
+        run.records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.case_id)
+            .collect()
+    }
+
     /// Only a torn last line is dropped; a bad line inside the file is an error at its line;
     /// the repair before appending leaves whole lines only.
     #[test]
@@ -547,12 +555,7 @@ mod tests {
         let torn = &line("c")[..20];
 
         fs::write(&path, format!("{whole}{torn}")).unwrap();
-        let ids: Vec<String> = run
-            .records()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.case_id)
-            .collect();
+        let ids = ids_of(&run);
         assert_eq!(ids, ["a", "b"]);
 
         // The same bytes with their newline are not torn: damaged, and said so.
@@ -570,12 +573,7 @@ mod tests {
         let (mut results, _) = run.appenders().unwrap();
         results.write_all(line("d").as_bytes()).unwrap();
         drop(results);
-        let ids: Vec<String> = run
-            .records()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.case_id)
-            .collect();
+        let ids = ids_of(&run);
         assert_eq!(ids, ["a", "b", "d"]);
         assert!(
             fsutil::stale_temps(&run.path).is_empty(),
