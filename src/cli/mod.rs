@@ -692,7 +692,7 @@ fn check(repo: &Repo) -> Result<Outcome> {
         "checked {} prompt(s), {} version(s), {} audit entries: {errors} error(s), {warnings} warning(s)",
         report.prompts, report.versions, report.audit_entries
     );
-    if !repo.trust.is_signed() && report.audit_entries > 0 {
+    if !repo.trust().is_signed() && report.audit_entries > 0 {
         eprintln!(
             "note: the audit logs are unsigned: their chains detect accidents, not forgery (list trusted keys under `audit.keys`; see `promptgate keygen`)"
         );

@@ -78,7 +78,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         let mut rolled = registry.into_prompt(name).0;
         let audit_path = dir.join(AUDIT_FILE);
         if let Ok(text) = fs::read_to_string(&audit_path) {
-            let log = audit::parse_with(&audit_path, &text, &repo.trust);
+            let log = audit::parse_with(&audit_path, &text, repo.trust());
             let before = rolled.audit.entries;
             crate::file::roll_forward(&mut rolled, &log.entries[..log.valid]);
             if rolled.audit.entries > before {
@@ -182,7 +182,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
             return;
         }
     };
-    let log = audit::parse_with(&audit_path, &text, &repo.trust);
+    let log = audit::parse_with(&audit_path, &text, repo.trust());
     report.audit_entries += log.entries.len();
     let chain_ok = log.problems.is_empty();
     out.extend(log.problems);

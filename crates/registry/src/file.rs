@@ -108,6 +108,11 @@ impl FileStore {
         }
     }
 
+    /// The keys its audit logs are verified with.
+    pub fn trust(&self) -> &signing::Trust {
+        &self.trust
+    }
+
     /// The folder of prompt `name`.
     pub fn prompt_dir(&self, name: &str) -> PathBuf {
         self.prompts.join(name)
@@ -525,7 +530,7 @@ impl Store for FileStore {
             let v = prompt
                 .version(id)
                 .cloned()
-                .ok_or_else(|| Error::usage(format!("`{}` has no version `{id}`", m.prompt)))?;
+                .ok_or_else(|| Error::not_found(format!("`{}` has no version `{id}`", m.prompt)))?;
             Store::load_version(self, &prompt, &v)?;
         }
         let current = prompt.labels.get(&m.label).cloned();

@@ -459,8 +459,6 @@ pub struct Registered {
 pub struct Repo {
     pub root: PathBuf,
     pub config: Config,
-    /// The audit log's trusted signing keys (from `audit:` in the configuration).
-    pub trust: signing::Trust,
     files: Arc<FileStore>,
 }
 
@@ -486,12 +484,11 @@ impl Repo {
             root.join(config.prompts_dir()),
             root.join(config::defaults::STATE_DIR).join("locks"),
             config.prompts_dir(),
-            trust.clone(),
+            trust,
         ));
         Ok(Repo {
             root: root.to_path_buf(),
             config,
-            trust,
             files,
         })
     }
@@ -524,6 +521,11 @@ impl Repo {
     /// The suite of prompt `name` (`prompts/<name>/suite.yaml`, in Git beside its versions).
     pub fn suite_path(&self, name: &str) -> PathBuf {
         self.prompt_dir(name).join(SUITE_FILE)
+    }
+
+    /// The audit log's trusted signing keys (from `audit:` in the configuration).
+    pub fn trust(&self) -> &signing::Trust {
+        self.files.trust()
     }
 
     /// Where versions, labels and the audit log are kept.
@@ -638,17 +640,15 @@ impl Repo {
     /// Read a version's text into what registration needs: parsed, validated, checked against
     /// the providers.
     fn parse_version(&self, src: &Path, text: String) -> Result<Parsed> {
-        let mut l = artifact::load(src, &text).map_err(|ds| Error::many(ErrorKind::Usage, ds))?;
+        let mut parsed = NewVersion::parse(src, text).content?;
+        let text = String::from_utf8_lossy(&parsed.bytes);
         let (errors, warnings) =
-            artifact::check_provider(&l.artifact, src, &text, &self.config.providers);
+            artifact::check_provider(&parsed.loaded.artifact, src, &text, &self.config.providers);
         if !errors.is_empty() {
             return Err(Error::many(ErrorKind::Usage, errors));
         }
-        l.warnings.extend(warnings);
-        Ok(Parsed {
-            bytes: text.into_bytes(),
-            loaded: l,
-        })
+        parsed.loaded.warnings.extend(warnings);
+        Ok(parsed)
     }
 }
 
