@@ -116,7 +116,10 @@ pub const IDENTITY_FIELDS: [&str; 3] = ["prompt", "provider", "version_id"];
 /// (`docs/formats.md`) of the request's serde serialization without its
 /// [`IDENTITY_FIELDS`] — every other field, including any added later, is part of it.
 pub fn request_hash(req: &Request) -> String {
-    let mut v = serde_json::to_value(req).unwrap_or(serde_json::Value::Null);
+    let Ok(mut v) = serde_json::to_value(req) else {
+        // Unreachable for these types (string keys, JSON values); never one hash for all.
+        return canonical::sha256_hex(format!("{req:?}").as_bytes());
+    };
     if let serde_json::Value::Object(m) = &mut v {
         for f in IDENTITY_FIELDS {
             m.remove(f);
