@@ -720,12 +720,6 @@ fn http(text: String) -> String {
 /// HTTP, never a server path.
 pub struct ApiError(pub Error);
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> ApiError {
-        ApiError(e)
-    }
-}
-
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self.0.kind {

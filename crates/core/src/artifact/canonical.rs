@@ -53,7 +53,7 @@ pub fn content_hash(value: &Value) -> Result<String, String> {
 }
 
 /// Append the canonical form of `value` to `out`.
-pub fn write_value(out: &mut String, value: &Value) -> Result<(), String> {
+fn write_value(out: &mut String, value: &Value) -> Result<(), String> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -117,7 +117,7 @@ fn write_number(out: &mut String, n: &serde_json::Number) -> Result<(), String> 
 }
 
 /// Append `s` as a canonical JSON string.
-pub fn write_string(out: &mut String, s: &str) {
+fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
