@@ -155,7 +155,6 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
     let plan = promotion(&prompt, &args.label, &candidate.id, args.canary)?;
-    let (current, stable) = (plan.current.clone(), plan.stable.clone());
     let mv = |reason: String, gate_run, digest, skip_gate| LabelMove {
         prompt: prompt.name.clone(),
         label: args.label.clone(),
@@ -186,7 +185,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
-    let Some(baseline) = stable else {
+    let Some(baseline) = plan.stable.clone() else {
         return Err(Error::usage(format!(
             "label `{}` of `{}` does not exist yet: there is nothing to gate against",
             args.label, prompt.name
@@ -208,7 +207,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         return Ok(Outcome::Interrupted);
     };
     let verdict = outcome.report.decision.verdict;
-    let was = target::show(current.as_ref(), "(new)");
+    let was = target::show(plan.current.as_ref(), "(new)");
     if !admits(verdict, &outcome.policy) {
         eprintln!(
             "not promoted: the gate decided {}; `{}@{}` still points at `{was}`",
