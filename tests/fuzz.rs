@@ -73,66 +73,54 @@ const DICTIONARY: &[&str] = &[
     "\u{feff}",
 ];
 
-struct Rng(u64);
+/// Seeded, so that a failure can be run again (`PROMPTGATE_FUZZ_SEED`).
+type Rng = fastrand::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
+/// A number below `n` (0 for an empty range).
+fn below(rng: &mut Rng, n: usize) -> usize {
+    if n == 0 { 0 } else { rng.usize(..n) }
 }
 
 /// One mutation of `input`, with `others` (the corpus) to splice from.
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, others: &[Vec<u8>]) {
-    let at = rng.below(input.len() + 1);
-    match rng.below(8) {
+    let at = below(rng, input.len() + 1);
+    match below(rng, 8) {
         0 if !input.is_empty() => {
-            let i = rng.below(input.len());
-            input[i] ^= 1 << rng.below(8);
+            let i = below(rng, input.len());
+            input[i] ^= 1 << below(rng, 8);
         }
-        1 => input.insert(at, rng.next() as u8),
+        1 => input.insert(at, rng.u8(..)),
         2 => {
-            let token = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
+            let token = DICTIONARY[below(rng, DICTIONARY.len())].as_bytes();
             input.splice(at..at, token.iter().copied());
         }
         3 if !input.is_empty() => {
-            let end = (at + 1 + rng.below(64)).min(input.len());
+            let end = (at + 1 + below(rng, 64)).min(input.len());
             let start = at.min(end);
             input.drain(start..end);
         }
         4 if !input.is_empty() => {
-            let start = rng.below(input.len());
-            let end = (start + 1 + rng.below(256)).min(input.len());
+            let start = below(rng, input.len());
+            let end = (start + 1 + below(rng, 256)).min(input.len());
             let chunk: Vec<u8> = input[start..end].to_vec();
-            let times = 1 + rng.below(4);
+            let times = 1 + below(rng, 4);
             for _ in 0..times {
                 input.splice(at..at, chunk.iter().copied());
             }
         }
         5 => {
-            let other = &others[rng.below(others.len())];
+            let other = &others[below(rng, others.len())];
             if !other.is_empty() {
-                let start = rng.below(other.len());
-                let end = (start + 1 + rng.below(512)).min(other.len());
+                let start = below(rng, other.len());
+                let end = (start + 1 + below(rng, 512)).min(other.len());
                 input.splice(at..at, other[start..end].iter().copied());
             }
         }
         6 => input.truncate(at),
         _ => {
             // Deepen: wrap a stretch in brackets or indent it.
-            let open = ["[", "{a: ", "- ", "  "][rng.below(4)];
-            input.splice(at..at, open.repeat(1 + rng.below(40)).into_bytes());
+            let open = ["[", "{a: ", "- ", "  "][below(rng, 4)];
+            input.splice(at..at, open.repeat(1 + below(rng, 40)).into_bytes());
         }
     }
 }
@@ -164,10 +152,11 @@ fn fuzz(target: &str, parse: impl Fn(&[u8])) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_261_201);
-    let mut rng = Rng(seed
-        ^ target
+    let mut rng = Rng::with_seed(
+        seed ^ target
             .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)));
+            .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)),
+    );
     let n = inputs();
     let (mut slowest, mut slowest_len) = (Duration::ZERO, 0);
     // The corpus itself first, then mutants of it.
@@ -175,8 +164,8 @@ fn fuzz(target: &str, parse: impl Fn(&[u8])) {
         let input = if i < corpus.len() {
             corpus[i].clone()
         } else {
-            let mut input = corpus[rng.below(corpus.len())].clone();
-            for _ in 0..1 + rng.below(8) {
+            let mut input = corpus[below(&mut rng, corpus.len())].clone();
+            for _ in 0..1 + below(&mut rng, 8) {
                 mutate(&mut rng, &mut input, &corpus);
             }
             input
