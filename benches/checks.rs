@@ -2,14 +2,13 @@
 //! json_schema, edit_similarity), scored in parallel in chunks of 10,000 outputs so memory stays
 //! flat (`cargo bench --bench checks`).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
 use promptgate::artifact;
 use promptgate::checks::{self, score};
 use promptgate::provider::Completion;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 const VERSION: &str = r#"
 model: { provider: openai, name: m }
@@ -45,8 +44,7 @@ fn main() {
         .collect();
     let total = 1_000_000usize;
     let chunk = 10_000usize;
-    let mut contexts: HashMap<String, Map<String, Value>> = HashMap::new();
-    contexts.insert("c".into(), Map::new());
+    let contexts = score::Contexts::default();
     let completions: Vec<Completion> = (0..chunk)
         .map(|i| Completion {
             content: format!(

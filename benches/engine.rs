@@ -21,6 +21,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
 const CASES: usize = 10_000;
 
 fn repo(dir: &Path, server: &Server, concurrency: usize) {
+    repo_with(dir, server, concurrency, CASES, "datasets: [data.jsonl]\n")
+}
+
+fn repo_with(dir: &Path, server: &Server, concurrency: usize, cases: usize, suite: &str) {
     std::fs::write(
         dir.join("promptgate.yaml"),
         format!("version: 1\nproviders:\n  stub: {{ kind: openai, base_url: {}, concurrency: {concurrency}, max_retries: 0 }}\n", server.base_url()),
@@ -33,8 +37,8 @@ fn repo(dir: &Path, server: &Server, concurrency: usize) {
         "model: { provider: stub, name: stub-model, temperature: 0 }\nvariables: { question: {} }\nmessages:\n  - { role: system, content: Answer in one sentence. }\n  - { role: user, content: \"{{ question }}\" }\n",
     )
     .unwrap();
-    std::fs::write(p.join("suite.yaml"), "datasets: [data.jsonl]\n").unwrap();
-    let rows: String = (0..CASES)
+    std::fs::write(p.join("suite.yaml"), suite).unwrap();
+    let rows: String = (0..cases)
         .map(|i| format!("{{\"id\":\"c{i}\",\"question\":\"What is the status of order {i}?\"}}\n"))
         .collect();
     std::fs::write(dir.join("data.jsonl"), rows).unwrap();
@@ -48,15 +52,24 @@ fn repo(dir: &Path, server: &Server, concurrency: usize) {
 }
 
 /// Run `promptgate eval` and return (wall time, peak RSS in MiB, summary).
+fn eval(dir: &Path, extra: &[&str]) -> (Duration, f64, serde_json::Value) {
+    let (wall, rss, summary) = measure(
+        dir,
+        &[&["eval", "p@v1", "--json", "--quiet"], extra].concat(),
+    );
+    assert_eq!(summary["ok"], CASES as u64, "{summary}");
+    (wall, rss, summary)
+}
+
+/// Run `promptgate <args>` and return (wall time, peak RSS in MiB, its JSON on stdout).
 // The child is reaped with `wait4` (for its peak RSS), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn eval(dir: &Path, extra: &[&str]) -> (Duration, f64, serde_json::Value) {
+fn measure(dir: &Path, args: &[&str]) -> (Duration, f64, serde_json::Value) {
     let t = Instant::now();
     let child = Command::new(BIN)
         .arg("-C")
         .arg(dir)
-        .args(["eval", "p@v1", "--json", "--quiet"])
-        .args(extra)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -73,13 +86,29 @@ fn eval(dir: &Path, extra: &[&str]) -> (Duration, f64, serde_json::Value) {
     let rss_mib = usage.ru_maxrss as f64 / 1024.0; // Linux reports KiB
     let summary: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("no summary: {text}"));
-    assert_eq!(summary["ok"], CASES as u64, "{summary}");
     (wall, rss_mib, summary)
 }
 
 fn main() {
     // `cargo bench --bench engine -- --fast-only` skips the 50 ms throughput run.
     let fast_only = std::env::args().any(|a| a == "--fast-only");
+    // `cargo bench --bench engine -- --memory` measures peak memory at 100k and 1M cases.
+    if std::env::args().any(|a| a == "--memory") {
+        return memory();
+    }
+    // `cargo bench --bench engine -- --stub` only runs the zero-latency stub and prints its
+    // address, to profile a run by hand (`heaptrack promptgate -C DIR eval …`).
+    if std::env::args().any(|a| a == "--stub") {
+        let stub = Server::start(stub::Config {
+            record: false,
+            ..stub::Config::default()
+        })
+        .unwrap();
+        println!("{}", stub.base_url());
+        loop {
+            std::thread::park();
+        }
+    }
     if !fast_only {
         throughput();
     }
@@ -152,4 +181,67 @@ fn zero_latency() {
     if let (Some(dir), Some(_)) = (kept, std::env::var_os("PROMPTGATE_BENCH_KEEP")) {
         println!("kept the repository: {}", dir.keep().display());
     }
+}
+
+/// Peak RSS of an eval over 100,000 and 1,000,000 cases and of a gate over 2 × 100,000, against
+/// the zero-latency stub. The bounds (issue 16): 150 MB, 300 MB and 300 MB.
+fn memory() {
+    const SUITE: &str = "datasets: [data.jsonl]\nchecks:\n  - max_words: 60\n";
+    let fast = Server::start(stub::Config {
+        record: false,
+        ..stub::Config::default()
+    })
+    .unwrap();
+    let mb = |mib: f64| mib * 1.048_576;
+    for cases in [100_000, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        repo_with(dir.path(), &fast, 64, cases, SUITE);
+        let (t, rss, s) = measure(dir.path(), &["eval", "p@v1", "--json", "--quiet"]);
+        assert_eq!(s["ok"], cases as u64, "{s}");
+        println!(
+            "eval over {cases} cases: {:.1} s, peak RSS {:.0} MB",
+            t.as_secs_f64(),
+            mb(rss)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    repo_with(dir.path(), &fast, 64, 100_000, SUITE);
+    let p = dir.path().join("prompts/p");
+    std::fs::write(
+        p.join("v2.yaml"),
+        "model: { provider: stub, name: stub-model, temperature: 0 }\nvariables: { question: {} }\nmessages:\n  - { role: system, content: Answer in one short sentence. }\n  - { role: user, content: \"{{ question }}\" }\n",
+    )
+    .unwrap();
+    for args in [
+        &["add", "p"][..],
+        &[
+            "label",
+            "set",
+            "p",
+            "production",
+            "v1",
+            "--expect",
+            "none",
+            "-m",
+            "bench",
+        ],
+    ] {
+        let ok = Command::new(BIN)
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{args:?}: {ok:?}");
+    }
+    let (t, rss, s) = measure(
+        dir.path(),
+        &["gate", "p", "--candidate", "v2", "--json", "--quiet"],
+    );
+    println!(
+        "gate over 2 × 100000 cases: {:.1} s, peak RSS {:.0} MB, verdict {}",
+        t.as_secs_f64(),
+        mb(rss),
+        s["verdict"]
+    );
 }

@@ -19,6 +19,15 @@ pub fn read_to_string(path: &Path) -> Result<String> {
 /// any other program's would: `registry.yaml` stays readable by a `serve` running as another
 /// user); a replaced file keeps its mode.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(contents))
+}
+
+/// [`write_atomic`] for contents written piece by piece through a buffer, never whole in
+/// memory (a run's `checks.jsonl`).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -27,10 +36,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (tmp_path, mut tmp) = create_temp(dir, &name)?;
+    let (tmp_path, tmp) = create_temp(dir, &name)?;
     let written = (|| -> Result<()> {
-        tmp.write_all(contents)
-            .map_err(|e| Error::io(&tmp_path, "write", e))?;
+        let mut buf = std::io::BufWriter::with_capacity(1 << 16, tmp);
+        write(&mut buf).map_err(|e| Error::io(&tmp_path, "write", e))?;
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| Error::io(&tmp_path, "write", e.into_error()))?;
         if let Ok(meta) = fs::metadata(path) {
             fs::set_permissions(&tmp_path, meta.permissions())
                 .map_err(|e| Error::io(&tmp_path, "set the permissions of", e))?;

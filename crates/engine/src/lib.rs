@@ -44,15 +44,16 @@ pub struct PlannedCall {
     pub case_id: String,
     pub line: usize,
     pub sample: u32,
-    /// `None` in a plan read from the plan cache, which is only used when every answer is
-    /// already in the response cache (nothing is sent).
-    pub request: Option<Arc<Request>>,
+    /// Which of the plan's [`Requests`] it sends (repeats of a case send the same one).
+    pub row: usize,
     pub request_hash: Arc<str>,
     /// Rough token estimate (characters / 4 + max_tokens), for tokens-per-minute limits.
     pub est_tokens: u64,
 }
 
-/// A run, planned: every case rendered, every call listed.
+/// A run, planned: every case rendered (and checked), every call listed with its request's
+/// hash. A plan holds no request: each is rendered again when it is sent, so memory does not
+/// grow with the prompt's length (holding them cost 0.9 KB a call for a two-line prompt).
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub prompt: String,
@@ -61,30 +62,169 @@ pub struct Plan {
     pub cases: usize,
     pub repeats: u32,
     pub calls: Vec<PlannedCall>,
-    /// The cases themselves (variables, expectations), for whatever scores the outputs.
-    pub case_data: Vec<dataset::Case>,
+    pub requests: Requests,
+    /// The cases themselves (variables, expectations), for the requests and whatever scores
+    /// the outputs.
+    pub case_data: Arc<Vec<dataset::Case>>,
 }
 
-/// Render every case of every dataset (all problems reported at once, with file:line). The
-/// version's templates are compiled once and the cases rendered in parallel.
+/// Where a plan's requests come from when they are sent.
+#[derive(Debug, Clone)]
+pub enum Requests {
+    /// Rendered from the version's templates and row `row` of the plan's cases.
+    Rendered(Arc<Rendering>),
+    /// Given whole, one a row (a judge's questions, texts to embed).
+    Given(Arc<[Arc<Request>]>),
+}
+
+/// What rendering a plan's rows needs besides its cases.
+#[derive(Debug)]
+pub struct Rendering {
+    pub artifact: Arc<Artifact>,
+    /// Whether row `i` came from a textual dataset (CSV), whose cells are typed by the
+    /// version's variable declarations.
+    pub textual: Vec<bool>,
+    pub model_override: Option<String>,
+}
+
+impl Plan {
+    /// A plan that sends the given requests: call `i` sends `requests[i]`.
+    pub fn given(
+        prompt: &str,
+        version_id: &str,
+        calls: Vec<PlannedCall>,
+        requests: Vec<Arc<Request>>,
+    ) -> Plan {
+        Plan {
+            prompt: prompt.to_string(),
+            version_id: version_id.to_string(),
+            label: None,
+            cases: calls.len(),
+            repeats: 1,
+            calls,
+            requests: Requests::Given(requests.into()),
+            case_data: Default::default(),
+        }
+    }
+
+    /// The same plan, making only the calls `keep` selects.
+    pub fn only(&self, keep: impl Fn(&PlannedCall) -> bool) -> Plan {
+        Plan {
+            calls: self.calls.iter().filter(|c| keep(c)).cloned().collect(),
+            ..self.clone_empty()
+        }
+    }
+
+    fn clone_empty(&self) -> Plan {
+        Plan {
+            prompt: self.prompt.clone(),
+            version_id: self.version_id.clone(),
+            label: self.label.clone(),
+            cases: self.cases,
+            repeats: self.repeats,
+            calls: Vec::new(),
+            requests: self.requests.clone(),
+            case_data: self.case_data.clone(),
+        }
+    }
+
+    /// What renders this plan's requests (its templates compiled once).
+    fn requester(&self) -> Result<Requester<'_>> {
+        Ok(match &self.requests {
+            Requests::Given(list) => Requester::Given(list),
+            Requests::Rendered(r) => Requester::Rendered {
+                compiled: Box::new(render::Compiled::new(
+                    &r.artifact,
+                    &Subject {
+                        prompt: &self.prompt,
+                        version_id: &self.version_id,
+                        row: None,
+                    },
+                )?),
+                rendering: r,
+                plan: self,
+            },
+        })
+    }
+}
+
+/// Renders (or hands out) the request a call sends.
+enum Requester<'a> {
+    Given(&'a [Arc<Request>]),
+    Rendered {
+        /// Boxed: one per execution, and much larger than the other variant.
+        compiled: Box<render::Compiled<'a>>,
+        rendering: &'a Rendering,
+        plan: &'a Plan,
+    },
+}
+
+impl Requester<'_> {
+    fn request(&self, call: &PlannedCall) -> Result<Arc<Request>> {
+        let missing = || {
+            Error::new(
+                ErrorKind::Infrastructure,
+                Diagnostic::error(format!(
+                    "case `{}` has no request in its plan (row {})",
+                    call.case_id, call.row
+                )),
+            )
+        };
+        match self {
+            Requester::Given(list) => list.get(call.row).cloned().ok_or_else(missing),
+            Requester::Rendered {
+                compiled,
+                rendering,
+                plan,
+            } => {
+                let case = plan.case_data.get(call.row).ok_or_else(missing)?;
+                let textual = rendering.textual.get(call.row).copied().unwrap_or(false);
+                render_case(plan, compiled, rendering, case, textual)
+                    .map(Arc::new)
+                    .map_err(|d| Error::many(ErrorKind::Usage, d))
+            }
+        }
+    }
+}
+
+/// Render one case's request, as [`plan`] does and as it is sent.
+fn render_case(
+    plan: &Plan,
+    compiled: &render::Compiled<'_>,
+    rendering: &Rendering,
+    case: &dataset::Case,
+    textual: bool,
+) -> std::result::Result<Request, Vec<Diagnostic>> {
+    let row = format!("{}:{} (case `{}`)", case.file, case.line, case.id);
+    let subject = Subject {
+        prompt: &plan.prompt,
+        version_id: &plan.version_id,
+        row: Some(&row),
+    };
+    let vars = dataset::typed_vars(&rendering.artifact, case, textual)
+        .map_err(|msg| vec![Diagnostic::error(format!("{row}: {msg}"))])?;
+    let mut request = render::bind_variables(&rendering.artifact, &vars, &subject, false)
+        .and_then(|bound| compiled.render(&bound, &subject))
+        .map_err(|e| e.diagnostics)?;
+    if let Some(m) = &rendering.model_override {
+        request.model = m.clone();
+    }
+    Ok(request)
+}
+
+/// Render every case of every dataset (all problems reported at once, with file:line), hash
+/// each request and drop it. The version's templates are compiled once and the cases rendered
+/// in parallel. The plan's cases are left empty: the caller moves the datasets' cases in.
 pub fn plan(
     prompt: &str,
     version_id: &str,
     label: Option<&str>,
-    artifact: &Artifact,
+    artifact: &Arc<Artifact>,
     datasets: &[Dataset],
     repeats: u32,
     model_override: Option<&str>,
 ) -> Result<Plan> {
     use rayon::prelude::*;
-    let compiled = render::Compiled::new(
-        artifact,
-        &Subject {
-            prompt,
-            version_id,
-            row: None,
-        },
-    )?;
     let mut problems = Vec::new();
     let mut rows: Vec<(&Dataset, &dataset::Case)> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
@@ -107,24 +247,36 @@ pub fn plan(
             }
         }
     }
-    type Rendered = std::result::Result<(Arc<Request>, Arc<str>, u64), Vec<Diagnostic>>;
+    let mut plan = Plan {
+        prompt: prompt.to_string(),
+        version_id: version_id.to_string(),
+        label: label.map(str::to_string),
+        cases: rows.len(),
+        repeats,
+        calls: Vec::new(),
+        requests: Requests::Rendered(Arc::new(Rendering {
+            artifact: artifact.clone(),
+            textual: rows.iter().map(|(ds, _)| ds.textual).collect(),
+            model_override: model_override.map(str::to_string),
+        })),
+        case_data: Default::default(),
+    };
+    let Requests::Rendered(rendering) = &plan.requests else {
+        unreachable!("built just above")
+    };
+    let compiled = render::Compiled::new(
+        artifact,
+        &Subject {
+            prompt,
+            version_id,
+            row: None,
+        },
+    )?;
+    type Rendered = std::result::Result<(Arc<str>, u64), Vec<Diagnostic>>;
     let rendered: Vec<Rendered> = rows
         .par_iter()
         .map(|(ds, case)| {
-            let row = format!("{}:{} (case `{}`)", ds.path.display(), case.line, case.id);
-            let subject = Subject {
-                prompt,
-                version_id,
-                row: Some(&row),
-            };
-            let vars = dataset::typed_vars(artifact, case, ds.textual)
-                .map_err(|msg| vec![Diagnostic::error(format!("{row}: {msg}"))])?;
-            let mut request = render::bind_variables(artifact, &vars, &subject, false)
-                .and_then(|bound| compiled.render(&bound, &subject))
-                .map_err(|e| e.diagnostics)?;
-            if let Some(m) = model_override {
-                request.model = m.to_string();
-            }
+            let request = render_case(&plan, &compiled, rendering, case, ds.textual)?;
             let hash: Arc<str> = request_hash(&request).into();
             let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
             let max_tokens = request
@@ -132,20 +284,20 @@ pub fn plan(
                 .get("max_tokens")
                 .and_then(Value::as_u64)
                 .unwrap_or(promptgate_core::config::defaults::ESTIMATED_OUTPUT_TOKENS);
-            Ok((Arc::new(request), hash, (chars / 4) as u64 + max_tokens))
+            Ok((hash, (chars / 4) as u64 + max_tokens))
         })
         .collect();
     let mut calls = Vec::with_capacity(rows.len() * repeats as usize);
-    for ((_, case), r) in rows.iter().zip(rendered) {
+    for (row, ((_, case), r)) in rows.iter().zip(rendered).enumerate() {
         match r {
             Err(ds) => problems.extend(ds),
-            Ok((request, hash, est_tokens)) => {
+            Ok((hash, est_tokens)) => {
                 for sample in 0..repeats {
                     calls.push(PlannedCall {
                         case_id: case.id.clone(),
                         line: case.line,
                         sample,
-                        request: Some(request.clone()),
+                        row,
                         request_hash: hash.clone(),
                         est_tokens,
                     });
@@ -156,15 +308,8 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(Error::many(ErrorKind::Usage, problems));
     }
-    Ok(Plan {
-        prompt: prompt.to_string(),
-        version_id: version_id.to_string(),
-        label: label.map(str::to_string),
-        cases: rows.len(),
-        repeats,
-        calls,
-        case_data: Vec::new(),
-    })
+    plan.calls = calls;
+    Ok(plan)
 }
 
 /// How the response cache is used.
@@ -577,15 +722,6 @@ pub async fn execute(
     // order calls finish. Answered calls' lines are flushed as soon as no other finished call
     // is waiting (a crash loses at most the calls in flight and at most 64 finished ones);
     // cache hits, which cost nothing to redo, are written first, here.
-    if let Some((call, _)) = misses.iter().find(|(c, _)| c.request.is_none()) {
-        return Err(Error::new(
-            ErrorKind::Infrastructure,
-            Diagnostic::error(format!(
-                "case `{}` has no rendered request (a cached plan was used for a run that needs calls)",
-                call.case_id
-            )),
-        ));
-    }
     manifest.wait()?;
     let (mut results, traces) = run.appenders()?;
     write_hits(&mut results, &cached_records)
@@ -594,6 +730,8 @@ pub async fn execute(
         // Every call answered from the cache: no call to make, nothing for a writer to do.
         return Ok((join_records(previous, cached_records), interrupt.draining()));
     }
+    // Each request is rendered as its call is sent, not held for the whole run.
+    let requester = plan.requester()?;
     let (tx, rx) = mpsc::channel::<Finished>();
     let writer_cache = if opts.cache == CacheMode::Off {
         None
@@ -601,10 +739,13 @@ pub async fn execute(
         cache.clone()
     };
     let refresh = opts.cache == CacheMode::Refresh;
+    let expected = misses.len();
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
         let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
+        // Room for every record at once: growing by doubling held two copies at the end.
         let mut out = cached_records;
+        out.reserve_exact(expected);
         // A failed cache write costs a repeated call later, nothing more.
         let mut cache_writer = writer_cache.and_then(|c| c.writer(refresh).ok());
         loop {
@@ -661,15 +802,21 @@ pub async fn execute(
         limit: opts.abort_after_fatal,
         state: Default::default(),
     });
-    let model = misses
-        .first()
-        .and_then(|(c, _)| c.request.as_ref())
-        .map(|r| r.model.clone())
-        .unwrap_or_default();
-
+    let mut model = String::new();
+    let mut unrenderable = None;
     for (call, cache_key) in misses {
         if interrupt.draining() || doomed.error().is_some() {
             break;
+        }
+        let request = match requester.request(call) {
+            Ok(r) => r,
+            Err(e) => {
+                unrenderable = Some(e);
+                break;
+            }
+        };
+        if model.is_empty() {
+            model.clone_from(&request.model);
         }
         let permit = tokio::select! {
             p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -695,6 +842,7 @@ pub async fn execute(
             if let Some((record, span)) = run_call(
                 provider.as_ref(),
                 &call,
+                &request,
                 &opts,
                 observer.as_ref(),
                 &interrupt,
@@ -745,6 +893,10 @@ pub async fn execute(
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
     if let Some(e) = doomed.error() {
         return Err(doomed_error(provider.as_ref(), &model, doomed.limit, &e));
+    }
+    if let Some(e) = unrenderable {
+        // Cannot happen for a plan that rendered every case; said, not hidden, if it does.
+        return Err(e);
     }
     Ok((join_records(previous, new), interrupt.draining()))
 }
@@ -849,6 +1001,7 @@ fn price(opts: &Options, c: &Completion) -> f64 {
 async fn run_call(
     provider: &dyn Provider,
     call: &PlannedCall,
+    request: &Request,
     opts: &Options,
     observer: &dyn Observer,
     interrupt: &Interrupt,
@@ -869,9 +1022,6 @@ async fn run_call(
             opts.limiter.acquire(call.est_tokens).await;
         }
         let ta = Instant::now();
-        let Some(request) = &call.request else {
-            return None;
-        };
         // Where an answer enters the engine: nothing a provider echoes of a secret goes further.
         let r = match provider.complete(request, &key).await {
             Ok(mut c) => {
@@ -929,6 +1079,7 @@ async fn run_call(
     let span = make_span(
         ctx,
         call,
+        &request.model,
         &record,
         start_nanos,
         promptgate_core::clock::now_nanos(),
@@ -939,6 +1090,7 @@ async fn run_call(
 fn make_span(
     ctx: &SpanContext,
     call: &PlannedCall,
+    model: &str,
     record: &Record,
     start: u128,
     end: u128,
@@ -955,11 +1107,6 @@ fn make_span(
     a.insert("promptgate.cached".into(), json!(record.cached));
     a.insert("gen_ai.operation.name".into(), json!(ctx.operation));
     a.insert("gen_ai.system".into(), json!(ctx.system));
-    let model = call
-        .request
-        .as_ref()
-        .map(|r| r.model.as_str())
-        .unwrap_or("");
     a.insert("gen_ai.request.model".into(), json!(model));
     if let Some(o) = &record.output {
         a.insert("gen_ai.usage.input_tokens".into(), json!(o.input_tokens));
@@ -995,6 +1142,50 @@ pub fn over_error_budget(summary: &Summary, budget: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_rendered_when_sent_is_the_one_the_plan_hashed() {
+        // A typed variable from CSV text, a JSON one, a model override and repeats: what the
+        // engine sends must hash to what the plan (and so the cache key) recorded.
+        let artifact = Arc::new(
+            promptgate_core::artifact::parse(
+                std::path::Path::new("v1.yaml"),
+                "model: { provider: p, name: m, temperature: 0.2, max_tokens: 50 }\nvariables: { q: {}, n: { type: integer } }\nmessages:\n  - { role: system, content: \"Count {{ n + 1 }}.\" }\n  - { role: user, content: \"{{ q }}\" }\n",
+            )
+            .unwrap(),
+        );
+        let csv = dataset::parse_bytes(
+            std::path::Path::new("a.csv"),
+            b"id,q,n\na1,first,1\na2,second,2\n",
+            dataset::DEFAULT_GROUP,
+        )
+        .unwrap();
+        let jsonl = dataset::parse_bytes(
+            std::path::Path::new("b.jsonl"),
+            b"{\"id\":\"b1\",\"q\":\"third\",\"n\":3}\n",
+            dataset::DEFAULT_GROUP,
+        )
+        .unwrap();
+        let datasets = vec![csv, jsonl];
+        let mut plan = plan("p", "v1-abc", None, &artifact, &datasets, 2, Some("m2")).unwrap();
+        plan.case_data = Arc::new(datasets.into_iter().flat_map(|d| d.cases).collect());
+        assert_eq!(plan.calls.len(), 6);
+        let requester = plan.requester().unwrap();
+        let mut hashes = HashSet::new();
+        for call in &plan.calls {
+            let request = requester.request(call).unwrap();
+            assert_eq!(request.model, "m2");
+            assert_eq!(&*request_hash(&request), &*call.request_hash, "{call:?}");
+            hashes.insert(call.request_hash.clone());
+        }
+        assert_eq!(hashes.len(), 3, "one request a case, shared by its repeats");
+        // A call whose row is not in the plan is an error, not a panic.
+        let stray = PlannedCall {
+            row: 99,
+            ..plan.calls[0].clone()
+        };
+        assert!(requester.request(&stray).is_err());
+    }
 
     #[test]
     fn cache_hits_are_written_whole_and_in_order_across_batches() {

@@ -80,14 +80,15 @@ impl Stored {
             .flat_map(|(hash, _)| (0..self.repeats).map(move |s| (&**hash, s)))
     }
 
-    /// The plan for the cases of `datasets` (in order) without its requests (see
-    /// [`PlannedCall::request`]); `None` if they are not as many as it was stored for.
+    /// The plan for the cases of `datasets` (in order), whose requests `rendering` renders when
+    /// a call must be made; `None` if they are not as many as it was stored for.
     pub fn into_plan(
         self,
         prompt: &str,
         version_id: &str,
         label: Option<&str>,
         datasets: &[Dataset],
+        rendering: crate::Rendering,
     ) -> Option<Plan> {
         let n = self.cases.len();
         if datasets.iter().map(|d| d.cases.len()).sum::<usize>() != n {
@@ -109,7 +110,7 @@ impl Stored {
                     case_id: cases[i].id.clone(),
                     line: cases[i].line,
                     sample,
-                    request: None,
+                    row: i,
                     request_hash: hash.clone(),
                     est_tokens: *est_tokens,
                 }
@@ -122,7 +123,8 @@ impl Stored {
             cases: n,
             repeats,
             calls,
-            case_data: Vec::new(),
+            requests: crate::Requests::Rendered(Arc::new(rendering)),
+            case_data: Default::default(),
         })
     }
 }
@@ -352,13 +354,25 @@ mod tests {
                         case_id: c.id.clone(),
                         line: c.line,
                         sample,
-                        request: None,
+                        row: i,
                         request_hash: hash(i).into(),
                         est_tokens: 100 + i as u64,
                     })
                 })
                 .collect(),
-            case_data: vec![],
+            requests: crate::Requests::Given(Vec::new().into()),
+            case_data: Default::default(),
+        };
+        let rendering = || crate::Rendering {
+            artifact: Arc::new(
+                promptgate_core::artifact::parse(
+                    Path::new("v1.yaml"),
+                    "model: { provider: p, name: m }\nmessages: [{ role: user, content: hi }]\n",
+                )
+                .unwrap(),
+            ),
+            textual: vec![],
+            model_override: None,
         };
         store(dir.path(), "k", &plan);
         let text = std::fs::read_to_string(path(dir.path(), "k")).unwrap();
@@ -372,14 +386,20 @@ mod tests {
             calls_digest(plan.calls.iter().map(|c| (&*c.request_hash, c.sample)))
         );
         let back = stored
-            .into_plan("p", "v1-abc", Some("prod"), std::slice::from_ref(&ds))
+            .into_plan(
+                "p",
+                "v1-abc",
+                Some("prod"),
+                std::slice::from_ref(&ds),
+                rendering(),
+            )
             .unwrap();
-        let key = |p: &Plan| -> Vec<(String, usize, u32, String, u64)> {
+        let key = |p: &Plan| -> Vec<(String, usize, u32, usize, String, u64)> {
             p.calls
                 .iter()
                 .map(|c| {
                     let h = c.request_hash.to_string();
-                    (c.case_id.clone(), c.line, c.sample, h, c.est_tokens)
+                    (c.case_id.clone(), c.line, c.sample, c.row, h, c.est_tokens)
                 })
                 .collect()
         };
@@ -392,7 +412,11 @@ mod tests {
         std::fs::create_dir_all(&sub).unwrap();
         let other = dataset(&sub, 4);
         let stored = load(dir.path(), "k", 2).unwrap();
-        assert!(stored.into_plan("p", "v1-abc", None, &[other]).is_none());
+        assert!(
+            stored
+                .into_plan("p", "v1-abc", None, &[other], rendering())
+                .is_none()
+        );
     }
 
     #[test]

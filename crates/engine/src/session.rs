@@ -48,7 +48,7 @@ pub struct EvalRequest {
 /// A finished (or interrupted) evaluation.
 pub struct Evaluation {
     pub run: RunDir,
-    pub artifact: promptgate_core::artifact::Artifact,
+    pub artifact: Arc<promptgate_core::artifact::Artifact>,
     pub manifest: Manifest,
     pub plan: Plan,
     pub records: Vec<Record>,
@@ -62,7 +62,7 @@ pub struct Prepared {
     pub plan: Plan,
     /// The suite (its `checks:` and `gate:` are for the stages after the run).
     pub suite: suite::Loaded,
-    pub artifact: promptgate_core::artifact::Artifact,
+    pub artifact: Arc<promptgate_core::artifact::Artifact>,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
     pub options: Options,
@@ -87,7 +87,7 @@ pub struct Prepared {
 pub struct Planned {
     pub plan: Plan,
     pub suite: suite::Loaded,
-    pub artifact: promptgate_core::artifact::Artifact,
+    pub artifact: Arc<promptgate_core::artifact::Artifact>,
     pub provider: Arc<dyn Provider>,
     pub provider_config: ProviderConfig,
     pub options: Options,
@@ -239,7 +239,8 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     let r = Ref::parse(&req.reference)?;
     let (prompt, version, label) = repo.resolve(&r)?;
     let loaded = repo.load_version(&prompt, &version)?;
-    let artifact = &loaded.artifact;
+    let shared = Arc::new(loaded.artifact.clone());
+    let artifact = &shared;
 
     // Suite: explicit, else the prompt's own if it exists.
     let suite_path = req.suite.clone().or_else(|| {
@@ -416,9 +417,21 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     );
     let plan_digest = plan_key.digest();
     let warm = warm.filter(|w| w.plan_digest == plan_digest).and_then(|w| {
-        let plan = w
-            .stored
-            .into_plan(&prompt.name, &version.id, label.as_deref(), &datasets)?;
+        let rendering = crate::Rendering {
+            artifact: artifact.clone(),
+            textual: datasets
+                .iter()
+                .flat_map(|d| std::iter::repeat_n(d.textual, d.cases.len()))
+                .collect(),
+            model_override: model.clone(),
+        };
+        let plan = w.stored.into_plan(
+            &prompt.name,
+            &version.id,
+            label.as_deref(),
+            &datasets,
+            rendering,
+        )?;
         Some((plan, w.answers, w.stamp))
     });
     let (plan, prefetched, snapshot_stamp) = match warm {
@@ -447,14 +460,15 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     let mut plan = plan;
     // The plan keeps the cases (moved, not copied) for whatever scores the outputs.
     let mut datasets = datasets.into_iter();
-    plan.case_data = datasets.next().map(|d| d.cases).unwrap_or_default();
+    let mut cases = datasets.next().map(|d| d.cases).unwrap_or_default();
     for d in datasets {
-        plan.case_data.extend(d.cases);
+        cases.extend(d.cases);
     }
+    plan.case_data = Arc::new(cases);
     Ok(Planned {
         plan,
         suite,
-        artifact: loaded.artifact.clone(),
+        artifact: shared.clone(),
         provider,
         provider_config,
         options,
@@ -566,21 +580,11 @@ pub async fn run(
     finish(repo, prepared, records, interrupted, t0.elapsed(), None).await
 }
 
-/// The plan's calls for some cases only (without the cases' data).
+/// The plan's calls for some cases only.
 fn restricted(plan: &Plan, only: &HashSet<String>) -> Plan {
     Plan {
-        prompt: plan.prompt.clone(),
-        version_id: plan.version_id.clone(),
-        label: plan.label.clone(),
         cases: only.len(),
-        repeats: plan.repeats,
-        calls: plan
-            .calls
-            .iter()
-            .filter(|c| only.contains(&c.case_id))
-            .cloned()
-            .collect(),
-        case_data: vec![],
+        ..plan.only(|c| only.contains(&c.case_id))
     }
 }
 

@@ -2,6 +2,7 @@
 //! per-metric summary `eval` prints.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -10,6 +11,7 @@ use serde_json::{Map, Value};
 use super::{Check, CheckResult, Output, Scorer, metric_scores};
 use crate::artifact::Artifact;
 use crate::call::Completion;
+use crate::dataset::Case;
 
 /// One output to score.
 pub struct Scorable<'a> {
@@ -28,6 +30,52 @@ pub struct MetricScore {
     pub pass: bool,
 }
 
+/// An output's score on each metric, by metric name: a JSON object in `checks.jsonl`. A sorted
+/// list, not a map: most outputs have one or two metrics, and a map's smallest node took
+/// 0.45 KB an output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricScores(Vec<(String, MetricScore)>);
+
+impl MetricScores {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &MetricScore)> {
+        self.0.iter().map(|(m, s)| (m, s))
+    }
+
+    pub fn get(&self, metric: &str) -> Option<&MetricScore> {
+        self.0
+            .binary_search_by(|(m, _)| m.as_str().cmp(metric))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, MetricScore)> for MetricScores {
+    fn from_iter<I: IntoIterator<Item = (String, MetricScore)>>(iter: I) -> MetricScores {
+        let mut v: Vec<(String, MetricScore)> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        // A repeated metric keeps its last score, as a map's insert would.
+        v.reverse();
+        v.dedup_by(|a, b| a.0 == b.0);
+        v.reverse();
+        v.shrink_to_fit();
+        MetricScores(v)
+    }
+}
+
+impl Serialize for MetricScores {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(m, s)| (m, s)))
+    }
+}
+
 /// Every check's result on one output: a line of `checks.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scored {
@@ -36,18 +84,18 @@ pub struct Scored {
     /// The call errored: no check ran (the gate scores it fail-closed).
     pub errored: bool,
     pub results: Vec<CheckResult>,
-    pub metrics: BTreeMap<String, MetricScore>,
+    pub metrics: MetricScores,
     /// Model-scored checks (judges, `similar`) that could not score this output after their
     /// attempts: the output counts as errored, not failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub judge_errors: Vec<String>,
 }
 
-/// Score every output. `contexts` maps a case id to what check templates see.
+/// Score every output. `contexts` gives what check templates see for a case.
 pub fn score_all(
     checks: &[Check],
     artifact: &Artifact,
-    contexts: &HashMap<String, Map<String, Value>>,
+    contexts: &Contexts,
     outputs: &[Scorable<'_>],
 ) -> Vec<Scored> {
     score_with_case_checks(
@@ -67,12 +115,11 @@ pub fn score_with_case_checks(
     case_checks: &HashMap<String, Vec<Check>>,
     thresholds: &BTreeMap<String, f64>,
     artifact: &Artifact,
-    contexts: &HashMap<String, Map<String, Value>>,
+    contexts: &Contexts,
     outputs: &[Scorable<'_>],
 ) -> Vec<Scored> {
     let weights: BTreeMap<String, f64> = checks.iter().map(|c| (c.id.clone(), c.weight)).collect();
     let scorer = Scorer::new(checks, artifact);
-    let empty = Map::new();
     outputs
         .par_iter()
         .map(|o| {
@@ -82,7 +129,7 @@ pub fn score_with_case_checks(
                     sample: o.sample,
                     errored: true,
                     results: vec![],
-                    metrics: BTreeMap::new(),
+                    metrics: MetricScores::default(),
                     judge_errors: vec![],
                 };
             };
@@ -91,7 +138,7 @@ pub fn score_with_case_checks(
                 latency_ms: o.latency_ms,
                 cost_usd: o.cost_usd,
             };
-            let ctx = contexts.get(o.case_id).unwrap_or(&empty);
+            let ctx = &contexts.get(o.case_id);
             let (results, metrics) = match case_checks.get(o.case_id) {
                 None => {
                     let results: Vec<CheckResult> = scorer.run_all(&out, ctx);
@@ -170,7 +217,7 @@ pub fn summarize(
             }
             continue;
         }
-        for (m, v) in &s.metrics {
+        for (m, v) in s.metrics.iter() {
             let e = metrics.entry(m.clone()).or_default();
             e.0 += 1;
             e.1 += usize::from(v.pass);
@@ -204,46 +251,71 @@ pub fn summarize(
     (metrics, failing)
 }
 
+/// What check templates see for each case: its variables, `expected` and `expected_json`.
+/// Built when a case is scored, not held for every case at once (a context is a map of its
+/// own: holding them all cost 0.7 KB a case).
+#[derive(Debug, Clone, Default)]
+pub struct Contexts {
+    cases: Arc<Vec<Case>>,
+    /// Case id → its index in `cases`.
+    index: HashMap<String, usize>,
+}
+
+impl Contexts {
+    pub fn new(cases: Arc<Vec<Case>>) -> Contexts {
+        let index = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        Contexts { cases, index }
+    }
+
+    /// The context of a case (empty for an id that is not one).
+    pub fn get(&self, case_id: &str) -> Map<String, Value> {
+        match self.index.get(case_id) {
+            Some(&i) => {
+                let c = &self.cases[i];
+                super::context(
+                    c.vars.to_map(),
+                    c.expected.as_ref(),
+                    c.expected_json.as_ref(),
+                )
+            }
+            None => Map::new(),
+        }
+    }
+}
+
 /// What scoring needs to know about the cases: the template context of each case, and the
 /// checks a case declares itself (the dataset's `checks` column).
 #[derive(Debug, Default)]
 pub struct Cases {
-    pub contexts: HashMap<String, Map<String, Value>>,
+    pub contexts: Contexts,
     pub own: HashMap<String, Vec<Check>>,
 }
 
 impl Cases {
-    /// Parse the cases' own checks (every problem at once, with file:line) and build the
-    /// contexts — for every case when the suite has checks, else only for cases with their own.
-    pub fn from_plan(
-        cases: &[crate::dataset::Case],
-        suite_has_checks: bool,
-    ) -> crate::error::Result<Cases> {
-        let mut out = Cases::default();
+    /// Parse the cases' own checks (every problem at once, with file:line).
+    pub fn from_plan(cases: &Arc<Vec<Case>>) -> crate::error::Result<Cases> {
+        let mut own = HashMap::new();
         let mut problems = Vec::new();
-        for c in cases {
+        for c in cases.iter() {
             if let Some(Value::Array(list)) = &c.checks {
                 let place = format!("{}:{} (case `{}`)", c.file, c.line, c.id);
                 match super::parse_checks(list, &place) {
                     Ok(parsed) => {
-                        out.own.insert(c.id.clone(), parsed);
+                        own.insert(c.id.clone(), parsed);
                     }
                     Err(e) => problems.extend(e.diagnostics),
                 }
             }
-            if suite_has_checks || c.checks.is_some() {
-                out.contexts.insert(
-                    c.id.clone(),
-                    super::context(
-                        c.vars.to_map(),
-                        c.expected.as_ref(),
-                        c.expected_json.as_ref(),
-                    ),
-                );
-            }
         }
         if problems.is_empty() {
-            Ok(out)
+            Ok(Cases {
+                contexts: Contexts::new(cases.clone()),
+                own,
+            })
         } else {
             Err(crate::error::Error::many(
                 crate::error::ErrorKind::Usage,

@@ -15,7 +15,7 @@ use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
 use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
 use promptgate_core::artifact::Artifact;
-use promptgate_core::checks::score::Scored;
+use promptgate_core::checks::score::{Contexts, Scored};
 use promptgate_core::checks::{Check, CheckResult, Kind};
 use promptgate_core::config::defaults;
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
@@ -240,20 +240,24 @@ async fn ask<T>(
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<String, std::result::Result<T, String>>> {
     promptgate_core::fsutil::create_dir_all(&dir.path)?;
+    let mut requests = Vec::with_capacity(asks.len());
     let mut pending: Vec<PlannedCall> = asks
         .into_iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(row, a)| {
             let hash: Arc<str> = provider::request_hash(&a.request).into();
+            requests.push(Arc::new(a.request));
             PlannedCall {
                 case_id: a.key,
                 line: a.line,
                 sample: 0,
-                request: Some(Arc::new(a.request)),
+                row,
                 request_hash: hash,
                 est_tokens: defaults::JUDGE_ESTIMATED_TOKENS,
             }
         })
         .collect();
+    let questions = Plan::given(&judge.prompt, &judge.version_id, Vec::new(), requests);
     let mut out: HashMap<String, std::result::Result<T, String>> = HashMap::new();
     let mut problems: HashMap<String, String> = HashMap::new();
     for attempt in 0..judge.attempts {
@@ -261,11 +265,7 @@ async fn ask<T>(
             break;
         }
         let plan = Plan {
-            prompt: judge.prompt.clone(),
-            version_id: judge.version_id.clone(),
-            label: None,
             cases: pending.len(),
-            repeats: 1,
             calls: pending
                 .iter()
                 .map(|c| PlannedCall {
@@ -273,7 +273,7 @@ async fn ask<T>(
                     ..c.clone()
                 })
                 .collect(),
-            case_data: vec![],
+            ..questions.clone()
         };
         let manifest = Default::default();
         let runner = Runner {
@@ -361,7 +361,7 @@ pub async fn run(
     judges: &[Judge],
     run: &RunDir,
     records: &[Record],
-    contexts: &HashMap<String, Map<String, Value>>,
+    contexts: &Contexts,
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<(String, u32), Vec<Verdict>>> {
@@ -375,11 +375,10 @@ pub async fn run(
                 row: None,
             },
         )?;
-        let empty = Map::new();
         let mut asks = Vec::new();
         for r in records {
             let Some(output) = &r.output else { continue };
-            let mut vars = contexts.get(&r.case_id).unwrap_or(&empty).clone();
+            let mut vars = contexts.get(&r.case_id);
             vars.insert("output".into(), Value::String(output.content.clone()));
             match render_judge(judge, &compiled, &vars, &r.case_id) {
                 Ok(request) => asks.push(Ask {
@@ -450,7 +449,7 @@ pub async fn run_pairwise(
     run: &RunDir,
     baseline: &[Record],
     candidate: &[Record],
-    contexts: &HashMap<String, Map<String, Value>>,
+    contexts: &Contexts,
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<Pairwise> {
@@ -469,7 +468,6 @@ pub async fn run_pairwise(
                 row: None,
             },
         )?;
-        let empty = Map::new();
         let mut asks = Vec::new();
         let mut errors: Vec<((String, u32), String)> = Vec::new();
         for c in candidate.iter().filter(|r| r.output.is_some()) {
@@ -483,7 +481,7 @@ pub async fn run_pairwise(
                     .unwrap_or_default()
             };
             for (order, (a, bb)) in [(0, (text(c), text(b))), (1, (text(b), text(c)))] {
-                let mut vars = contexts.get(&c.case_id).unwrap_or(&empty).clone();
+                let mut vars = contexts.get(&c.case_id);
                 vars.insert("output_a".into(), Value::String(a));
                 vars.insert("output_b".into(), Value::String(bb));
                 match render_judge(judge, &compiled, &vars, &c.case_id) {

@@ -56,7 +56,7 @@ impl Scoring {
             .unwrap_or_else(|| "suite".into());
         let all = p.suite.suite.checks.clone();
         let policy = p.suite.suite.gate.clone();
-        let cases = Cases::from_plan(&p.plan.case_data, !all.is_empty())?;
+        let cases = Cases::from_plan(&p.plan.case_data)?;
         for (id, own) in &cases.own {
             if own.iter().any(|c| c.kind.model_scored()) {
                 return Err(promptgate_core::error::Error::usage(format!(
@@ -271,14 +271,17 @@ pub async fn score_pair(
     Ok((b, c, pw.summaries))
 }
 
-/// Write `checks.jsonl` (one line per output) into a run folder.
+/// Write `checks.jsonl` (one line per output) into a run folder, streamed through a buffer
+/// into a temporary file renamed into place.
 pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
-    let mut text = String::new();
-    for s in scored {
-        text.push_str(&serde_json::to_string(s).unwrap_or_default());
-        text.push('\n');
-    }
-    promptgate_core::fsutil::write_atomic(&run.path.join("checks.jsonl"), text.as_bytes())
+    let path = run.path.join("checks.jsonl");
+    promptgate_core::fsutil::write_atomic_with(&path, |w| {
+        for s in scored {
+            serde_json::to_writer(&mut *w, s).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
 }
 
 /// Gather one side's samples per case.
@@ -360,7 +363,7 @@ fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
             }
             (None, None) => {
                 if let Some(s) = by_key.get(&(r.case_id.as_str(), r.sample)) {
-                    for (m, v) in &s.metrics {
+                    for (m, v) in s.metrics.iter() {
                         *a.passes.entry(m.clone()).or_default() += f64::from(u8::from(v.pass));
                         if !v.pass {
                             let f = a.failures.entry(m.clone()).or_default();

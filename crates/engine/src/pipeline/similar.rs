@@ -6,12 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use super::judge::Verdict;
 use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
 use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
+use promptgate_core::checks::score::Contexts;
 use promptgate_core::checks::{Check, CheckResult, Kind};
 use promptgate_core::config::defaults;
 use promptgate_core::error::{Error, Result};
@@ -108,17 +107,16 @@ pub async fn run(
     checks: &[Check],
     run: &RunDir,
     records: &[Record],
-    contexts: &HashMap<String, Map<String, Value>>,
+    contexts: &Contexts,
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<(String, u32), Vec<Verdict>>> {
     let mut out: HashMap<(String, u32), Vec<Verdict>> = HashMap::new();
-    let empty = Map::new();
     // (case, sample, check index) → (output text, reference text)
     let mut pairs: Vec<(&Record, &Check, String, String)> = Vec::new();
     for r in records {
         let Some(o) = &r.output else { continue };
-        let ctx = contexts.get(&r.case_id).unwrap_or(&empty);
+        let ctx = &contexts.get(&r.case_id);
         for c in checks {
             let Kind::Similar { value, .. } = &c.kind else {
                 continue;
@@ -142,18 +140,21 @@ pub async fn run(
         }
     }
     // One call per distinct text, keyed by its request hash.
-    let mut calls: BTreeMap<String, PlannedCall> = BTreeMap::new();
+    let mut calls: BTreeMap<String, (PlannedCall, Arc<Request>)> = BTreeMap::new();
     for (_, _, a, b) in &pairs {
         for text in [a, b] {
             let request = request_for(&embedder.model, text);
             let hash = provider::request_hash(&request);
-            calls.entry(hash.clone()).or_insert_with(|| PlannedCall {
-                case_id: hash.clone(),
-                line: 0,
-                sample: 0,
-                request: Some(Arc::new(request)),
-                request_hash: hash.into(),
-                est_tokens: (text.len() / 4) as u64 + 1,
+            calls.entry(hash.clone()).or_insert_with(|| {
+                let call = PlannedCall {
+                    case_id: hash.clone(),
+                    line: 0,
+                    sample: 0,
+                    row: 0,
+                    request_hash: hash.into(),
+                    est_tokens: (text.len() / 4) as u64 + 1,
+                };
+                (call, Arc::new(request))
             });
         }
     }
@@ -162,15 +163,12 @@ pub async fn run(
         path: run.path.join("embeddings"),
     };
     promptgate_core::fsutil::create_dir_all(&dir.path)?;
-    let plan = Plan {
-        prompt: "embeddings".into(),
-        version_id: embedder.model.clone(),
-        label: None,
-        cases: calls.len(),
-        repeats: 1,
-        calls: calls.into_values().collect(),
-        case_data: vec![],
-    };
+    let (calls, requests): (Vec<PlannedCall>, Vec<Arc<Request>>) = calls
+        .into_values()
+        .enumerate()
+        .map(|(row, (call, request))| (PlannedCall { row, ..call }, request))
+        .unzip();
+    let plan = Plan::given("embeddings", &embedder.model, calls, requests);
     let manifest = Default::default();
     let runner = Runner {
         provider: embedder.provider.clone(),
