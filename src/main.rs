@@ -33,20 +33,20 @@ unsafe extern "C" {
 /// builds by default).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
-/// A long-lived server gives memory back as soon as it is freed: after 2,000 event streams
-/// close, mimalloc's default delay kept 50 MB resident for good; with none it returns to within
-/// a few MB of where it started. A command that ends soon keeps the faster default.
-fn return_freed_memory(command: &cli::Command) {
-    if matches!(command, cli::Command::Serve(_)) {
-        // SAFETY: setting an allocator option has no preconditions.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
+/// Memory goes back to the system as soon as it is freed. A long-lived server: after 2,000
+/// event streams close, mimalloc's default delay kept 50 MB resident for good; with none it
+/// returns to within a few MB of where it started. A long run: a gate over 2 × 100,000 cases
+/// peaked at 470 MB resident with the default and 363 MB without it (an eval over 100,000,
+/// 177 MB and 150 MB), with no measurable cost on the 10,000-case cold and warm runs.
+fn return_freed_memory() {
+    // SAFETY: setting an allocator option has no preconditions.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     quiet_on_closed_stdout(&args.command);
-    return_freed_memory(&args.command);
+    return_freed_memory();
     let code = match cli::run(args) {
         Ok(outcome) => match outcome {
             cli::Outcome::Success => exit_codes::SUCCESS,

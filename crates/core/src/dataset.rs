@@ -54,11 +54,13 @@ pub struct Case {
     pub line: usize,
     /// Variables (every non-reserved column).
     pub vars: Vars,
-    pub expected: Option<Value>,
-    pub expected_json: Option<Value>,
+    /// Boxed, as `expected_json` and `checks`: a case without them is 72 bytes smaller
+    /// (11 MB over 100,000 cases).
+    pub expected: Option<Box<Value>>,
+    pub expected_json: Option<Box<Value>>,
     pub group: Option<String>,
     /// Checks for this case only (a list in the suite's `checks:` format), added to the suite's.
-    pub checks: Option<Value>,
+    pub checks: Option<Box<Value>>,
 }
 
 impl Case {
@@ -623,10 +625,10 @@ fn case_from_row(
         file: file.clone(),
         line,
         vars,
-        expected,
-        expected_json,
+        expected: expected.map(Box::new),
+        expected_json: expected_json.map(Box::new),
         group,
-        checks,
+        checks: checks.map(Box::new),
     })
 }
 
@@ -750,9 +752,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.id.as_str(), c.line), ("x", 1));
-        assert_eq!(c.expected, Some(json!("e")));
+        assert_eq!(c.expected.as_deref(), Some(&json!("e")));
         assert_eq!(c.group.as_deref(), Some("g"));
-        assert_eq!(c.checks, Some(json!([{"contains": "a"}])));
+        assert_eq!(c.checks.as_deref(), Some(&json!([{"contains": "a"}])));
         // Sorted by name; a repeated key keeps its last value, as in a JSON object.
         let vars: Vec<(&str, &Value)> = c.vars.iter().collect();
         assert_eq!(vars, [("alpha", &json!("last")), ("zeta", &json!(1))]);
@@ -765,7 +767,7 @@ mod tests {
 
         // A group column named like a reserved one does not take it over.
         let c = one(r#"{"id":"y","expected":"e","q":"?"}"#, "expected").unwrap();
-        assert_eq!((c.expected, c.group), (Some(json!("e")), None));
+        assert_eq!((c.expected.as_deref(), c.group), (Some(&json!("e")), None));
         // Another group column is a group, not a variable.
         let c = one(r#"{"id":"y","team":7,"q":"?"}"#, "team").unwrap();
         assert_eq!(c.group.as_deref(), Some("7"));

@@ -17,6 +17,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod fsutil;
 pub mod gate;
+pub mod names;
 pub mod redact;
 pub mod render;
 pub mod report;

@@ -490,6 +490,14 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
 }
 
 impl Planned {
+    /// Hold `other`'s cases instead of an equal copy when both read the same dataset files
+    /// (paths and digests): the two sides of a gate keep one copy.
+    pub fn share_cases_with(&mut self, other: &Planned) {
+        if self.datasets == other.datasets && self.plan.cases == other.plan.cases {
+            self.plan.case_data = other.plan.case_data.clone();
+        }
+    }
+
     /// Start the run: create its folder (or open the one being resumed) and its manifest.
     pub fn start(self, repo: &Repo) -> Result<Prepared> {
         let (run, manifest, manifest_write) = match &self.resume {

@@ -36,8 +36,8 @@ fn lookup<'c>(case: &'c Case, path: &str) -> Result<Option<&'c Value>, String> {
     let mut segs = path.split('.');
     let root = segs.next().unwrap_or(path);
     let mut value = match root {
-        crate::dataset::EXPECTED => case.expected.as_ref(),
-        crate::dataset::EXPECTED_JSON => case.expected_json.as_ref(),
+        crate::dataset::EXPECTED => case.expected.as_deref(),
+        crate::dataset::EXPECTED_JSON => case.expected_json.as_deref(),
         name => case.vars.get(name),
     }
     .ok_or_else(String::new)?;

@@ -30,51 +30,8 @@ pub struct MetricScore {
     pub pass: bool,
 }
 
-/// An output's score on each metric, by metric name: a JSON object in `checks.jsonl`. A sorted
-/// list, not a map: most outputs have one or two metrics, and a map's smallest node took
-/// 0.45 KB an output.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetricScores(Vec<(String, MetricScore)>);
-
-impl MetricScores {
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &MetricScore)> {
-        self.0.iter().map(|(m, s)| (m, s))
-    }
-
-    pub fn get(&self, metric: &str) -> Option<&MetricScore> {
-        self.0
-            .binary_search_by(|(m, _)| m.as_str().cmp(metric))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl FromIterator<(String, MetricScore)> for MetricScores {
-    fn from_iter<I: IntoIterator<Item = (String, MetricScore)>>(iter: I) -> MetricScores {
-        let mut v: Vec<(String, MetricScore)> = iter.into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        // A repeated metric keeps its last score, as a map's insert would.
-        v.reverse();
-        v.dedup_by(|a, b| a.0 == b.0);
-        v.reverse();
-        v.shrink_to_fit();
-        MetricScores(v)
-    }
-}
-
-impl Serialize for MetricScores {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(m, s)| (m, s)))
-    }
-}
+/// An output's score on each metric, by metric name: a JSON object in `checks.jsonl`.
+pub type MetricScores = crate::names::ByName<MetricScore>;
 
 /// Every check's result on one output: a line of `checks.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -278,8 +235,8 @@ impl Contexts {
                 let c = &self.cases[i];
                 super::context(
                     c.vars.to_map(),
-                    c.expected.as_ref(),
-                    c.expected_json.as_ref(),
+                    c.expected.as_deref(),
+                    c.expected_json.as_deref(),
                 )
             }
             None => Map::new(),
@@ -301,7 +258,7 @@ impl Cases {
         let mut own = HashMap::new();
         let mut problems = Vec::new();
         for c in cases.iter() {
-            if let Some(Value::Array(list)) = &c.checks {
+            if let Some(Value::Array(list)) = c.checks.as_deref() {
                 let place = format!("{}:{} (case `{}`)", c.file, c.line, c.id);
                 match super::parse_checks(list, &place) {
                     Ok(parsed) => {

@@ -294,7 +294,7 @@ impl Sink for Html {
             for m in &metric_names {
                 let v = |s: &crate::report::SideCase| {
                     s.metrics
-                        .get(*m)
+                        .get(m)
                         .map(|x| format!("{x:.2}"))
                         .unwrap_or_else(|| "–".into())
                 };

@@ -7,8 +7,6 @@ mod junit;
 mod markdown;
 mod terminal;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::dataset::DatasetInfo;
@@ -30,7 +28,7 @@ pub struct FailedCheck {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SideCase {
     /// Per-metric value: the share of samples that passed, errored samples fail-closed.
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: crate::names::ByName<f64>,
     /// The first sample's output (cut at [`OUTPUT_CHARS`] characters), or empty.
     pub output: String,
     /// The first error, when a sample errored.

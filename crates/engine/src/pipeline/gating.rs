@@ -116,7 +116,8 @@ impl GatePlan {
             ..req.options.clone()
         };
         let candidate = session::plan_eval(repo, &side(&candidate_ref))?;
-        let baseline = session::plan_eval(repo, &side(&baseline_ref))?;
+        let mut baseline = session::plan_eval(repo, &side(&baseline_ref))?;
+        baseline.share_cases_with(&candidate);
         let baseline_name = format!("{}@{}", baseline.plan.prompt, baseline.plan.version_id);
         let scoring = Scoring::new(&candidate, &[(&baseline_name, &baseline.artifact)], repo)?;
         if scoring.is_empty() {

@@ -15,6 +15,7 @@ use promptgate_core::checks::Check;
 use promptgate_core::checks::score::{self, Cases, Scorable, Scored};
 use promptgate_core::error::Result;
 use promptgate_core::gate::{self, Decision, Input, MetricData, Policy};
+use promptgate_core::names::ByName;
 use promptgate_core::report::{CaseRow, FailedCheck, OUTPUT_CHARS, PairwiseSummary, SideCase};
 
 /// What scoring and deciding need, parsed from the suite before the first call.
@@ -292,14 +293,14 @@ struct Acc {
     /// Samples answered from the cache (their latency is not a measurement).
     cached: u32,
     /// metric → (sum of passes over scored samples)
-    passes: BTreeMap<String, f64>,
+    passes: ByName<f64>,
     latency: f64,
     cost: f64,
     output: Option<String>,
     error: Option<String>,
     failed: Option<Vec<FailedCheck>>,
     /// metric → how its failures went
-    failures: BTreeMap<String, Failures>,
+    failures: ByName<Failures>,
 }
 
 /// A metric's failures on one side.
@@ -330,14 +331,14 @@ fn output_text(r: &Record) -> String {
     s
 }
 
-fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
+fn accumulate<'a>(records: &'a [Record], scored: &[Scored]) -> HashMap<&'a str, Acc> {
     let mut by_key: HashMap<(&str, u32), &Scored> = HashMap::with_capacity(scored.len());
     for s in scored {
         by_key.insert((s.case_id.as_str(), s.sample), s);
     }
-    let mut out: HashMap<String, Acc> = HashMap::new();
+    let mut out: HashMap<&str, Acc> = HashMap::with_capacity(records.len());
     for r in records {
-        let a = out.entry(r.case_id.clone()).or_default();
+        let a = out.entry(r.case_id.as_str()).or_default();
         a.samples += 1;
         a.cached += u32::from(r.cached);
         a.latency += r.latency_ms;
@@ -364,9 +365,9 @@ fn accumulate(records: &[Record], scored: &[Scored]) -> HashMap<String, Acc> {
             (None, None) => {
                 if let Some(s) = by_key.get(&(r.case_id.as_str(), r.sample)) {
                     for (m, v) in s.metrics.iter() {
-                        *a.passes.entry(m.clone()).or_default() += f64::from(u8::from(v.pass));
+                        *a.passes.entry(m) += f64::from(u8::from(v.pass));
                         if !v.pass {
-                            let f = a.failures.entry(m.clone()).or_default();
+                            let f = a.failures.entry(m);
                             f.failed += 1;
                             if let Some(c) =
                                 s.results.iter().find(|c| c.metric == *m && c.cannot_apply)
@@ -414,23 +415,28 @@ pub fn pair(
     candidate: (&[Record], &[Scored]),
     case_order: &[(String, Option<String>)],
 ) -> Paired {
-    let b = accumulate(baseline.0, baseline.1);
-    let c = accumulate(candidate.0, candidate.1);
+    let mut b = accumulate(baseline.0, baseline.1);
+    let mut c = accumulate(candidate.0, candidate.1);
     let mut metrics: BTreeMap<String, MetricData> = BTreeMap::new();
-    let mut paired = Paired::default();
+    let mut paired = Paired {
+        cases: Vec::with_capacity(case_order.len()),
+        ..Paired::default()
+    };
     let (mut cost_c, mut cost_b, mut lat_c, mut lat_b) = (vec![], vec![], vec![], vec![]);
     let mut seen = BTreeSet::new();
     for (id, group) in case_order {
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let (Some(bc), Some(cc)) = (b.get(id), c.get(id)) else {
-            if b.contains_key(id) || c.contains_key(id) {
+        let (Some(bc), Some(cc)) = (b.get_mut(id.as_str()), c.get_mut(id.as_str())) else {
+            if b.contains_key(id.as_str()) || c.contains_key(id.as_str()) {
                 paired.unpaired.push(id.clone());
             }
             continue;
         };
-        let side = |a: &Acc, fill: f64, names: &BTreeSet<String>| -> SideCase {
+        // The output and failed checks move into the row (nothing reads them from the Acc
+        // after), rather than being copied.
+        let side = |a: &mut Acc, fill: f64, names: &BTreeSet<String>| -> SideCase {
             let metrics = names
                 .iter()
                 .map(|m| {
@@ -441,9 +447,9 @@ pub fn pair(
                 .collect();
             SideCase {
                 metrics,
-                output: a.output.clone().unwrap_or_default(),
-                error: a.error.clone(),
-                failed_checks: a.failed.clone().unwrap_or_default(),
+                output: a.output.take().unwrap_or_default(),
+                error: a.error.take(),
+                failed_checks: a.failed.take().unwrap_or_default(),
                 latency_ms: a.latency / f64::from(a.samples.max(1)),
                 cost_usd: a.cost / f64::from(a.samples.max(1)),
             }
@@ -451,6 +457,7 @@ pub fn pair(
         let names = scoring.metrics_of(id);
         let bs = side(bc, 1.0, &names);
         let cs = side(cc, 0.0, &names);
+        let (bc, cc) = (&*bc, &*cc);
         let mut row = CaseRow {
             id: id.clone(),
             group: group.clone(),
@@ -490,7 +497,7 @@ pub fn pair(
     let mut totals: BTreeMap<String, Failures> = BTreeMap::new();
     for id in paired.cases.iter().map(|c| c.id.as_str()) {
         if let Some(a) = b.get(id) {
-            for (m, f) in &a.failures {
+            for (m, f) in a.failures.iter() {
                 let t = totals.entry(m.clone()).or_default();
                 t.failed += f.failed;
                 t.unapplied += f.unapplied;
