@@ -208,7 +208,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
             records: &evaluation.records,
             artifact: &evaluation.artifact,
         },
-        (&stored_scored, &scored),
+        (stored_scored, scored),
         &crate::pipeline::case_order(&evaluation.plan),
     )?;
     report.pairwise = pairwise;

@@ -120,7 +120,13 @@ fn run_gate(
         eprintln!("warning: {w}");
     }
     if json {
-        print!("{}", outcome.report.to_json());
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        outcome
+            .report
+            .write_json(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io(std::path::Path::new("<stdout>"), "write to", e))?;
     } else {
         print!("{}", crate::report::terminal(&outcome.report));
         println!(

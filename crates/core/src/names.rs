@@ -31,6 +31,8 @@ impl<V> ByName<V> {
         let i = match self.find(name) {
             Ok(i) => i,
             Err(i) => {
+                // One more, not double: most have one entry or two.
+                self.0.reserve_exact(1);
                 self.0.insert(i, (name.to_string(), V::default()));
                 i
             }

@@ -179,9 +179,17 @@ impl Report {
 
     /// The JSON report as written to disk (its SHA-256 is the report digest).
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
+        let mut out = Vec::new();
+        // Writing to memory cannot fail, and the report serializes (a test holds it).
+        let _ = self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// [`Report::to_json`], written piece by piece: a report over 100,000 cases is 44 MB of
+    /// text, and a file or stdout need not hold it whole.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
     }
 }
 

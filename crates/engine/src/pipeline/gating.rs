@@ -326,7 +326,7 @@ impl GatePlan {
                 records: &cand.records,
                 artifact: &cand.artifact,
             },
-            (&scored_b, &scored_c),
+            (scored_b, scored_c),
             &order,
         )?;
         report.sequential = sequential;
@@ -358,9 +358,29 @@ fn interrupted(p: &Prepared, records: &[crate::store::Record]) -> GateResult {
 /// Write `report.json` and `gate.json` into the candidate's run folder; returns the report's
 /// SHA-256.
 pub fn persist(run: &RunDir, report: &Report) -> Result<String> {
-    let json = report.to_json();
-    let digest = promptgate_core::artifact::canonical::sha256_hex(json.as_bytes());
-    promptgate_core::fsutil::write_atomic(&run.path.join(REPORT_FILE), json.as_bytes())?;
+    // Streamed to the file through the hash of its bytes (the report digest).
+    struct Hashing<'a> {
+        inner: &'a mut dyn std::io::Write,
+        hasher: &'a mut sha2::Sha256,
+    }
+    impl std::io::Write for Hashing<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            sha2::Digest::update(self.hasher, &buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    promptgate_core::fsutil::write_atomic_with(&run.path.join(REPORT_FILE), |w| {
+        report.write_json(&mut Hashing {
+            inner: w,
+            hasher: &mut hasher,
+        })
+    })?;
+    let digest = promptgate_core::artifact::canonical::hex(&sha2::Digest::finalize(hasher));
     let record = GateRecord {
         verdict: promptgate_core::report::verdict_word(report.decision.verdict).to_string(),
         prompt: report.prompt.clone(),

@@ -331,14 +331,23 @@ fn output_text(r: &Record) -> String {
     s
 }
 
-fn accumulate<'a>(records: &'a [Record], scored: &[Scored]) -> HashMap<&'a str, Acc> {
+/// One side's samples gathered per case: entry `i` is the case at position `i` of `index`
+/// (a case the side has no record of is `None`; records of other cases are not pairable).
+fn accumulate(
+    records: &[Record],
+    scored: &[Scored],
+    index: &HashMap<&str, usize>,
+) -> Vec<Option<Acc>> {
     let mut by_key: HashMap<(&str, u32), &Scored> = HashMap::with_capacity(scored.len());
     for s in scored {
         by_key.insert((s.case_id.as_str(), s.sample), s);
     }
-    let mut out: HashMap<&str, Acc> = HashMap::with_capacity(records.len());
+    let mut out: Vec<Option<Acc>> = std::iter::repeat_with(|| None).take(index.len()).collect();
     for r in records {
-        let a = out.entry(r.case_id.as_str()).or_default();
+        let Some(&i) = index.get(r.case_id.as_str()) else {
+            continue;
+        };
+        let a = out[i].get_or_insert_default();
         a.samples += 1;
         a.cached += u32::from(r.cached);
         a.latency += r.latency_ms;
@@ -415,22 +424,27 @@ pub fn pair(
     candidate: (&[Record], &[Scored]),
     case_order: &[(String, Option<String>)],
 ) -> Paired {
-    let mut b = accumulate(baseline.0, baseline.1);
-    let mut c = accumulate(candidate.0, candidate.1);
+    // Each case once, at the position it first appears.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(case_order.len());
+    let mut unique: Vec<(&str, &Option<String>)> = Vec::with_capacity(case_order.len());
+    for (id, group) in case_order {
+        if !index.contains_key(id.as_str()) {
+            index.insert(id, unique.len());
+            unique.push((id, group));
+        }
+    }
+    let mut b = accumulate(baseline.0, baseline.1, &index);
+    let mut c = accumulate(candidate.0, candidate.1, &index);
     let mut metrics: BTreeMap<String, MetricData> = BTreeMap::new();
     let mut paired = Paired {
         cases: Vec::with_capacity(case_order.len()),
         ..Paired::default()
     };
     let (mut cost_c, mut cost_b, mut lat_c, mut lat_b) = (vec![], vec![], vec![], vec![]);
-    let mut seen = BTreeSet::new();
-    for (id, group) in case_order {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        let (Some(bc), Some(cc)) = (b.get_mut(id.as_str()), c.get_mut(id.as_str())) else {
-            if b.contains_key(id.as_str()) || c.contains_key(id.as_str()) {
-                paired.unpaired.push(id.clone());
+    for (i, (id, group)) in unique.into_iter().enumerate() {
+        let (Some(bc), Some(cc)) = (b[i].as_mut(), c[i].as_mut()) else {
+            if b[i].is_some() || c[i].is_some() {
+                paired.unpaired.push(id.to_string());
             }
             continue;
         };
@@ -459,7 +473,7 @@ pub fn pair(
         let cs = side(cc, 0.0, &names);
         let (bc, cc) = (&*bc, &*cc);
         let mut row = CaseRow {
-            id: id.clone(),
+            id: id.to_string(),
             group: group.clone(),
             regressed: vec![],
             improved: vec![],
@@ -496,7 +510,7 @@ pub fn pair(
     // them, whatever the candidate does.
     let mut totals: BTreeMap<String, Failures> = BTreeMap::new();
     for id in paired.cases.iter().map(|c| c.id.as_str()) {
-        if let Some(a) = b.get(id) {
+        if let Some(Some(a)) = index.get(id).map(|&i| &b[i]) {
             for (m, f) in a.failures.iter() {
                 let t = totals.entry(m.clone()).or_default();
                 t.failed += f.failed;
@@ -608,28 +622,34 @@ impl RunSide<'_> {
 }
 
 /// Given both sides' scores, write each run's `checks.jsonl`, pair them, decide and build the
-/// report. `kind` is `gate` or `compare`.
+/// report. `kind` is `gate` or `compare`. Once written, the scores keep only the checks that
+/// failed (all pairing reads): over 2 × 100,000 outputs the passed ones held 30 MB.
 pub fn compare(
     kind: &str,
     scoring: &Scoring,
     policy: &Policy,
     baseline: &RunSide<'_>,
     candidate: &RunSide<'_>,
-    scored: (&[Scored], &[Scored]),
+    scored: (Vec<Scored>, Vec<Scored>),
     case_order: &[(String, Option<String>)],
 ) -> Result<promptgate_core::report::Report> {
-    let (scored_b, scored_c) = scored;
+    let (mut scored_b, mut scored_c) = scored;
     if !scoring.is_empty() {
-        write_scored(baseline.run, scored_b)?;
-        write_scored(candidate.run, scored_c)?;
+        write_scored(baseline.run, &scored_b)?;
+        write_scored(candidate.run, &scored_c)?;
+    }
+    for s in scored_b.iter_mut().chain(scored_c.iter_mut()) {
+        s.results.retain(|r| !r.pass);
+        s.results.shrink_to_fit();
     }
     let breaking = breaking_changes(baseline.artifact, candidate.artifact);
     let paired = pair(
         scoring,
-        (baseline.records, scored_b),
-        (candidate.records, scored_c),
+        (baseline.records, &scored_b),
+        (candidate.records, &scored_c),
         case_order,
     );
+    drop((scored_b, scored_c));
     let (decision, paired) = decide(policy, paired, breaking);
     let m = candidate.manifest;
     Ok(promptgate_core::report::Report {
