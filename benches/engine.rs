@@ -242,6 +242,6 @@ fn memory() {
         "gate over 2 × 100000 cases: {:.1} s, peak RSS {:.0} MB, verdict {}",
         t.as_secs_f64(),
         mb(rss),
-        s["verdict"]
+        s["decision"]["verdict"]
     );
 }
