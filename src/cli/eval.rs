@@ -1,6 +1,5 @@
 //! `promptgate eval`: run a version over its suite and print a summary.
 
-use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use clap::Args;
@@ -79,10 +78,6 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         };
         Ok((ev, scored))
     })?;
-    // The process ends with this command: the records, cases and scores are left to the exit,
-    // which takes their memory back at once, instead of being freed an allocation at a time
-    // (about 3 ms for 10,000 cases). They hold no file, lock or connection.
-    let (evaluation, scored) = (ManuallyDrop::new(evaluation), ManuallyDrop::new(scored));
     bar.finish();
     for w in &evaluation.warnings {
         eprintln!("warning: {w}");
