@@ -314,7 +314,6 @@ pub fn append_line<T: Serialize>(file: &mut impl Write, value: &T) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{ErrorClass, ToolCall};
 
     fn manifest(run: &RunDir) -> Manifest {
         Manifest {
