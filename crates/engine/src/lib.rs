@@ -911,66 +911,16 @@ fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
     all
 }
 
-/// Append cache hits' records to the results: serialized in parallel (on a warm run they are
-/// most of the work) a batch of chunks at a time, each batch written by a second thread while
-/// the next is serialized. Two batches of buffers go back and forth: memory for two batches'
-/// lines, not for the whole file.
+/// Append cache hits' records to the results.
 fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Result<()> {
-    use rayon::prelude::*;
-    if records.is_empty() {
-        return Ok(());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, results);
+    let mut line = Vec::new();
+    for r in records {
+        line.clear();
+        r.write_line(&mut line).map_err(std::io::Error::other)?;
+        out.write_all(&line)?;
     }
-    const CHUNK: usize = 512;
-    let per_batch = rayon::current_num_threads().max(1) * 2;
-    // A cached record's line is about 350 bytes: room for that, so buffers rarely grow.
-    let batch = || -> Vec<Vec<u8>> {
-        (0..per_batch)
-            .map(|_| Vec::with_capacity(CHUNK * 448))
-            .collect()
-    };
-    std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<Vec<u8>>, usize)>(1);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Vec<u8>>>();
-        let writer = scope.spawn(move || -> std::io::Result<()> {
-            for (bufs, used) in full_rx {
-                for buf in &bufs[..used] {
-                    results.write_all(buf)?;
-                }
-                // The serializer may have stopped: then nobody takes them back.
-                let _ = empty_tx.send(bufs);
-            }
-            Ok(())
-        });
-        let mut spare = vec![batch(), batch()];
-        for group in records.chunks(CHUNK * per_batch) {
-            let mut bufs = match spare.pop() {
-                Some(b) => b,
-                // The writer failed (its error is below) if it gives nothing back.
-                None => match empty_rx.recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
-                },
-            };
-            bufs.par_iter_mut()
-                .zip(group.par_chunks(CHUNK))
-                .for_each(|(buf, chunk)| {
-                    buf.clear();
-                    for r in chunk {
-                        let start = buf.len();
-                        if r.write_line(buf).is_err() {
-                            buf.truncate(start);
-                        }
-                    }
-                });
-            if full_tx.send((bufs, group.len().div_ceil(CHUNK))).is_err() {
-                break;
-            }
-        }
-        drop(full_tx);
-        writer
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the results writer panicked")))
-    })
+    out.flush()
 }
 
 fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &Arc<str>) -> Record {
@@ -1188,8 +1138,8 @@ mod tests {
     }
 
     #[test]
-    fn cache_hits_are_written_whole_and_in_order_across_batches() {
-        // Enough records for several batches (and a last, partial one).
+    fn cache_hits_are_written_whole_and_in_order() {
+        // Many records, some with text to escape.
         let records: Vec<Record> = (0..7_777)
             .map(|i| Record {
                 case_id: format!("case \"{i}\""),
