@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::running::{ReportArgs, RunArgs, Starting, run_interruptible, run_on};
+use super::running::{ReportArgs, RunArgs, run_interruptible};
 use super::{Outcome, open_repo, progress::Bar};
 use crate::checks::score::{self, FailingCheck, MetricSummary};
 use crate::engine::session;
@@ -46,7 +46,6 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         );
     }
     let req = args.run.request(&args.reference, args.resume.clone());
-    let starting = Starting::now();
     let planned = session::plan_eval(&repo, &req)?;
     // Everything the stages after the run need is validated before the first call, and before
     // the run folder exists.
@@ -61,7 +60,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         None => None,
     };
     let bar = Arc::new(Bar::new(args.run.quiet || args.json));
-    let (evaluation, scored) = run_on(starting, async |interrupt| {
+    let (evaluation, scored) = run_interruptible(async |interrupt| {
         let ev = session::run(&repo, prepared, bar.clone(), interrupt.clone()).await?;
         let scored = if ev.summary.missing > 0 {
             crate::pipeline::score_records(&ev.records, &ev.artifact, &scoring)

@@ -101,45 +101,18 @@ impl ReportArgs {
     }
 }
 
-/// A tokio runtime being built on its own thread (starting its workers takes a moment) while
-/// the caller prepares a run.
-pub struct Starting(std::thread::JoinHandle<std::io::Result<tokio::runtime::Runtime>>);
-
-impl Starting {
-    pub fn now() -> Starting {
-        Starting(std::thread::spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-        }))
-    }
-
-    fn runtime(self) -> Result<tokio::runtime::Runtime> {
-        let built = self
-            .0
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the thread building it panicked")));
-        built.map_err(|e| {
+/// Build the runtime, run `work` with Ctrl-C wired to an [`Interrupt`] (first: drain, second:
+/// abort), and shut the runtime down without waiting for the signal task.
+pub fn run_interruptible<T>(work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
             Error::new(
                 ErrorKind::Infrastructure,
                 Diagnostic::error(format!("cannot start the async runtime: {e}")),
             )
-        })
-    }
-}
-
-/// Build the runtime, run `work` with Ctrl-C wired to an [`Interrupt`] (first: drain, second:
-/// abort), and shut the runtime down without waiting for the signal task.
-pub fn run_interruptible<T>(work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>) -> Result<T> {
-    run_on(Starting::now(), work)
-}
-
-/// [`run_interruptible`] on a runtime started earlier.
-pub fn run_on<T>(
-    starting: Starting,
-    work: impl AsyncFnOnce(Arc<Interrupt>) -> Result<T>,
-) -> Result<T> {
-    let runtime = starting.runtime()?;
+        })?;
     let interrupt = Arc::new(Interrupt::new());
     let out = runtime.block_on(async {
         let i = interrupt.clone();
