@@ -607,14 +607,13 @@ pub struct SpanContext {
     pub operation: &'static str,
 }
 
-/// Where a plan's calls go: the provider and its response cache, the run's options, its
-/// folder and its manifest being written.
+/// Where a plan's calls go: the provider and its response cache, the run's options and its
+/// folder (whose manifest is on disk).
 pub struct Runner<'a> {
     pub provider: Arc<dyn Provider>,
     pub cache: Option<Cache>,
     pub options: &'a Options,
     pub run: &'a RunDir,
-    pub manifest: &'a store::PendingWrite,
 }
 
 /// Who follows a run: its progress, and Ctrl-C.
@@ -636,7 +635,6 @@ pub async fn execute(
         cache,
         options: opts,
         run,
-        manifest,
     } = runner;
     let Watch {
         observer,
@@ -722,7 +720,6 @@ pub async fn execute(
     // order calls finish. Answered calls' lines are flushed as soon as no other finished call
     // is waiting (a crash loses at most the calls in flight and at most 64 finished ones);
     // cache hits, which cost nothing to redo, are written first, here.
-    manifest.wait()?;
     let (mut results, traces) = run.appenders()?;
     write_hits(&mut results, &cached_records)
         .map_err(|e| Error::io(&run.path, "write results to", e))?;

@@ -18,7 +18,7 @@ use promptgate_core::error::{Error, Result};
 use promptgate_core::suite;
 use promptgate_registry::{Ref, Repo};
 
-use super::store::{Manifest, PendingWrite, ProviderInfo, Record, RunDir};
+use super::store::{Manifest, ProviderInfo, Record, RunDir};
 use super::{
     CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Runner, Summary, Watch, execute,
     plan, plancache,
@@ -77,8 +77,6 @@ pub struct Prepared {
     snapshot_stamp: Option<Stamp>,
     /// The plan's name in the plan cache.
     plan_digest: String,
-    /// The run's first manifest, being written (a new run's).
-    manifest_write: PendingWrite,
 }
 
 /// An evaluation planned (resolved, datasets read and rendered, provider built) but not started:
@@ -500,7 +498,7 @@ impl Planned {
 
     /// Start the run: create its folder (or open the one being resumed) and its manifest.
     pub fn start(self, repo: &Repo) -> Result<Prepared> {
-        let (run, manifest, manifest_write) = match &self.resume {
+        let (run, manifest) = match &self.resume {
             Some(id) => {
                 let run = RunDir::open(&repo.state_dir(), id)?;
                 let m = run.manifest()?;
@@ -523,7 +521,7 @@ impl Planned {
                     ))
                     .with_hint("start a new run instead of resuming this one"));
                 }
-                (run, m, PendingWrite::default())
+                (run, m)
             }
             None => {
                 let run = RunDir::create(&repo.state_dir(), &self.prompt, &self.version_id)?;
@@ -552,10 +550,9 @@ impl Planned {
                     finished_at: None,
                     status: "running".into(),
                 };
-                // Written while the plan's calls and the run's records are built; appending a
-                // result waits for it.
-                let pending = PendingWrite::start(&run, &m);
-                (run, m, pending)
+                // On disk before any result: a results file never stands without it.
+                run.write_manifest(&m)?;
+                (run, m)
             }
         };
         Ok(Prepared {
@@ -569,7 +566,6 @@ impl Planned {
             manifest,
             cache: self.cache,
             prefetched: std::sync::Mutex::new(self.prefetched),
-            manifest_write,
             snapshot_stamp: self.snapshot_stamp,
             plan_digest: self.plan_digest,
         })
@@ -610,7 +606,6 @@ pub async fn execute_cases(
         cache: prepared.cache.clone(),
         options: &prepared.options,
         run: &prepared.run,
-        manifest: &prepared.manifest_write,
     };
     let out = execute(
         subset.as_ref().unwrap_or(&prepared.plan),
@@ -624,12 +619,10 @@ pub async fn execute_cases(
     .await;
     if out.is_err() {
         // A run that fails still leaves its manifest, saying so.
-        if prepared.manifest_write.wait().is_ok() {
-            let mut m = prepared.manifest.clone();
-            m.status = "aborted".into();
-            m.finished_at = Some(promptgate_core::clock::now());
-            let _ = prepared.run.write_manifest(&m);
-        }
+        let mut m = prepared.manifest.clone();
+        m.status = "aborted".into();
+        m.finished_at = Some(promptgate_core::clock::now());
+        let _ = prepared.run.write_manifest(&m);
     }
     out
 }
@@ -653,11 +646,8 @@ pub async fn finish(
         provider,
         snapshot_stamp,
         plan_digest,
-        manifest_write,
         ..
     } = prepared;
-    // The first manifest is on disk before the last one replaces it.
-    manifest_write.wait()?;
     let summary = match only {
         Some(o) => {
             Summary::from_records(&run.id, &restricted(&plan, o), &records, wall, interrupted)

@@ -94,34 +94,6 @@ pub struct Manifest {
     pub status: String,
 }
 
-/// A run's first manifest being written (and fsynced) on another thread while the run gets
-/// ready; [`PendingWrite::wait`] before the first result is appended, so a results file never
-/// stands without its manifest.
-#[derive(Debug, Default)]
-pub struct PendingWrite(std::sync::Mutex<Option<std::thread::JoinHandle<Result<()>>>>);
-
-impl PendingWrite {
-    /// Write `manifest` into `run` on another thread.
-    pub fn start(run: &RunDir, manifest: &Manifest) -> PendingWrite {
-        let (run, manifest) = (run.clone(), manifest.clone());
-        let handle = std::thread::spawn(move || run.write_manifest(&manifest));
-        PendingWrite(std::sync::Mutex::new(Some(handle)))
-    }
-
-    /// Until the write is done; its error, once.
-    pub fn wait(&self) -> Result<()> {
-        let handle = self.0.lock().ok().and_then(|mut h| h.take());
-        match handle.map(std::thread::JoinHandle::join) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(Error::new(
-                ErrorKind::Infrastructure,
-                Diagnostic::error("the thread writing the run's manifest panicked"),
-            )),
-        }
-    }
-}
-
 /// A run folder.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -314,55 +286,6 @@ pub fn append_line<T: Serialize>(file: &mut impl Write, value: &T) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn manifest(run: &RunDir) -> Manifest {
-        Manifest {
-            run_id: run.id.clone(),
-            promptgate_version: "0".into(),
-            prompt: "p".into(),
-            version_id: "v1-abc".into(),
-            version_hash: "h".into(),
-            label: None,
-            suite: None,
-            suite_digest: String::new(),
-            datasets: vec![],
-            repeats: 1,
-            provider: ProviderInfo {
-                name: "stub".into(),
-                system: "openai".into(),
-                endpoint: "http://127.0.0.1:1".into(),
-                model: "m".into(),
-                concurrency: 1,
-                max_retries: 0,
-                api_key_env: None,
-            },
-            calls: 0,
-            started_at: "2026-11-30T12:00:00Z".into(),
-            finished_at: None,
-            status: "running".into(),
-        }
-    }
-
-    #[test]
-    fn a_pending_manifest_is_on_disk_after_wait_or_its_error_is_told() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::create(dir.path(), "p", "v1-abc").unwrap();
-        let m = manifest(&run);
-        let pending = PendingWrite::start(&run, &m);
-        pending.wait().unwrap();
-        assert_eq!(run.manifest().unwrap(), m);
-        // A second wait has nothing left to wait for.
-        pending.wait().unwrap();
-        PendingWrite::default().wait().unwrap();
-
-        let gone = RunDir::create(dir.path(), "p", "v1-abc").unwrap();
-        fs::remove_dir_all(&gone.path).unwrap();
-        let err = PendingWrite::start(&gone, &manifest(&gone))
-            .wait()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&gone.id), "{err}");
-    }
 
     #[test]
     fn runs_started_in_the_same_second_get_folders_of_their_own() {

@@ -275,13 +275,11 @@ async fn ask<T>(
                 .collect(),
             ..questions.clone()
         };
-        let manifest = Default::default();
         let runner = Runner {
             provider: judge.provider.clone(),
             cache: judge.cache.clone(),
             options: &judge.options,
             run: dir,
-            manifest: &manifest,
         };
         let watch = Watch {
             observer: observer.clone(),

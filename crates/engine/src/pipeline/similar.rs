@@ -169,13 +169,11 @@ pub async fn run(
         .map(|(row, (call, request))| (PlannedCall { row, ..call }, request))
         .unzip();
     let plan = Plan::given("embeddings", &embedder.model, calls, requests);
-    let manifest = Default::default();
     let runner = Runner {
         provider: embedder.provider.clone(),
         cache: embedder.cache.clone(),
         options: &embedder.options,
         run: &dir,
-        manifest: &manifest,
     };
     let watch = Watch {
         observer,
