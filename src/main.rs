@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         },
         Err(err) => {
             eprint!("{}", promptgate::redact::text(&err.to_string()));
-            err.kind.exit_code()
+            err.kind().exit_code()
         }
     };
     ExitCode::from(code as u8)

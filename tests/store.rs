@@ -181,7 +181,7 @@ fn a_store_registers_content_once() {
         let e = store
             .register("p", vec![again], true, "tester")
             .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Usage, "{name}");
+        assert_eq!(e.kind(), ErrorKind::Usage, "{name}");
         assert!(e.to_string().contains("same content"), "{name}: {e}");
         // A batch with a bad version registers none of it.
         let bad = NewVersion::parse("bad.yaml", "model: [".to_string());
@@ -212,11 +212,11 @@ fn a_label_move_is_compare_and_swap_with_one_winner() {
 
         // A stale expectation is a conflict that names the current target.
         let e = set(&*store, "p", "production", &v2, Expect::Absent).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Conflict, "{name}");
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{name}");
         assert!(e.to_string().contains(&v1), "{name}: {e}");
         assert_eq!(
-            e.current,
-            Some(Some(v1.clone())),
+            e.current(),
+            Some(Some(v1.as_str())),
             "{name}: the conflict carries the target"
         );
 
@@ -237,7 +237,7 @@ fn a_label_move_is_compare_and_swap_with_one_winner() {
         let won = outcomes.iter().filter(|o| o.is_ok()).count();
         let lost = outcomes
             .iter()
-            .filter(|o| matches!(o, Err(e) if e.kind == ErrorKind::Conflict))
+            .filter(|o| matches!(o, Err(e) if e.kind() == ErrorKind::Conflict))
             .count();
         assert_eq!((won, lost), (1, racers - 1), "{name}: {outcomes:?}");
         let p = store.prompt("p").unwrap();
@@ -332,7 +332,7 @@ fn a_write_cut_short_by_a_crash_is_rolled_forward() {
         assert_eq!(p.audit.entries, 4, "{name}");
         let e = set(&*store, "p", "production", &v1, Expect::Version(v1.clone())).unwrap_err();
         assert_eq!(
-            e.kind,
+            e.kind(),
             ErrorKind::Conflict,
             "{name}: the rolled-forward state is the current one"
         );

@@ -279,7 +279,7 @@ impl Client {
                 )));
             }
             // The server answered: what it said stands (a copy on disk would be stale).
-            Err(e) if matches!(e.kind, ErrorKind::Usage | ErrorKind::NotFound) => return Err(e),
+            Err(e) if matches!(e.kind(), ErrorKind::Usage | ErrorKind::NotFound) => return Err(e),
             Err(e) => match load_disk(&self.inner, name, label).await {
                 Some(s) => s,
                 None => {

@@ -173,24 +173,74 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The library's error: a kind (for the exit code) and one or more diagnostics.
-#[derive(Debug, Clone)]
-pub struct Error {
-    pub kind: ErrorKind,
-    pub diagnostics: Vec<Diagnostic>,
-    /// For a [`ErrorKind::Conflict`]: what the label points at now (`None`: it does not
-    /// exist), so that a caller — `serve`'s 412, a retry — need not read it again.
-    pub current: Option<Option<String>>,
+/// The library's error: what went wrong — the variant decides the exit code
+/// ([`Error::kind`]) and, in `promptgate-server`'s `ApiError`, the HTTP status — and one or more
+/// diagnostics a person can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Bad input: flags, a malformed file, an invalid reference, a failed `check`.
+    #[error("{}", Shown(.diagnostics))]
+    Invalid { diagnostics: Vec<Diagnostic> },
+    /// What was asked for does not exist: a prompt, a label, a version, a run.
+    #[error("{}", Shown(.diagnostics))]
+    NotFound { diagnostics: Vec<Diagnostic> },
+    /// A compare-and-swap lost: the label moved under you. `current` is what it points at now
+    /// (`None`: it does not exist), so that a caller — `serve`'s 412, a retry — need not read
+    /// it again.
+    #[error("{}", Shown(.diagnostics))]
+    Conflict {
+        diagnostics: Vec<Diagnostic>,
+        current: Option<String>,
+    },
+    /// A model provider failed or refused, beyond what retries fix.
+    #[error("{}", Shown(.diagnostics))]
+    Provider { diagnostics: Vec<Diagnostic> },
+    /// A file or folder could not be read or written.
+    #[error("{}", Shown(.diagnostics))]
+    Io {
+        path: PathBuf,
+        source: std::sync::Arc<std::io::Error>,
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// Anything else the machine failed at: a runtime that would not start, a thread that
+    /// panicked, a server that would not bind.
+    #[error("{}", Shown(.diagnostics))]
+    Internal { diagnostics: Vec<Diagnostic> },
+}
+
+/// Diagnostics shown one after another.
+struct Shown<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, diagnostic: Diagnostic) -> Error {
-        Error {
-            kind,
-            diagnostics: vec![diagnostic],
-            current: None,
+        Error::many(kind, vec![diagnostic])
+    }
+
+    /// An error of `kind` (a conflict without a known current target; an infrastructure
+    /// failure that is neither a provider's nor a file's).
+    pub fn many(kind: ErrorKind, diagnostics: Vec<Diagnostic>) -> Error {
+        match kind {
+            ErrorKind::Usage => Error::Invalid { diagnostics },
+            ErrorKind::NotFound => Error::NotFound { diagnostics },
+            ErrorKind::Conflict => Error::Conflict {
+                diagnostics,
+                current: None,
+            },
+            ErrorKind::Infrastructure => Error::Internal { diagnostics },
         }
     }
 
@@ -206,58 +256,99 @@ impl Error {
 
     /// A lost compare-and-swap; `current` is what the label points at now (`None`: nothing).
     pub fn conflict(diagnostic: Diagnostic, current: Option<String>) -> Error {
-        Error {
-            current: Some(current),
-            ..Error::new(ErrorKind::Conflict, diagnostic)
+        Error::Conflict {
+            diagnostics: vec![diagnostic],
+            current,
         }
     }
 
-    pub fn many(kind: ErrorKind, diagnostics: Vec<Diagnostic>) -> Error {
-        Error {
-            kind,
-            diagnostics,
-            current: None,
+    /// A provider that failed or refused.
+    pub fn provider(diagnostic: Diagnostic) -> Error {
+        Error::Provider {
+            diagnostics: vec![diagnostic],
         }
     }
 
-    /// An I/O error that names its path. A missing or unreadable file is the user's to fix
-    /// (usage); anything else is infrastructure.
+    /// An I/O error that names its path.
     pub fn io(path: &Path, action: &str, err: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            diagnostics: vec![Diagnostic::error(format!(
+                "cannot {action} `{}`: {err}",
+                path.display()
+            ))],
+            source: std::sync::Arc::new(err),
+        }
+    }
+
+    /// The level that decides the exit code. A missing or unreadable file is the user's to
+    /// fix (usage); any other I/O failure is infrastructure.
+    pub fn kind(&self) -> ErrorKind {
         use std::io::ErrorKind as K;
-        let kind = match err.kind() {
-            K::NotFound | K::PermissionDenied | K::AlreadyExists | K::IsADirectory => {
-                ErrorKind::Usage
-            }
-            _ => ErrorKind::Infrastructure,
-        };
-        Error::new(
-            kind,
-            Diagnostic::error(format!("cannot {action} `{}`: {err}", path.display())),
-        )
+        match self {
+            Error::Invalid { .. } => ErrorKind::Usage,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Io { source, .. } => match source.kind() {
+                K::NotFound | K::PermissionDenied | K::AlreadyExists | K::IsADirectory => {
+                    ErrorKind::Usage
+                }
+                _ => ErrorKind::Infrastructure,
+            },
+            Error::Provider { .. } | Error::Internal { .. } => ErrorKind::Infrastructure,
+        }
+    }
+
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            Error::Invalid { diagnostics }
+            | Error::NotFound { diagnostics }
+            | Error::Conflict { diagnostics, .. }
+            | Error::Provider { diagnostics }
+            | Error::Io { diagnostics, .. }
+            | Error::Internal { diagnostics } => diagnostics,
+        }
+    }
+
+    pub fn diagnostics_mut(&mut self) -> &mut Vec<Diagnostic> {
+        match self {
+            Error::Invalid { diagnostics }
+            | Error::NotFound { diagnostics }
+            | Error::Conflict { diagnostics, .. }
+            | Error::Provider { diagnostics }
+            | Error::Io { diagnostics, .. }
+            | Error::Internal { diagnostics } => diagnostics,
+        }
+    }
+
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        match self {
+            Error::Invalid { diagnostics }
+            | Error::NotFound { diagnostics }
+            | Error::Conflict { diagnostics, .. }
+            | Error::Provider { diagnostics }
+            | Error::Io { diagnostics, .. }
+            | Error::Internal { diagnostics } => diagnostics,
+        }
+    }
+
+    /// For a conflict: what the label points at now (`None`: nothing). `None` for any other
+    /// error.
+    pub fn current(&self) -> Option<Option<&str>> {
+        match self {
+            Error::Conflict { current, .. } => Some(current.as_deref()),
+            _ => None,
+        }
     }
 
     /// Add a hint to the first diagnostic.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
-        if let Some(d) = self.diagnostics.first_mut() {
+        if let Some(d) = self.diagnostics_mut().first_mut() {
             d.hint = Some(hint.into());
         }
         self
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Error {
@@ -285,5 +376,70 @@ pub fn list_names<S: AsRef<str>>(names: &[S]) -> String {
         0 => "(none)".to_string(),
         1 => quoted[0].clone(),
         n => format!("{} and {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_kind_diagnostics_and_conflict_target() {
+        let io = |k| Error::io(Path::new("p/x.yaml"), "read", std::io::Error::from(k));
+        let cases = [
+            (Error::usage("bad flag"), ErrorKind::Usage),
+            (Error::not_found("no prompt `p`"), ErrorKind::NotFound),
+            (
+                Error::conflict(Diagnostic::error("moved"), Some("v2".into())),
+                ErrorKind::Conflict,
+            ),
+            (
+                Error::provider(Diagnostic::error("401")),
+                ErrorKind::Infrastructure,
+            ),
+            (io(std::io::ErrorKind::NotFound), ErrorKind::Usage),
+            (io(std::io::ErrorKind::PermissionDenied), ErrorKind::Usage),
+            (
+                io(std::io::ErrorKind::StorageFull),
+                ErrorKind::Infrastructure,
+            ),
+            (
+                Error::new(ErrorKind::Infrastructure, Diagnostic::error("panicked")),
+                ErrorKind::Infrastructure,
+            ),
+        ];
+        for (e, kind) in &cases {
+            assert_eq!(e.kind(), *kind, "{e:?}");
+            assert_eq!(e.diagnostics().len(), 1);
+            assert_eq!(e.to_string(), e.diagnostics()[0].to_string());
+        }
+        assert_eq!(cases[2].0.current(), Some(Some("v2")));
+        assert_eq!(
+            Error::conflict(Diagnostic::error("x"), None).current(),
+            Some(None)
+        );
+        assert_eq!(cases[0].0.current(), None);
+        // An I/O error names its path and keeps its cause.
+        let e = io(std::io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("`p/x.yaml`"), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        let Error::Io { path, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(path, Path::new("p/x.yaml"));
+        // Several diagnostics are shown one per line; a hint goes to the first.
+        let many = Error::many(
+            ErrorKind::Usage,
+            vec![Diagnostic::error("a"), Diagnostic::error("b")],
+        )
+        .with_hint("fix a");
+        assert_eq!(many.diagnostics()[0].hint.as_deref(), Some("fix a"));
+        assert_eq!(
+            many.to_string()
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            2
+        );
     }
 }

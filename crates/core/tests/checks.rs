@@ -361,7 +361,7 @@ fn every_check_type_rejects_foreign_options_and_wrong_types() {
         .to_string()
         .replace(&dir.path().display().to_string(), "[DIR]");
     // Every entry of the file produced its own problem, none was taken silently.
-    assert_eq!(err.diagnostics.len(), 2 * types.len() + 8, "{text}");
+    assert_eq!(err.diagnostics().len(), 2 * types.len() + 8, "{text}");
     insta::assert_snapshot!(text);
 }
 
@@ -459,7 +459,7 @@ fn check_values_are_exact_at_their_bounds() {
     // A list of checks from JSON (a dataset row's column) reports every problem at once.
     let e =
         checks::parse_checks(&[json!({"contians": 1}), json!({"regex": "("})], "row").unwrap_err();
-    assert_eq!(e.diagnostics.len(), 2);
+    assert_eq!(e.diagnostics().len(), 2);
     assert_eq!(
         checks::parse_checks(&[json!({"contains": "a"})], "row")
             .unwrap()

@@ -205,7 +205,7 @@ fn render_case(
         .map_err(|msg| vec![Diagnostic::error(format!("{row}: {msg}"))])?;
     let mut request = render::bind_variables(&rendering.artifact, &vars, &subject, false)
         .and_then(|bound| compiled.render(&bound, &subject))
-        .map_err(|e| e.diagnostics)?;
+        .map_err(|e| e.into_diagnostics())?;
     if let Some(m) = &rendering.model_override {
         request.model = m.clone();
     }
@@ -404,8 +404,7 @@ fn doomed_error(provider: &dyn Provider, model: &str, limit: usize, e: &CallErro
         Some(404) => "check the model name and the provider's `base_url`",
         _ => "the request is refused as sent: check the model name and its parameters",
     };
-    Error::new(
-        ErrorKind::Infrastructure,
+    Error::provider(
         Diagnostic::error(format!(
             "stopped after the first {limit} calls all failed the same way: provider `{}` (model `{model}`, {}) answered {}",
             provider.name(),

@@ -370,7 +370,7 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     for d in parsed {
         match d {
             Ok(d) => datasets.push(d),
-            Err(e) => problems.extend(e.diagnostics),
+            Err(e) => problems.extend(e.into_diagnostics()),
         }
     }
     // Every row is checked against the version's variables when the plan renders it.

@@ -114,7 +114,7 @@ impl Bundle {
                 Ok(doc) => {
                     prompts.insert(name, doc);
                 }
-                Err(e) => problems.extend(e.diagnostics),
+                Err(e) => problems.extend(e.into_diagnostics()),
             }
         }
         if !problems.is_empty() {

@@ -37,7 +37,7 @@ pub fn check(repo: &Repo) -> Report {
     let names = match repo.prompt_names() {
         Ok(n) => n,
         Err(e) => {
-            report.diagnostics.extend(e.diagnostics);
+            report.diagnostics.extend(e.into_diagnostics());
             return report;
         }
     };
@@ -56,7 +56,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         match fsutil::read_to_string(&reg_path).and_then(|t| parse_registry(&reg_path, &t)) {
             Ok(r) => r,
             Err(e) => {
-                out.extend(e.diagnostics);
+                out.extend(e.into_diagnostics());
                 return;
             }
         };
@@ -127,7 +127,7 @@ fn check_prompt(repo: &Repo, name: &str, report: &mut Report) {
         let text = match fsutil::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                out.extend(e.diagnostics);
+                out.extend(e.into_diagnostics());
                 continue;
             }
         };

@@ -131,7 +131,7 @@ impl FileStore {
         } else {
             format!("no prompt named `{name}`")
         });
-        if let Some(d) = err.diagnostics.first_mut() {
+        if let Some(d) = err.diagnostics_mut().first_mut() {
             d.notes.push(format!("prompts: {}", list_names(&names)));
             d.hint = Some(match did_you_mean(name, names.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -382,17 +382,18 @@ impl Store for FileStore {
                         // A registered file that no longer parses was edited too.
                         problems.push(
                             edited_error(&prompt, v, "(unparsable)", &dir)
-                                .diagnostics
+                                .into_diagnostics()
                                 .remove(0),
                         );
                     }
-                    problems.extend(e.diagnostics);
+                    problems.extend(e.into_diagnostics());
                     continue;
                 }
             };
             if let Some(v) = registered {
                 if v.hash != loaded.hash {
-                    problems.extend(edited_error(&prompt, &v, &loaded.hash, &dir).diagnostics);
+                    problems
+                        .extend(edited_error(&prompt, &v, &loaded.hash, &dir).into_diagnostics());
                 } else if explicit {
                     problems.push(
                         Diagnostic::error(format!(

@@ -302,7 +302,7 @@ impl App {
                 .collect();
             for k in gone {
                 // Not listed: keep serving it unless the store says it is gone for good.
-                if matches!(repo.prompt(&k), Err(e) if e.kind == ErrorKind::NotFound) {
+                if matches!(repo.prompt(&k), Err(e) if e.kind() == ErrorKind::NotFound) {
                     next.remove(&k);
                     seen.remove(&k);
                     changed = true;
@@ -715,18 +715,19 @@ fn http(text: String) -> String {
         .replace("`--expect`", "`If-Match`")
 }
 
-/// A library error as an HTTP answer: the one mapping of error kinds to statuses (the exit
-/// codes are [`ErrorKind::exit_code`]). The body says what is wrong with the hints written for
-/// HTTP, never a server path.
+/// A library error as an HTTP answer: the one mapping of errors to statuses (the exit codes
+/// are [`Error::kind`]'s). The body says what is wrong with the hints written for HTTP, never a
+/// server path: a file the server could not read or write is only said to be one.
 pub struct ApiError(pub Error);
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
-        match self.0.kind {
-            ErrorKind::Usage => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::PRECONDITION_FAILED,
-            ErrorKind::Infrastructure => StatusCode::INTERNAL_SERVER_ERROR,
+        match &self.0 {
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::PRECONDITION_FAILED,
+            Error::Provider { .. } => StatusCode::BAD_GATEWAY,
+            Error::Io { .. } | Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -734,15 +735,22 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = &self.0;
+        if let Error::Io { source, .. } = e {
+            return error(
+                self.status(),
+                "the registry could not read or write its files",
+                json!({ "details": source.kind().to_string() }),
+            );
+        }
         let mut extra = json!({ "details": http(e.to_string()) });
         // A lost compare-and-swap says what the label points at now (as the store saw it).
-        if let Some(current) = &e.current {
-            extra["current"] = json!(current.as_deref().unwrap_or("none"));
+        if let Some(current) = e.current() {
+            extra["current"] = json!(current.unwrap_or("none"));
         }
         error(
             self.status(),
             http(
-                e.diagnostics
+                e.diagnostics()
                     .first()
                     .map(|d| d.message.clone())
                     .unwrap_or_default(),
@@ -1240,4 +1248,60 @@ pub async fn serve(
         .await
         .map_err(|e| Error::io(Path::new(&opts.listen), "serve on", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptgate_core::error::Diagnostic;
+    use std::path::Path;
+
+    fn body(r: Response) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(axum::body::to_bytes(r.into_body(), 1 << 20))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn each_error_has_one_status_and_no_server_path_leaves() {
+        let d = |m: &str| Diagnostic::error(m);
+        let io = Error::io(
+            Path::new("/srv/prompts/p/registry.yaml"),
+            "write",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        let cases = [
+            (Error::usage("bad body"), StatusCode::UNPROCESSABLE_ENTITY),
+            (Error::not_found("no prompt `p`"), StatusCode::NOT_FOUND),
+            (
+                Error::conflict(d("moved first"), Some("v2-abc".into())),
+                StatusCode::PRECONDITION_FAILED,
+            ),
+            (
+                Error::provider(d("401 from the model")),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (io.clone(), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                Error::new(ErrorKind::Infrastructure, d("panicked")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            assert_eq!(ApiError(e.clone()).status(), status, "{e:?}");
+            assert_eq!(ApiError(e).into_response().status(), status);
+        }
+        let conflict = body(ApiError(Error::conflict(d("moved"), None)).into_response());
+        assert_eq!(conflict["current"], "none");
+        let text = body(ApiError(io).into_response()).to_string();
+        assert!(
+            !text.contains("/srv"),
+            "a server path in the answer: {text}"
+        );
+        assert!(text.contains("could not read or write"), "{text}");
+    }
 }

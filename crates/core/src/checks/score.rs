@@ -264,7 +264,7 @@ impl Cases {
                     Ok(parsed) => {
                         own.insert(c.id.clone(), parsed);
                     }
-                    Err(e) => problems.extend(e.diagnostics),
+                    Err(e) => problems.extend(e.into_diagnostics()),
                 }
             }
         }

@@ -70,7 +70,7 @@ pub fn prepare(
             Ok(x) => x,
             Err(e) => {
                 problems.extend(
-                    e.diagnostics
+                    e.into_diagnostics()
                         .into_iter()
                         .map(|d| d.in_context(format!("{file}: judge of check `{}`", c.id))),
                 );
