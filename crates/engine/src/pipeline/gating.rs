@@ -152,7 +152,7 @@ impl GatePlan {
 
     /// Run the baseline, then the candidate, then decide. With `gate.sequential`, both run
     /// over the cases in a seeded shuffled order, look by look, and stop when the decision is
-    /// clear.
+    /// clear (see [`GatePlan::run_sequential`]).
     pub async fn run(
         self,
         repo: &Repo,
@@ -161,122 +161,18 @@ impl GatePlan {
     ) -> Result<GateResult> {
         let order = case_order(&self.candidate.plan);
         let t0 = Instant::now();
-        let (records_b, records_c, only, policy, sequential) =
-            match self.scoring.policy.sequential.clone() {
-                None => {
-                    let (rb, ib) = session::execute_cases(
-                        &self.baseline,
-                        None,
-                        observer.clone(),
-                        interrupt.clone(),
-                    )
-                    .await?;
-                    if ib {
-                        return Ok(interrupted(&self.baseline, &rb));
-                    }
-                    let (rc, ic) = session::execute_cases(
-                        &self.candidate,
-                        None,
-                        observer.clone(),
-                        interrupt.clone(),
-                    )
-                    .await?;
-                    if ic {
-                        return Ok(interrupted(&self.candidate, &rc));
-                    }
-                    let mut policy = self.scoring.policy.clone();
-                    if self.allow_breaking {
-                        policy.allow_breaking = Some(true);
-                    }
-                    (rb, rc, None, policy, None)
-                }
-                Some(seq) => {
-                    let mut ids: Vec<String> = Vec::with_capacity(order.len());
-                    let mut seen = HashSet::new();
-                    for (id, _) in &order {
-                        if seen.insert(id.as_str()) {
-                            ids.push(id.clone());
-                        }
-                    }
-                    fastrand::Rng::with_seed(self.scoring.policy.seed()).shuffle(&mut ids);
-                    let sizes = seq.look_sizes(ids.len());
-                    let breaking =
-                        super::breaking_changes(&self.baseline.artifact, &self.candidate.artifact);
-                    let mut result = None;
-                    for (k, &m) in sizes.iter().enumerate() {
-                        let only: HashSet<String> = ids[..m].iter().cloned().collect();
-                        let (rb, ib) = session::execute_cases(
-                            &self.baseline,
-                            Some(&only),
-                            observer.clone(),
-                            interrupt.clone(),
-                        )
-                        .await?;
-                        if ib {
-                            return Ok(interrupted(&self.baseline, &rb));
-                        }
-                        let (rc, ic) = session::execute_cases(
-                            &self.candidate,
-                            Some(&only),
-                            observer.clone(),
-                            interrupt.clone(),
-                        )
-                        .await?;
-                        if ic {
-                            return Ok(interrupted(&self.candidate, &rc));
-                        }
-                        let mut policy = self.scoring.policy.at_look(k, sizes.len());
-                        if self.allow_breaking {
-                            policy.allow_breaking = Some(true);
-                        }
-                        let last = k + 1 == sizes.len();
-                        if !last {
-                            let (sb, sc, _) = super::score_pair(
-                                &self.scoring,
-                                super::ToScore {
-                                    run: &self.baseline.run,
-                                    records: &rb,
-                                    artifact: &self.baseline.artifact,
-                                },
-                                super::ToScore {
-                                    run: &self.candidate.run,
-                                    records: &rc,
-                                    artifact: &self.candidate.artifact,
-                                },
-                                observer.clone(),
-                                interrupt.clone(),
-                            )
-                            .await?;
-                            let paired = super::pair(&self.scoring, (&rb, &sb), (&rc, &sc), &order);
-                            let (d, _) = super::decide(&policy, paired, breaking.clone());
-                            if !promptgate_core::gate::stops_early(&d) {
-                                continue;
-                            }
-                        }
-                        let total_calls =
-                            self.baseline.plan.calls.len() + self.candidate.plan.calls.len();
-                        let info = promptgate_core::report::Sequential {
-                            looks_planned: sizes.len(),
-                            stopped_at_look: k + 1,
-                            cases_used: m,
-                            cases_total: ids.len(),
-                            calls_saved: total_calls.saturating_sub(rb.len() + rc.len()),
-                            interim_alpha: seq.interim_alpha(),
-                            alpha_at_stop: policy.gated().first().map(|g| g.2).unwrap_or(0.0),
-                        };
-                        result = Some((rb, rc, (!last).then_some(only), policy, Some(info)));
-                        break;
-                    }
-                    match result {
-                        Some(r) => r,
-                        None => {
-                            return Err(promptgate_core::error::Error::usage(
-                                "a sequential gate needs at least one case",
-                            ));
-                        }
-                    }
-                }
-            };
+        let watch = (observer.clone(), interrupt.clone());
+        let ran = match self.scoring.policy.sequential.clone() {
+            None => self
+                .run_both(None, &watch)
+                .await?
+                .map(|(rb, rc)| (rb, rc, None, self.policy_at(None), None)),
+            Some(seq) => self.run_sequential(&seq, &order, &watch).await?,
+        };
+        let (records_b, records_c, only, policy, sequential) = match ran {
+            Ok(r) => r,
+            Err(stopped) => return Ok(stopped),
+        };
         let wall = t0.elapsed();
         let base =
             session::finish(repo, self.baseline, records_b, false, wall, only.as_ref()).await?;
@@ -292,40 +188,22 @@ impl GatePlan {
         };
         let (scored_b, scored_c, pairwise) = super::score_pair(
             &self.scoring,
-            super::ToScore {
-                run: &base.run,
-                records: &base.records,
-                artifact: &base.artifact,
-            },
-            super::ToScore {
-                run: &cand.run,
-                records: &cand.records,
-                artifact: &cand.artifact,
-            },
-            observer.clone(),
-            interrupt.clone(),
+            to_score(&base.run, &base.records, &base.artifact),
+            to_score(&cand.run, &cand.records, &cand.artifact),
+            observer,
+            interrupt,
         )
         .await?;
         let mut report = compare(
             "gate",
             &self.scoring,
             &policy,
-            &RunSide {
-                reference: self.baseline_ref.clone(),
-                run: &base.run,
-                manifest: &base.manifest,
-                labels: labels(&base.manifest.version_id),
-                records: &base.records,
-                artifact: &base.artifact,
-            },
-            &RunSide {
-                reference: self.candidate_ref.clone(),
-                run: &cand.run,
-                manifest: &cand.manifest,
-                labels: labels(&cand.manifest.version_id),
-                records: &cand.records,
-                artifact: &cand.artifact,
-            },
+            &run_side(&self.baseline_ref, &base, labels(&base.manifest.version_id)),
+            &run_side(
+                &self.candidate_ref,
+                &cand,
+                labels(&cand.manifest.version_id),
+            ),
             (scored_b, scored_c),
             &order,
         )?;
@@ -343,10 +221,137 @@ impl GatePlan {
             warnings,
         })))
     }
+
+    /// The policy at look `look` of `looks` (the whole run: `None`), with `--allow-breaking`.
+    fn policy_at(&self, look: Option<(usize, usize)>) -> promptgate_core::gate::Policy {
+        let mut policy = match look {
+            Some((k, looks)) => self.scoring.policy.at_look(k, looks),
+            None => self.scoring.policy.clone(),
+        };
+        if self.allow_breaking {
+            policy.allow_breaking = Some(true);
+        }
+        policy
+    }
+
+    /// Make the baseline's calls, then the candidate's (all, or only those of `only`): both
+    /// sides' records, or how the gate stopped when one was interrupted.
+    async fn run_both(
+        &self,
+        only: Option<&HashSet<String>>,
+        (observer, interrupt): &Watched,
+    ) -> Result<Ran<(Records, Records)>> {
+        let mut out = Vec::with_capacity(2);
+        for side in [&self.baseline, &self.candidate] {
+            let (records, interrupted) =
+                session::execute_cases(side, only, observer.clone(), interrupt.clone()).await?;
+            if interrupted {
+                return Ok(Err(interrupted_side(side, &records)));
+            }
+            out.push(records);
+        }
+        let candidate = out.pop().unwrap_or_default();
+        let baseline = out.pop().unwrap_or_default();
+        Ok(Ok((baseline, candidate)))
+    }
+
+    /// A sequential gate: look after look over a seeded shuffle of the cases, deciding at each
+    /// (with the look's α) and stopping at the first look whose decision is clear.
+    async fn run_sequential(
+        &self,
+        seq: &promptgate_core::gate::policy::SequentialPolicy,
+        order: &[(String, Option<String>)],
+        watch: &Watched,
+    ) -> Result<Ran<Decidable>> {
+        let mut ids: Vec<String> = Vec::with_capacity(order.len());
+        let mut seen = HashSet::new();
+        for (id, _) in order {
+            if seen.insert(id.as_str()) {
+                ids.push(id.clone());
+            }
+        }
+        fastrand::Rng::with_seed(self.scoring.policy.seed()).shuffle(&mut ids);
+        let sizes = seq.look_sizes(ids.len());
+        let breaking = super::breaking_changes(&self.baseline.artifact, &self.candidate.artifact);
+        for (k, &m) in sizes.iter().enumerate() {
+            let only: HashSet<String> = ids[..m].iter().cloned().collect();
+            let (rb, rc) = match self.run_both(Some(&only), watch).await? {
+                Ok(both) => both,
+                Err(stopped) => return Ok(Err(stopped)),
+            };
+            let policy = self.policy_at(Some((k, sizes.len())));
+            let last = k + 1 == sizes.len();
+            if !last {
+                let (sb, sc, _) = super::score_pair(
+                    &self.scoring,
+                    to_score(&self.baseline.run, &rb, &self.baseline.artifact),
+                    to_score(&self.candidate.run, &rc, &self.candidate.artifact),
+                    watch.0.clone(),
+                    watch.1.clone(),
+                )
+                .await?;
+                let paired = super::pair(&self.scoring, (&rb, &sb), (&rc, &sc), order);
+                let (d, _) = super::decide(&policy, paired, breaking.clone());
+                if !promptgate_core::gate::stops_early(&d) {
+                    continue;
+                }
+            }
+            let total_calls = self.baseline.plan.calls.len() + self.candidate.plan.calls.len();
+            let info = promptgate_core::report::Sequential {
+                looks_planned: sizes.len(),
+                stopped_at_look: k + 1,
+                cases_used: m,
+                cases_total: ids.len(),
+                calls_saved: total_calls.saturating_sub(rb.len() + rc.len()),
+                interim_alpha: seq.interim_alpha(),
+                alpha_at_stop: policy.gated().first().map(|g| g.2).unwrap_or(0.0),
+            };
+            return Ok(Ok((rb, rc, (!last).then_some(only), policy, Some(info))));
+        }
+        Err(Error::usage("a sequential gate needs at least one case"))
+    }
+}
+
+type Records = Vec<crate::store::Record>;
+/// Who follows a gate: its progress, and Ctrl-C.
+type Watched = (Arc<dyn Observer>, Arc<Interrupt>);
+/// What a gate's runs gave, or how it stopped before deciding (interrupted).
+type Ran<T> = std::result::Result<T, GateResult>;
+/// Both sides' records, the cases a sequential gate stopped at (`None`: all), the policy to
+/// decide with and how the sequential gate went.
+type Decidable = (
+    Records,
+    Records,
+    Option<HashSet<String>>,
+    promptgate_core::gate::Policy,
+    Option<promptgate_core::report::Sequential>,
+);
+
+fn run_side<'a>(reference: &str, ev: &'a session::Evaluation, labels: Vec<String>) -> RunSide<'a> {
+    RunSide {
+        reference: reference.to_string(),
+        run: &ev.run,
+        manifest: &ev.manifest,
+        labels,
+        records: &ev.records,
+        artifact: &ev.artifact,
+    }
+}
+
+fn to_score<'a>(
+    run: &'a RunDir,
+    records: &'a [crate::store::Record],
+    artifact: &'a promptgate_core::artifact::Artifact,
+) -> super::ToScore<'a> {
+    super::ToScore {
+        run,
+        records,
+        artifact,
+    }
 }
 
 /// An interrupted side: mark its manifest and say how many calls are missing.
-fn interrupted(p: &Prepared, records: &[crate::store::Record]) -> GateResult {
+fn interrupted_side(p: &Prepared, records: &[crate::store::Record]) -> GateResult {
     let mut m = p.manifest.clone();
     m.status = "interrupted".into();
     let _ = p.run.write_manifest(&m);
