@@ -639,6 +639,91 @@ pub async fn execute(
         observer,
         interrupt,
     } = watch;
+    let calls = Calls {
+        provider: provider.clone(),
+        opts,
+        observer,
+        interrupt: interrupt.clone(),
+    };
+    // What is recorded and cached is read, and the cache hits written, where blocking is
+    // allowed: it is file and SQLite work.
+    let Started {
+        previous,
+        hits,
+        misses,
+        results,
+        traces,
+    } = blocking(|| start(plan, &calls, cache.as_ref(), run, prefetched))?;
+    if misses.is_empty() {
+        // Every call answered from the cache: no call to make, nothing for a writer to do.
+        return Ok((join_records(previous, hits), interrupt.draining()));
+    }
+    // Each request is rendered as its call is sent, not held for the whole run.
+    let requester = plan.requester()?;
+    let writer_cache = (opts.cache != CacheMode::Off).then_some(cache).flatten();
+    let expected = misses.len();
+    let (tx, writer) = spawn_writer(
+        Files { results, traces },
+        hits,
+        expected,
+        writer_cache.map(|c| (c, opts.cache == CacheMode::Refresh)),
+    );
+    let sent = calls.send(plan, &requester, misses, tx).await;
+    let new = writer
+        .join()
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Infrastructure,
+                Diagnostic::error("the results writer panicked"),
+            )
+        })?
+        .map_err(|e| Error::io(&run.path, "write results to", e))?;
+    if let Some(e) = sent.doomed.error() {
+        return Err(doomed_error(
+            provider.as_ref(),
+            &sent.model,
+            sent.doomed.limit,
+            &e,
+        ));
+    }
+    if let Some(e) = sent.unrenderable {
+        // Cannot happen for a plan that rendered every case; said, not hidden, if it does.
+        return Err(e);
+    }
+    Ok((join_records(previous, new), interrupt.draining()))
+}
+
+/// Run blocking work from async code: on a multi-threaded runtime the worker hands its other
+/// tasks over first (`block_in_place`); on a current-thread runtime, where nothing else could
+/// run meanwhile, it simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// A run at its start: the records of an earlier execution (resume), the cache hits (already
+/// written), the calls to make with their cache keys, and the open result and trace files.
+struct Started<'a> {
+    previous: Vec<Record>,
+    hits: Vec<Record>,
+    misses: Vec<(&'a PlannedCall, Option<String>)>,
+    results: std::fs::File,
+    traces: std::fs::File,
+}
+
+/// Find what is left to do: skip calls already recorded, answer what the cache holds (its
+/// records written at once: they cost nothing to redo) and list the rest.
+fn start<'a>(
+    plan: &'a Plan,
+    calls: &Calls<'_>,
+    cache: Option<&Cache>,
+    run: &RunDir,
+    prefetched: Option<Prefetched>,
+) -> Result<Started<'a>> {
+    let (provider, opts) = (&calls.provider, calls.opts);
+    let (observer, interrupt) = (&calls.observer, &calls.interrupt);
     let previous = run.records()?;
     let done: HashSet<(String, u32)> = previous
         .iter()
@@ -695,7 +780,7 @@ pub async fn execute(
             )
         })
         .collect();
-    let mut hits: HashMap<String, Completion> = match (&cache, opts.cache, prefetched) {
+    let mut hits: HashMap<String, Completion> = match (cache, opts.cache, prefetched) {
         (_, CacheMode::Use, Some(pre)) => pre,
         (Some(c), CacheMode::Use, None) if !interrupt.draining() && !keyed.is_empty() => {
             let keys: Vec<&str> = keyed.iter().filter_map(|(_, k)| k.as_deref()).collect();
@@ -714,36 +799,46 @@ pub async fn execute(
             count: cached_records.len(),
         });
     }
-
-    // One writer thread owns the files: results, spans and cache entries are written in the
-    // order calls finish. Answered calls' lines are flushed as soon as no other finished call
-    // is waiting (a crash loses at most the calls in flight and at most 64 finished ones);
-    // cache hits, which cost nothing to redo, are written first, here.
     let (mut results, traces) = run.appenders()?;
     write_hits(&mut results, &cached_records)
         .map_err(|e| Error::io(&run.path, "write results to", e))?;
-    if misses.is_empty() {
-        // Every call answered from the cache: no call to make, nothing for a writer to do.
-        return Ok((join_records(previous, cached_records), interrupt.draining()));
-    }
-    // Each request is rendered as its call is sent, not held for the whole run.
-    let requester = plan.requester()?;
+    Ok(Started {
+        previous,
+        hits: cached_records,
+        misses,
+        results,
+        traces,
+    })
+}
+
+/// A run's result and trace files.
+struct Files {
+    results: std::fs::File,
+    traces: std::fs::File,
+}
+
+/// One writer thread owns the files: results, spans and cache entries (`cache`, and whether
+/// its answers replace stored ones) are written in the order calls finish. Answered calls'
+/// lines are flushed as soon as no other finished call is waiting: a crash loses at most the
+/// calls in flight and at most 64 finished ones. It returns every record, `hits` first.
+fn spawn_writer(
+    files: Files,
+    hits: Vec<Record>,
+    expected: usize,
+    cache: Option<(Cache, bool)>,
+) -> (
+    mpsc::Sender<Finished>,
+    std::thread::JoinHandle<std::io::Result<Vec<Record>>>,
+) {
     let (tx, rx) = mpsc::channel::<Finished>();
-    let writer_cache = if opts.cache == CacheMode::Off {
-        None
-    } else {
-        cache.clone()
-    };
-    let refresh = opts.cache == CacheMode::Refresh;
-    let expected = misses.len();
     let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
-        let mut results = std::io::BufWriter::with_capacity(1 << 16, results);
-        let mut traces = std::io::BufWriter::with_capacity(1 << 16, traces);
+        let mut results = std::io::BufWriter::with_capacity(1 << 16, files.results);
+        let mut traces = std::io::BufWriter::with_capacity(1 << 16, files.traces);
         // Room for every record at once: growing by doubling held two copies at the end.
-        let mut out = cached_records;
+        let mut out = hits;
         out.reserve_exact(expected);
         // A failed cache write costs a repeated call later, nothing more.
-        let mut cache_writer = writer_cache.and_then(|c| c.writer(refresh).ok());
+        let mut cache_writer = cache.and_then(|(c, refresh)| c.writer(refresh).ok());
         loop {
             let f = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(f) => f,
@@ -783,118 +878,136 @@ pub async fn execute(
         }
         Ok(out)
     });
+    (tx, writer)
+}
 
-    let ctx = Arc::new(SpanContext {
-        trace_id: promptgate_core::clock::random_id(16),
-        prompt: plan.prompt.clone(),
-        version_id: plan.version_id.clone(),
-        label: plan.label.clone(),
-        system: provider.system().to_string(),
-        operation: provider.operation(),
-    });
-    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let doomed = Arc::new(Doomed {
-        limit: opts.abort_after_fatal,
-        state: Default::default(),
-    });
-    let mut model = String::new();
-    let mut unrenderable = None;
-    for (call, cache_key) in misses {
-        if interrupt.draining() || doomed.error().is_some() {
-            break;
-        }
-        let request = match requester.request(call) {
-            Ok(r) => r,
-            Err(e) => {
-                unrenderable = Some(e);
+/// What makes a run's calls: its provider and options, who follows it, and Ctrl-C.
+struct Calls<'a> {
+    provider: Arc<dyn Provider>,
+    opts: &'a Options,
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+}
+
+/// How sending went: the model asked (for a doomed run's message), the doomed-run watch, and
+/// a request that could not be rendered.
+struct Sent {
+    model: String,
+    doomed: Arc<Doomed>,
+    unrenderable: Option<Error>,
+}
+
+impl Calls<'_> {
+    /// Send `misses` with bounded concurrency, each finished call to `tx`, until done, drained
+    /// (first interrupt: no new call, in-flight ones finish) or aborted (second interrupt), or
+    /// until the first calls show the run is doomed.
+    async fn send(
+        &self,
+        plan: &Plan,
+        requester: &Requester<'_>,
+        misses: Vec<(&PlannedCall, Option<String>)>,
+        tx: mpsc::Sender<Finished>,
+    ) -> Sent {
+        let (provider, opts, interrupt) = (&self.provider, self.opts, &self.interrupt);
+        let ctx = Arc::new(SpanContext {
+            trace_id: promptgate_core::clock::random_id(16),
+            prompt: plan.prompt.clone(),
+            version_id: plan.version_id.clone(),
+            label: plan.label.clone(),
+            system: provider.system().to_string(),
+            operation: provider.operation(),
+        });
+        let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let doomed = Arc::new(Doomed {
+            limit: opts.abort_after_fatal,
+            state: Default::default(),
+        });
+        let mut model = String::new();
+        let mut unrenderable = None;
+        for (call, cache_key) in misses {
+            if interrupt.draining() || doomed.error().is_some() {
                 break;
             }
-        };
-        if model.is_empty() {
-            model.clone_from(&request.model);
-        }
-        let permit = tokio::select! {
-            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = interrupt.wait_level(1) => break,
-        };
-        // The call that freed this permit may have shown the run to be doomed.
-        if doomed.error().is_some() {
-            break;
-        }
-        while tasks.try_join_next().is_some() {}
-        let (provider, call, tx, observer, interrupt, ctx, doomed) = (
-            provider.clone(),
-            call.clone(),
-            tx.clone(),
-            observer.clone(),
-            interrupt.clone(),
-            ctx.clone(),
-            doomed.clone(),
-        );
-        let opts = opts.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            if let Some((record, span)) = run_call(
-                provider.as_ref(),
-                &call,
-                &request,
-                &opts,
-                observer.as_ref(),
-                &interrupt,
-                &ctx,
-            )
-            .await
-            {
-                observer.on_event(&Event::Finished(&record));
-                doomed.observe(&record);
-                let cache_key = if record.output.is_some() {
-                    cache_key
-                } else {
-                    None
-                };
-                let _ = tx.send(Finished {
-                    record,
-                    span,
-                    cache_key,
-                });
+            let request = match requester.request(call) {
+                Ok(r) => r,
+                Err(e) => {
+                    unrenderable = Some(e);
+                    break;
+                }
+            };
+            if model.is_empty() {
+                model.clone_from(&request.model);
             }
-        });
-    }
-    if interrupt.draining() {
-        observer.on_event(&Event::Draining {
-            in_flight: tasks.len(),
-        });
-    }
-    // Drain in-flight calls; a second interrupt aborts them.
-    loop {
-        tokio::select! {
-            next = tasks.join_next() => if next.is_none() { break },
-            _ = interrupt.wait_level(2) => {
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
+            let permit = tokio::select! {
+                p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = interrupt.wait_level(1) => break,
+            };
+            // The call that freed this permit may have shown the run to be doomed.
+            if doomed.error().is_some() {
                 break;
             }
+            while tasks.try_join_next().is_some() {}
+            let (provider, call, tx, observer, interrupt, ctx, doomed) = (
+                provider.clone(),
+                call.clone(),
+                tx.clone(),
+                self.observer.clone(),
+                interrupt.clone(),
+                ctx.clone(),
+                doomed.clone(),
+            );
+            let opts = opts.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                if let Some((record, span)) = run_call(
+                    provider.as_ref(),
+                    &call,
+                    &request,
+                    &opts,
+                    observer.as_ref(),
+                    &interrupt,
+                    &ctx,
+                )
+                .await
+                {
+                    observer.on_event(&Event::Finished(&record));
+                    doomed.observe(&record);
+                    let cache_key = if record.output.is_some() {
+                        cache_key
+                    } else {
+                        None
+                    };
+                    let _ = tx.send(Finished {
+                        record,
+                        span,
+                        cache_key,
+                    });
+                }
+            });
+        }
+        if interrupt.draining() {
+            self.observer.on_event(&Event::Draining {
+                in_flight: tasks.len(),
+            });
+        }
+        // Drain in-flight calls; a second interrupt aborts them.
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = interrupt.wait_level(2) => {
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        Sent {
+            model,
+            doomed,
+            unrenderable,
         }
     }
-    drop(tx);
-    let new = writer
-        .join()
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Infrastructure,
-                Diagnostic::error("the results writer panicked"),
-            )
-        })?
-        .map_err(|e| Error::io(&run.path, "write results to", e))?;
-    if let Some(e) = doomed.error() {
-        return Err(doomed_error(provider.as_ref(), &model, doomed.limit, &e));
-    }
-    if let Some(e) = unrenderable {
-        // Cannot happen for a plan that rendered every case; said, not hidden, if it does.
-        return Err(e);
-    }
-    Ok((join_records(previous, new), interrupt.draining()))
 }
 
 /// A resumed run's earlier records followed by this execution's.
