@@ -47,7 +47,9 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     quiet_on_closed_stdout(&args.command);
     return_freed_memory();
-    let code = match cli::run(args) {
+    // The one printer: every command writes through it.
+    let pr = cli::printer::Printer::new();
+    let code = match cli::run(pr, args) {
         Ok(outcome) => match outcome {
             cli::Outcome::Success => exit_codes::SUCCESS,
             cli::Outcome::Problems => exit_codes::USAGE,
@@ -57,7 +59,7 @@ fn main() -> ExitCode {
             cli::Outcome::Inconclusive => exit_codes::INCONCLUSIVE,
         },
         Err(err) => {
-            eprint!("{}", promptgate::redact::text(&err.to_string()));
+            pr.error(&err);
             err.kind().exit_code()
         }
     };

@@ -1,5 +1,6 @@
 //! `promptgate eval`: run a version over its suite and print a summary.
 
+use super::printer::{Printer, note, out, text, warning};
 use std::sync::Arc;
 
 use clap::Args;
@@ -36,7 +37,12 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<Outcome> {
+pub fn eval(
+    pr: Printer,
+    start: &std::path::Path,
+    from_cwd: bool,
+    args: EvalArgs,
+) -> Result<Outcome> {
     let repo = open_repo(start, from_cwd)?;
     let formats = args.reports.formats()?;
     if args.compare_to.is_none() && !formats.is_empty() {
@@ -51,7 +57,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     // the run folder exists.
     let scoring = Scoring::new(&planned, &[], &repo)?;
     for w in &scoring.warnings {
-        eprintln!("warning: {w}");
+        warning!(pr, "{w}");
     }
     let prepared_budget_explicit = planned.suite.suite.explicit_error_budget;
     let prepared = planned.start(&repo)?;
@@ -59,7 +65,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         Some(which) => Some(stored_run(&repo, which, &prepared.manifest)?),
         None => None,
     };
-    let bar = Arc::new(Bar::new(args.run.quiet || args.json));
+    let bar = Arc::new(Bar::new(pr, args.run.quiet || args.json));
     let (evaluation, scored) = run_interruptible(async |interrupt| {
         let ev = session::run(&repo, prepared, bar.clone(), interrupt.clone()).await?;
         let scored = if ev.summary.missing > 0 {
@@ -79,7 +85,7 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     })?;
     bar.finish();
     for w in &evaluation.warnings {
-        eprintln!("warning: {w}");
+        warning!(pr, "{w}");
     }
     let s = &evaluation.summary;
     if !scoring.is_empty() {
@@ -103,12 +109,21 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
                 serde_json::to_value(&failing).unwrap_or_default(),
             );
         }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out!(
+            pr,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
     } else {
-        print!("{}", render_summary(s, &evaluation.manifest, &repo.root));
-        print!("{}", render_checks(&metrics, &failing));
+        text!(
+            pr,
+            "{}",
+            render_summary(s, &evaluation.manifest, &repo.root)
+        );
+        text!(pr, "{}", render_checks(&metrics, &failing));
         if let Some(first) = unjudged.first() {
-            println!(
+            out!(
+                pr,
                 "  judge errors  {} output(s) could not be judged (errored, not failed), e.g. case `{}`: {}",
                 unjudged.len(),
                 first.case_id,
@@ -117,9 +132,13 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         }
     }
     if s.missing > 0 {
-        eprintln!(
+        note!(
+            pr,
             "interrupted: {} of {} calls not made; finish with `promptgate eval {} --resume {}`",
-            s.missing, s.calls, args.reference, s.run_id
+            s.missing,
+            s.calls,
+            args.reference,
+            s.run_id
         );
         return Ok(Outcome::Interrupted);
     }
@@ -135,14 +154,16 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
         0.0
     };
     if over_error_budget(&with_judges, budget) {
-        eprintln!(
+        note!(
+            pr,
             "error: {} of {} calls errored or could not be judged, over the {:.0} % error budget: this run does not count",
             with_judges.errors,
             s.calls,
             budget * 100.0
         );
         if !prepared_budget_explicit {
-            eprintln!(
+            note!(
+                pr,
                 "hint: an eval allows no errored call unless the suite sets `gate.error_budget` (e.g. 0.05)"
             );
         }
@@ -208,11 +229,11 @@ pub fn eval(start: &std::path::Path, from_cwd: bool, args: EvalArgs) -> Result<O
     report.pairwise = pairwise;
     crate::pipeline::gating::persist(&evaluation.run, &report)?;
     if !args.json {
-        println!();
-        print!("{}", crate::report::terminal(&report));
+        out!(pr);
+        text!(pr, "{}", crate::report::terminal(&report));
     }
     args.reports
-        .write(&formats, &report, &evaluation.run.path)?;
+        .write(pr, &formats, &report, &evaluation.run.path)?;
     Ok(Outcome::of_decision(&report.decision))
 }
 

@@ -1,6 +1,7 @@
 //! `promptgate gate`, `promote` and `rollback`: the evaluation gate, and the only ways a label
 //! moves besides the raw `label set`.
 
+use super::printer::{Printer, note, out, text, warning};
 use std::sync::Arc;
 
 use clap::Args;
@@ -86,6 +87,7 @@ pub struct RollbackArgs {
 
 /// Run a gate and print it; `None` when interrupted.
 fn run_gate(
+    pr: Printer,
     repo: &Repo,
     req: &GateRequest,
     run: &RunArgs,
@@ -95,21 +97,22 @@ fn run_gate(
     let formats = reports.formats()?;
     let plan = GatePlan::prepare(repo, req)?;
     for w in &plan.scoring.warnings {
-        eprintln!("warning: {w}");
+        warning!(pr, "{w}");
     }
-    for p in plan
+    for note in plan
         .power
         .iter()
-        .filter(|p| p.identical_pass_probability < 0.8)
+        .filter(|n| n.identical_pass_probability < 0.8)
     {
-        eprintln!("warning: `{}` is underpowered: {}", p.metric, p.text);
+        warning!(pr, "`{}` is underpowered: {}", note.metric, note.text);
     }
-    let bar = Arc::new(Bar::new(run.quiet || json));
+    let bar = Arc::new(Bar::new(pr, run.quiet || json));
     let result = run_interruptible(async |interrupt| plan.run(repo, bar.clone(), interrupt).await)?;
     bar.finish();
     let outcome = match result {
         GateResult::Interrupted { missing } => {
-            eprintln!(
+            note!(
+                pr,
                 "interrupted: {missing} calls not made; run the gate again — answers already received are cached"
             );
             return Ok(None);
@@ -117,19 +120,15 @@ fn run_gate(
         GateResult::Decided(o) => *o,
     };
     for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+        warning!(pr, "{w}");
     }
     if json {
-        use std::io::Write;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        outcome
-            .report
-            .write_json(&mut out)
-            .and_then(|()| out.flush())
+        pr.stream(|w| outcome.report.write_json(w))
             .map_err(|e| Error::io(std::path::Path::new("<stdout>"), "write to", e))?;
     } else {
-        print!("{}", crate::report::terminal(&outcome.report));
-        println!(
+        text!(pr, "{}", crate::report::terminal(&outcome.report));
+        out!(
+            pr,
             "  report   {} (sha256 {})",
             outcome
                 .candidate_run
@@ -139,11 +138,11 @@ fn run_gate(
             &outcome.digest[..12]
         );
     }
-    reports.write(&formats, &outcome.report, &outcome.candidate_run.path)?;
+    reports.write(pr, &formats, &outcome.report, &outcome.candidate_run.path)?;
     Ok(Some(outcome))
 }
 
-pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
+pub fn gate(pr: Printer, repo: &Repo, args: GateArgs) -> Result<Outcome> {
     let req = GateRequest {
         prompt: args.prompt.clone(),
         candidate: args.candidate.clone(),
@@ -151,13 +150,13 @@ pub fn gate(repo: &Repo, args: GateArgs) -> Result<Outcome> {
         options: args.run.request("", None),
         allow_breaking: args.allow_breaking,
     };
-    match run_gate(repo, &req, &args.run, &args.reports, args.json)? {
+    match run_gate(pr, repo, &req, &args.run, &args.reports, args.json)? {
         None => Ok(Outcome::Interrupted),
         Some(o) => Ok(Outcome::of_decision(&o.report.decision)),
     }
 }
 
-pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
+pub fn promote(pr: Printer, repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
     let plan = promotion(&prompt, &args.label, &candidate.id, args.canary)?;
@@ -181,8 +180,9 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
             ));
         };
         let e = repo.move_label(&mv(why, None, None, true))?;
-        eprintln!("warning: promoted without a gate (recorded in the audit log)");
-        println!(
+        warning!(pr, "promoted without a gate (recorded in the audit log)");
+        out!(
+            pr,
             "{}@{}: {} → {} (gate skipped)",
             prompt.name,
             args.label,
@@ -209,13 +209,14 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         options: args.run.request("", None),
         allow_breaking: args.allow_breaking,
     };
-    let Some(outcome) = run_gate(repo, &req, &args.run, &args.reports, false)? else {
+    let Some(outcome) = run_gate(pr, repo, &req, &args.run, &args.reports, false)? else {
         return Ok(Outcome::Interrupted);
     };
     let verdict = outcome.report.decision.verdict;
     let was = target::show(plan.current.as_ref(), "(new)");
     if !admits(verdict, &outcome.policy) {
-        eprintln!(
+        note!(
+            pr,
             "not promoted: the gate decided {}; `{}@{}` still points at `{was}`",
             crate::report::verdict_word(verdict),
             prompt.name,
@@ -236,7 +237,8 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
         Some(outcome.digest.clone()),
         false,
     ))?;
-    println!(
+    out!(
+        pr,
         "promoted {}@{}: {was} → {} (audit #{})",
         prompt.name,
         args.label,
@@ -246,7 +248,7 @@ pub fn promote(repo: &Repo, args: PromoteArgs, actor: &str) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome> {
+pub fn rollback(pr: Printer, repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome> {
     let prompt = repo.prompt(&args.prompt)?;
     let Some(current) = prompt.labels.get(&args.label).cloned() else {
         let known: Vec<&String> = prompt.labels.keys().collect();
@@ -279,7 +281,8 @@ pub fn rollback(repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome>
         report_digest: None,
         skip_gate: false,
     })?;
-    println!(
+    out!(
+        pr,
         "rolled back {}@{}: {} → {} (audit #{})",
         prompt.name,
         args.label,

@@ -1,17 +1,18 @@
-//! The command line: clap definitions and one thin handler per command. This module owns the
-//! terminal: data goes to stdout, diagnostics and warnings to stderr.
+//! The command line: clap definitions and one thin handler per command. Every handler writes
+//! through the one [`printer::Printer`]: data to stdout, diagnostics and warnings to stderr.
 
 mod eval;
 mod gate;
+pub mod printer;
 mod progress;
 mod running;
 mod runs;
 mod serve;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use printer::{Printer, note, out, text};
 use serde_json::{Map, Value, json};
 
 use crate::artifact::diff;
@@ -221,7 +222,7 @@ pub struct LogArgs {
 }
 
 /// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<Outcome> {
+pub fn run(pr: Printer, cli: Cli) -> Result<Outcome> {
     let cwd = match &cli.repo {
         Some(d) => d.clone(),
         None => std::env::current_dir()
@@ -230,23 +231,23 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let open = || open_repo(&cwd, cli.repo.is_none());
     let actor = || audit::actor(cli.actor.as_deref());
     match cli.command {
-        Command::Init { dir } => init(&dir.unwrap_or(cwd), &actor()),
+        Command::Init { dir } => init(pr, &dir.unwrap_or(cwd), &actor()),
         Command::Add { prompt, files } => {
             let repo = open()?;
             for r in repo.add(&prompt, &files, &actor())? {
-                warn_all(&r.warnings);
-                println!("registered {prompt}@{} ({})", r.id, rel(&repo, &r.path));
+                pr.diagnostics(&r.warnings);
+                out!(pr, "registered {prompt}@{} ({})", r.id, rel(&repo, &r.path));
             }
             Ok(Outcome::Success)
         }
-        Command::List { prompt, json } => list(&open()?, prompt.as_deref(), json),
-        Command::Show { reference, json } => show(&open()?, &reference, json),
-        Command::Diff { old, new, json } => diff_cmd(&open()?, &old, &new, json),
+        Command::List { prompt, json } => list(pr, &open()?, prompt.as_deref(), json),
+        Command::Show { reference, json } => show(pr, &open()?, &reference, json),
+        Command::Diff { old, new, json } => diff_cmd(pr, &open()?, &old, &new, json),
         Command::Render {
             reference,
             vars,
             vars_file,
-        } => render_cmd(&open()?, &reference, &vars, vars_file.as_deref()),
+        } => render_cmd(pr, &open()?, &reference, &vars, vars_file.as_deref()),
         Command::Label {
             command:
                 LabelCommand::Set {
@@ -266,39 +267,41 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 actor(),
                 message,
             ))?;
-            println!(
+            out!(
+                pr,
                 "{prompt}@{label}: {} → {}",
                 target::show(e.from.as_ref(), "(new)"),
                 target::show(e.to.as_ref(), "(none)")
             );
             Ok(Outcome::Success)
         }
-        Command::Log(args) => log(&open()?, &args),
-        Command::Check => check(&open()?),
-        Command::Eval(args) => eval::eval(&cwd, cli.repo.is_none(), args),
-        Command::Gate(args) => gate::gate(&open()?, args),
-        Command::Promote(args) => gate::promote(&open()?, args, &actor()),
-        Command::Rollback(args) => gate::rollback(&open()?, args, &actor()),
-        Command::Runs { command } => runs::runs(&open()?, command),
+        Command::Log(args) => log(pr, &open()?, &args),
+        Command::Check => check(pr, &open()?),
+        Command::Eval(args) => eval::eval(pr, &cwd, cli.repo.is_none(), args),
+        Command::Gate(args) => gate::gate(pr, &open()?, args),
+        Command::Promote(args) => gate::promote(pr, &open()?, args, &actor()),
+        Command::Rollback(args) => gate::rollback(pr, &open()?, args, &actor()),
+        Command::Runs { command } => runs::runs(pr, &open()?, command),
         Command::Serve(args) => {
             let repo = match &args.bundle {
                 Some(_) => open().ok(),
                 None => Some(open()?),
             };
-            serve::serve_cmd(repo, args)
+            serve::serve_cmd(pr, repo, args)
         }
-        Command::Bundle(args) => serve::bundle_cmd(&open()?, args),
-        Command::Keygen { id } => keygen(&id),
+        Command::Bundle(args) => serve::bundle_cmd(pr, &open()?, args),
+        Command::Keygen { id } => keygen(pr, &id),
     }
 }
 
-fn keygen(id: &str) -> Result<Outcome> {
+fn keygen(pr: Printer, id: &str) -> Result<Outcome> {
     if id.trim().is_empty() || id.contains([':', ' ', '\n']) {
         return Err(Error::usage(format!("`{id}` is not a key id"))
             .with_hint("use a short name without spaces or colons, e.g. `ci`"));
     }
     let key = registry::signing::Signer::generate(id)?;
-    println!(
+    out!(
+        pr,
         "# The private key: keep it out of the repository (your CI's secrets, or a file that\n\
          # PROMPTGATE_SIGNING_KEY_FILE names).\n\
          {}={}\n\
@@ -322,13 +325,6 @@ fn open_repo(start: &Path, from_cwd: bool) -> Result<Repo> {
     Ok(repo)
 }
 
-fn warn_all(ds: &[Diagnostic]) {
-    let mut err = std::io::stderr().lock();
-    for d in ds {
-        let _ = write!(err, "{d}");
-    }
-}
-
 /// A path relative to the repository root, for display.
 fn rel(repo: &Repo, path: &Path) -> String {
     path.strip_prefix(&repo.root)
@@ -337,11 +333,7 @@ fn rel(repo: &Repo, path: &Path) -> String {
         .to_string()
 }
 
-fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
+fn list(pr: Printer, repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
     if let Some(name) = prompt {
         let p = repo.prompt(name)?;
         let mut versions: Vec<_> = p.versions.iter().collect();
@@ -351,7 +343,7 @@ fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
                 .iter()
                 .map(|v| json!({"id": v.id, "number": v.number, "hash": v.hash, "file": v.file, "labels": p.labels_of(&v.id)}))
                 .collect();
-            print_json(&json!({"prompt": name, "versions": rows}));
+            pr.json(&json!({"prompt": name, "versions": rows}));
             return Ok(Outcome::Success);
         }
         let rows: Vec<Vec<String>> = versions
@@ -364,7 +356,7 @@ fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
                 ]
             })
             .collect();
-        print!("{}", table(&["VERSION", "FILE", "LABELS"], &rows));
+        text!(pr, "{}", table(&["VERSION", "FILE", "LABELS"], &rows));
         return Ok(Outcome::Success);
     }
     let mut out = Vec::new();
@@ -382,11 +374,15 @@ fn list(repo: &Repo, prompt: Option<&str>, json: bool) -> Result<Outcome> {
         ]);
     }
     if json {
-        print_json(&Value::Array(out));
+        pr.json(&Value::Array(out));
     } else if rows.is_empty() {
-        eprintln!("no prompts yet: create prompts/<name>/v1.yaml and run `promptgate add <name>`");
+        note!(
+            pr,
+            "no prompts yet: create prompts/<name>/v1.yaml and run `promptgate add <name>`"
+        );
     } else {
-        print!(
+        text!(
+            pr,
             "{}",
             table(&["PROMPT", "VERSIONS", "LATEST", "LABELS"], &rows)
         );
@@ -421,7 +417,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
+fn show(pr: Printer, repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
     let r = Ref::parse(reference)?;
     let (prompt, v, label) = repo.resolve(&r)?;
     let loaded = repo.load_version(&prompt, &v)?;
@@ -434,7 +430,7 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
         .and_then(|l| prompt.labels.get(l))
         .filter(|t| t.single().is_none());
     if json {
-        print_json(&json!({
+        pr.json(&json!({
             "prompt": prompt.name, "version_id": v.id, "number": v.number, "hash": v.hash,
             "file": rel(repo, &path), "label": label, "labels": labels, "split": split,
             "artifact": loaded.artifact,
@@ -463,11 +459,12 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             Some(d) => format!("{n}: {} = {d}", var.kind.name()),
         })
         .collect();
-    println!("{}@{}", prompt.name, v.id);
-    println!("  hash       {}", v.hash);
-    println!("  file       {}", rel(repo, &path));
+    out!(pr, "{}@{}", prompt.name, v.id);
+    out!(pr, "  hash       {}", v.hash);
+    out!(pr, "  file       {}", rel(repo, &path));
     let labels = prompt.label_notes(&v.id);
-    println!(
+    out!(
+        pr,
         "  labels     {}",
         if labels.is_empty() {
             "(none)".into()
@@ -477,12 +474,13 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
     );
     if let (Some(l), Some(Target::Split(parts))) = (&label, split) {
         let shares: Vec<String> = parts.iter().map(|(id, w)| format!("{id} {w}%")).collect();
-        println!("  split      {l}: {}", shares.join(" · "));
+        out!(pr, "  split      {l}: {}", shares.join(" · "));
     }
     if let Some(d) = &a.description {
-        println!("  about      {}", crate::safe::line(d));
+        out!(pr, "  about      {}", crate::safe::line(d));
     }
-    println!(
+    out!(
+        pr,
         "  model      {}/{}{}",
         a.model.provider,
         crate::safe::line(&a.model.name),
@@ -492,7 +490,8 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             format!(" ({})", params.join(", "))
         }
     );
-    println!(
+    out!(
+        pr,
         "  variables  {}",
         if vars.is_empty() {
             "(none)".into()
@@ -500,13 +499,15 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             vars.join(", ")
         }
     );
-    println!(
+    out!(
+        pr,
         "  messages   {} ({} few-shot examples)",
         a.messages.len(),
         a.few_shot.len()
     );
     if !a.tools.is_empty() {
-        println!(
+        out!(
+            pr,
             "  tools      {}",
             a.tools
                 .iter()
@@ -521,7 +522,8 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             .and_then(Value::as_object)
             .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        println!(
+        out!(
+            pr,
             "  output     JSON Schema{}",
             if props.is_empty() {
                 String::new()
@@ -530,11 +532,11 @@ fn show(repo: &Repo, reference: &str, json: bool) -> Result<Outcome> {
             }
         );
     }
-    warn_all(&loaded.warnings);
+    pr.diagnostics(&loaded.warnings);
     Ok(Outcome::Success)
 }
 
-fn diff_cmd(repo: &Repo, old: &str, new: &str, json: bool) -> Result<Outcome> {
+fn diff_cmd(pr: Printer, repo: &Repo, old: &str, new: &str, json: bool) -> Result<Outcome> {
     let a = Ref::parse(old)?;
     let b = if new.contains('@') || repo.prompt_dir(new).join(registry::REGISTRY_FILE).is_file() {
         Ref::parse(new)?
@@ -554,17 +556,18 @@ fn diff_cmd(repo: &Repo, old: &str, new: &str, json: bool) -> Result<Outcome> {
         format!("{}@{}", pb.name, vb.id),
     );
     if json {
-        print_json(
+        pr.json(
             &json!({"old": na, "new": nb, "messages_diff": d.messages, "changes": d.changes,
             "breaking": d.breaking().count()}),
         );
     } else {
-        print!("{}", d.render(&na, &nb));
+        text!(pr, "{}", d.render(&na, &nb));
     }
     Ok(Outcome::Success)
 }
 
 fn render_cmd(
+    pr: Printer,
     repo: &Repo,
     reference: &str,
     vars: &[String],
@@ -610,17 +613,18 @@ fn render_cmd(
         given.insert(k.to_string(), value);
     }
     let request = render::render_variables(artifact, &prompt.name, &v.id, &given)?;
-    println!(
+    out!(
+        pr,
         "{}",
         serde_json::to_string_pretty(&request).unwrap_or_default()
     );
     Ok(Outcome::Success)
 }
 
-fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
+fn log(pr: Printer, repo: &Repo, args: &LogArgs) -> Result<Outcome> {
     let log = repo.audit(&args.prompt)?;
     if !log.problems.is_empty() {
-        warn_all(
+        pr.diagnostics(
             &log.problems
                 .iter()
                 .cloned()
@@ -637,10 +641,9 @@ fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
         .rev()
         .filter(|e| args.label.is_none() || e.label == args.label)
         .take(args.limit.unwrap_or(usize::MAX));
-    let mut out = std::io::stdout().lock();
     for e in entries {
         if args.json {
-            let _ = write!(out, "{}", e.to_line());
+            text!(pr, "{}", e.to_line());
             continue;
         }
         let what = match e.action {
@@ -659,8 +662,8 @@ fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
         };
         // Reasons and actors come from whoever moved the label (a CLI user, a token over
         // HTTP): shown escaped, so that they cannot drive the terminal.
-        let _ = writeln!(
-            out,
+        out!(
+            pr,
             "#{:<4} {}  {}  {}",
             e.seq,
             crate::safe::line(&e.ts),
@@ -668,32 +671,36 @@ fn log(repo: &Repo, args: &LogArgs) -> Result<Outcome> {
             crate::safe::line(&what)
         );
         if let Some(r) = &e.reason {
-            let _ = writeln!(out, "      why: {}", crate::safe::line(r));
+            out!(pr, "      why: {}", crate::safe::line(r));
         }
         if let Some(g) = &e.gate_run {
-            let _ = writeln!(out, "      gate run: {}", crate::safe::line(g));
+            out!(pr, "      gate run: {}", crate::safe::line(g));
         }
         if let Some(d) = &e.report_digest {
-            let _ = writeln!(out, "      report: sha256:{}", crate::safe::line(d));
+            out!(pr, "      report: sha256:{}", crate::safe::line(d));
         }
         if e.skip_gate {
-            let _ = writeln!(out, "      gate SKIPPED");
+            out!(pr, "      gate SKIPPED");
         }
     }
     Ok(Outcome::Success)
 }
 
-fn check(repo: &Repo) -> Result<Outcome> {
+fn check(pr: Printer, repo: &Repo) -> Result<Outcome> {
     let report = registry::check::check(repo);
-    warn_all(&report.diagnostics);
+    pr.diagnostics(&report.diagnostics);
     let errors = report.errors();
     let warnings = report.diagnostics.len() - errors;
-    eprintln!(
+    note!(
+        pr,
         "checked {} prompt(s), {} version(s), {} audit entries: {errors} error(s), {warnings} warning(s)",
-        report.prompts, report.versions, report.audit_entries
+        report.prompts,
+        report.versions,
+        report.audit_entries
     );
     if !repo.trust().is_signed() && report.audit_entries > 0 {
-        eprintln!(
+        note!(
+            pr,
             "note: the audit logs are unsigned: their chains detect accidents, not forgery (list trusted keys under `audit.keys`; see `promptgate keygen`)"
         );
     }
@@ -736,7 +743,7 @@ messages:
     content: \"Say hello to {{ name }}.\"
 ";
 
-fn init(dir: &Path, actor: &str) -> Result<Outcome> {
+fn init(pr: Printer, dir: &Path, actor: &str) -> Result<Outcome> {
     let config = dir.join(crate::config::FILE_NAME);
     if config.exists() {
         return Err(Error::usage(format!(
@@ -774,12 +781,14 @@ fn init(dir: &Path, actor: &str) -> Result<Outcome> {
         actor,
         "initial version (promptgate init)",
     ))?;
-    println!("created a promptgate repository in {}", dir.display());
-    println!(
+    out!(pr, "created a promptgate repository in {}", dir.display());
+    out!(
+        pr,
         "  prompts/hello/v1.yaml  registered as hello@{}, labelled production",
         reg[0].id
     );
-    println!(
+    out!(
+        pr,
         "\nnext: promptgate -C {} render hello@production --var name=Ada",
         dir.display()
     );

@@ -1,6 +1,7 @@
 //! The progress bar: an [`engine::Observer`](crate::engine::Observer) drawn with indicatif on
 //! stderr, hidden when stderr is not a terminal or under `--quiet`.
 
+use super::printer::{Printer, note};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,13 +11,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{Event, Observer};
 
 pub struct Bar {
+    pr: Printer,
     pb: ProgressBar,
     errors: AtomicU64,
     retries: AtomicU64,
 }
 
 impl Bar {
-    pub fn new(quiet: bool) -> Bar {
+    pub fn new(pr: Printer, quiet: bool) -> Bar {
         let visible = !quiet && std::io::stderr().is_terminal();
         let pb = ProgressBar::with_draw_target(
             Some(0),
@@ -37,6 +39,7 @@ impl Bar {
             pb.enable_steady_tick(Duration::from_millis(120));
         }
         Bar {
+            pr,
             pb,
             errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -81,7 +84,7 @@ impl Observer for Bar {
             }
             Event::Draining { in_flight } => {
                 self.pb.suspend(|| {
-                    eprintln!("interrupted: finishing {in_flight} call(s) in flight and writing results (Ctrl-C again to abort)");
+                    note!(self.pr, "interrupted: finishing {in_flight} call(s) in flight and writing results (Ctrl-C again to abort)");
                 });
             }
         }

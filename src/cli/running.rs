@@ -1,6 +1,7 @@
 //! What every command that runs a model shares: the flags of a run (`RunArgs`) and of its
 //! reports (`ReportArgs`), and the async runtime with Ctrl-C wired to an interrupt.
 
+use super::printer::{Printer, note};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -86,6 +87,7 @@ impl ReportArgs {
     /// Write the chosen formats and say where.
     pub fn write(
         &self,
+        pr: Printer,
         formats: &[&'static dyn crate::report::Sink],
         report: &crate::report::Report,
         run_dir: &std::path::Path,
@@ -95,7 +97,7 @@ impl ReportArgs {
         }
         let dir = self.out.clone().unwrap_or_else(|| run_dir.to_path_buf());
         for path in crate::report::write(report, formats, &dir)? {
-            eprintln!("wrote {}", path.display());
+            note!(pr, "wrote {}", path.display());
         }
         Ok(())
     }

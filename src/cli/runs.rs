@@ -1,11 +1,12 @@
 //! `promptgate runs list|show|prune`: the stored runs under `.promptgate/runs/`.
 
+use super::printer::{Printer, note, out, text};
 use std::collections::BTreeSet;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{Outcome, print_json, table};
+use super::{Outcome, table};
 use crate::engine::store::{Manifest, RunDir, list_runs};
 use crate::error::{Error, Result};
 use crate::pipeline::gating::{GATE_FILE, GateRecord};
@@ -52,19 +53,19 @@ pub enum RunsCommand {
     },
 }
 
-pub fn runs(repo: &Repo, command: RunsCommand) -> Result<Outcome> {
+pub fn runs(pr: Printer, repo: &Repo, command: RunsCommand) -> Result<Outcome> {
     match command {
         RunsCommand::List {
             prompt,
             limit,
             json,
-        } => list(repo, prompt.as_deref(), limit, json),
-        RunsCommand::Show { run, json } => show(repo, &run, json),
+        } => list(pr, repo, prompt.as_deref(), limit, json),
+        RunsCommand::Show { run, json } => show(pr, repo, &run, json),
         RunsCommand::Prune {
             keep,
             older_than,
             dry_run,
-        } => prune(repo, keep, older_than.as_deref(), dry_run),
+        } => prune(pr, repo, keep, older_than.as_deref(), dry_run),
     }
 }
 
@@ -73,7 +74,13 @@ fn gate_record(run: &RunDir) -> Option<GateRecord> {
     serde_json::from_str(&text).ok()
 }
 
-fn list(repo: &Repo, prompt: Option<&str>, limit: Option<usize>, json: bool) -> Result<Outcome> {
+fn list(
+    pr: Printer,
+    repo: &Repo,
+    prompt: Option<&str>,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<Outcome> {
     let mut all = list_runs(&repo.state_dir());
     all.reverse();
     let rows: Vec<(RunDir, Manifest)> = all
@@ -90,11 +97,14 @@ fn list(repo: &Repo, prompt: Option<&str>, limit: Option<usize>, json: bool) -> 
                        "gate": gate_record(r)})
             })
             .collect();
-        print_json(&Value::Array(out));
+        pr.json(&Value::Array(out));
         return Ok(Outcome::Success);
     }
     if rows.is_empty() {
-        eprintln!("no runs yet: `promptgate eval <prompt>@<version>` makes one");
+        note!(
+            pr,
+            "no runs yet: `promptgate eval <prompt>@<version>` makes one"
+        );
         return Ok(Outcome::Success);
     }
     let table_rows: Vec<Vec<String>> = rows
@@ -113,7 +123,8 @@ fn list(repo: &Repo, prompt: Option<&str>, limit: Option<usize>, json: bool) -> 
             ]
         })
         .collect();
-    print!(
+    text!(
+        pr,
         "{}",
         table(
             &["RUN", "VERSION", "STATUS", "STARTED", "CALLS", "GATE"],
@@ -123,7 +134,7 @@ fn list(repo: &Repo, prompt: Option<&str>, limit: Option<usize>, json: bool) -> 
     Ok(Outcome::Success)
 }
 
-fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
+fn show(pr: Printer, repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
     let run = RunDir::open(&repo.state_dir(), id)?;
     let m = run.manifest()?;
     let records = run.records()?;
@@ -132,18 +143,22 @@ fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
     let cost: f64 = records.iter().map(|r| r.cost_usd).sum();
     let gate = gate_record(&run);
     if json {
-        print_json(
+        pr.json(
             &json!({"manifest": m, "results": records.len(), "errors": errors,
                            "cached": cached, "cost_usd": cost, "gate": gate}),
         );
         return Ok(Outcome::Success);
     }
-    println!("run {}", run.id);
-    println!(
+    out!(pr, "run {}", run.id);
+    out!(
+        pr,
         "  version    {}@{} ({})",
-        m.prompt, m.version_id, m.version_hash
+        m.prompt,
+        m.version_id,
+        m.version_hash
     );
-    println!(
+    out!(
+        pr,
         "  status     {} (started {}{})",
         m.status,
         m.started_at,
@@ -152,25 +167,31 @@ fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
             .map(|f| format!(", finished {f}"))
             .unwrap_or_default()
     );
-    println!(
+    out!(
+        pr,
         "  provider   {} ({}, model {})",
-        m.provider.name, m.provider.system, m.provider.model
+        m.provider.name,
+        m.provider.system,
+        m.provider.model
     );
     for d in &m.datasets {
-        println!(
+        out!(
+            pr,
             "  dataset    {} ({} cases, sha256 {})",
             d.path,
             d.cases,
             crate::safe::prefix(&d.digest, 12)
         );
     }
-    println!(
+    out!(
+        pr,
         "  calls      {} of {} recorded, {errors} errored, {cached} from cache, cost ${cost:.4}",
         records.len(),
         m.calls
     );
     if let Some(g) = gate {
-        println!(
+        out!(
+            pr,
             "  gate       {} vs {} (baseline run {}, report sha256 {})",
             g.verdict,
             g.baseline,
@@ -178,7 +199,7 @@ fn show(repo: &Repo, id: &str, json: bool) -> Result<Outcome> {
             crate::safe::prefix(&g.report_digest, 12)
         );
     }
-    println!("  folder     {}", run.path.display());
+    out!(pr, "  folder     {}", run.path.display());
     Ok(Outcome::Success)
 }
 
@@ -204,6 +225,7 @@ fn parse_age(s: &str) -> Result<i64> {
 }
 
 fn prune(
+    pr: Printer,
     repo: &Repo,
     keep: Option<usize>,
     older_than: Option<&str>,
@@ -251,13 +273,14 @@ fn prune(
     }
     for r in &doomed {
         if dry_run {
-            println!("would delete {}", r.id);
+            out!(pr, "would delete {}", r.id);
         } else {
             std::fs::remove_dir_all(&r.path).map_err(|e| Error::io(&r.path, "delete", e))?;
-            println!("deleted {}", r.id);
+            out!(pr, "deleted {}", r.id);
         }
     }
-    eprintln!(
+    note!(
+        pr,
         "{} {} of {} runs ({} kept as evidence of label moves)",
         if dry_run { "would delete" } else { "deleted" },
         doomed.len(),

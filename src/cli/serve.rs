@@ -1,6 +1,6 @@
 //! `promptgate serve` and `promptgate bundle`: the registry over HTTP, and frozen as one file.
 
-use std::io::Write;
+use super::printer::{Printer, note, out};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub struct BundleArgs {
     pub out: PathBuf,
 }
 
-pub fn serve_cmd(repo: Option<Repo>, args: ServeArgs) -> Result<Outcome> {
+pub fn serve_cmd(pr: Printer, repo: Option<Repo>, args: ServeArgs) -> Result<Outcome> {
     let cfg = repo.as_ref().and_then(|r| r.config.serve.clone());
     let listen = args
         .listen
@@ -89,14 +89,13 @@ pub fn serve_cmd(repo: Option<Repo>, args: ServeArgs) -> Result<Outcome> {
         },
         |addr, app| {
             let n = app.snapshot().prompts.len();
-            println!("promptgate serve: listening on http://{addr} ({n} prompts)");
-            let _ = std::io::stdout().flush();
+            out!(pr, "promptgate serve: listening on http://{addr} ({n} prompts)");
             if !has_tokens {
-                eprintln!(
+                note!(pr,
                     "promptgate serve: no tokens configured: reads are open, writes are refused (see `serve:` in docs/formats.md)"
                 );
             } else if open_reads {
-                eprintln!("promptgate serve: reads are open (serve.open_reads)");
+                note!(pr, "promptgate serve: reads are open (serve.open_reads)");
             }
         },
     ))?;
@@ -114,11 +113,12 @@ fn default_workers() -> usize {
         .max(1)
 }
 
-pub fn bundle_cmd(repo: &Repo, args: BundleArgs) -> Result<Outcome> {
+pub fn bundle_cmd(pr: Printer, repo: &Repo, args: BundleArgs) -> Result<Outcome> {
     let b = Bundle::from_repo(repo)?;
     b.write(&args.out)?;
     let versions: usize = b.prompts.values().map(|p| p.versions.len()).sum();
-    println!(
+    out!(
+        pr,
         "wrote {} ({} prompts, {versions} versions, sha256 {})",
         args.out.display(),
         b.prompts.len(),
