@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier};
 
 use promptgate::ErrorKind;
 use promptgate::registry::{
-    Expect, FileStore, LabelMove, NewVersion, Ref, Store, Target, audit::Action, signing::Trust,
+    Change, Expect, FileStore, LabelMove, NewVersion, Ref, Store, Target, audit::Action,
+    signing::Trust,
 };
 
 use crate::support::version_yaml;
@@ -340,5 +341,62 @@ fn a_write_cut_short_by_a_crash_is_rolled_forward() {
         let log = store.audit("p").unwrap();
         assert!(log.problems.is_empty(), "{name}: {:?}", log.problems);
         assert_eq!(log.entries.len(), 5, "{name}");
+    }
+}
+
+/// Wait for a notice naming `want`, up to 10 s; the notices before it.
+fn notice(rx: &std::sync::mpsc::Receiver<Change>, want: &Change) -> Vec<Change> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(c) if &c == want => return before,
+            Ok(c) => before.push(c),
+            Err(_) => panic!("no notice {want:?} within 10 s; got {before:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_store_tells_a_subscriber_which_prompt_changed() {
+    for (name, b) in backends() {
+        let store = b.store();
+        let v1 = register(&*store, "p", 1);
+        register(&*store, "team/agent", 1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let subscription = store.subscribe(Box::new(move |c| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(c);
+            }
+        }));
+        assert!(
+            subscription.live,
+            "{name}: no change notices: {:?}",
+            subscription.why_not
+        );
+        // A registration under a nested name names that prompt, never its parent folder.
+        register(&*store, "team/agent", 2);
+        let before = notice(&rx, &Change::Prompt("team/agent".into()));
+        assert!(
+            !before.contains(&Change::Prompt("team".into())),
+            "{name}: {before:?}"
+        );
+        // A label move names its prompt.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        while rx.try_recv().is_ok() {}
+        set(&*store, "p", "production", &v1, Expect::Absent).unwrap();
+        notice(&rx, &Change::Prompt("p".into()));
+        // A prompt that did not exist before is news about everything or about itself.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        while rx.try_recv().is_ok() {}
+        register(&*store, "fresh", 1);
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(Change::Any) => {}
+            Ok(Change::Prompt(p)) if p == "fresh" => {}
+            other => panic!("{name}: a new prompt reported as {other:?}"),
+        }
+        drop(subscription);
     }
 }

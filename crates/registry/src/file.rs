@@ -235,6 +235,23 @@ impl Store for FileStore {
         self.prompts.display().to_string()
     }
 
+    /// File events (inotify and its equivalents) under the prompts folder, each turned into
+    /// the prompt whose folder holds the path (the longest name that has a registry: names
+    /// nest), or [`Change::Any`] for a path in no prompt's folder (a new one) and for a lost
+    /// event. Without the `watch` feature, or where file events are unavailable (no inotify
+    /// instances left, some network file systems), the subscription is not live.
+    fn subscribe(&self, notify: crate::store::OnChange) -> crate::store::Subscription {
+        #[cfg(feature = "watch")]
+        {
+            watch_folder(&self.prompts, notify)
+        }
+        #[cfg(not(feature = "watch"))]
+        {
+            let _ = notify;
+            crate::store::Subscription::none("built without file events (the `watch` feature)")
+        }
+    }
+
     /// Every file of the prompt's folder: name, size, modification time (ns) and inode — the
     /// inode matters, for file times are coarse (a few ms) and an atomic write within the same
     /// tick and of the same size is still a new inode. An edited version file changes it too,
@@ -674,4 +691,53 @@ fn write_registry(path: &Path, reg: &RegistryFile) -> Result<()> {
         reg.prompt
     );
     fsutil::write_atomic(path, text.as_bytes())
+}
+
+/// The file store's change notices: see [`FileStore`]'s `subscribe`.
+#[cfg(feature = "watch")]
+fn watch_folder(prompts: &Path, notify: crate::store::OnChange) -> crate::store::Subscription {
+    use crate::store::{Change, Subscription};
+    use notify::Watcher;
+    // Events name absolute paths; the repository's may be relative.
+    let base = fs::canonicalize(prompts).unwrap_or_else(|_| prompts.to_path_buf());
+    let owner_of = {
+        let base = base.clone();
+        move |path: &Path| -> Change {
+            let Ok(rel) = path.strip_prefix(&base) else {
+                return Change::Any;
+            };
+            // The deepest folder on the way that holds a registry is the prompt.
+            let mut dir = if path.is_dir() {
+                Some(rel)
+            } else {
+                rel.parent()
+            };
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if base.join(d).join(REGISTRY_FILE).is_file() {
+                    return Change::Prompt(d.to_string_lossy().replace('\\', "/"));
+                }
+                dir = d.parent();
+            }
+            Change::Any
+        }
+    };
+    let watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            // Opening and reading files (a reloader's own scans among them) are not changes.
+            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
+            Ok(ev) => {
+                for p in &ev.paths {
+                    notify(owner_of(p));
+                }
+            }
+            Err(_) => notify(Change::Any),
+        })
+        .and_then(|mut w| {
+            w.watch(prompts, notify::RecursiveMode::Recursive)?;
+            Ok(w)
+        });
+    match watcher {
+        Ok(w) => Subscription::live(Box::new(w)),
+        Err(e) => Subscription::none(format!("no file events ({e})")),
+    }
 }

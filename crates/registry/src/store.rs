@@ -18,6 +18,48 @@ use promptgate_core::error::Result;
 use crate::audit::{Entry, Log};
 use crate::{LabelMove, NewVersion, Prompt, Registered, VersionEntry};
 
+/// What may have changed in a store, for a reader that keeps a copy (`serve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Something of this prompt: a registration, a label move, an edited file.
+    Prompt(String),
+    /// Anything (a new prompt, a notice that names nothing): look at every prompt.
+    Any,
+}
+
+/// Change notices, delivered for as long as this lives.
+pub struct Subscription {
+    /// Whether notices arrive as things change. If not, the subscriber polls
+    /// [`Store::change_stamp`].
+    pub live: bool,
+    /// Why notices cannot arrive (for the log), when they cannot.
+    pub why_not: Option<String>,
+    _guard: Option<Box<dyn Send>>,
+}
+
+impl Subscription {
+    /// Notices arrive while `guard` lives.
+    pub fn live(guard: Box<dyn Send>) -> Subscription {
+        Subscription {
+            live: true,
+            why_not: None,
+            _guard: Some(guard),
+        }
+    }
+
+    /// No notices: the store cannot tell, for the reason given.
+    pub fn none(why: impl Into<String>) -> Subscription {
+        Subscription {
+            live: false,
+            why_not: Some(why.into()),
+            _guard: None,
+        }
+    }
+}
+
+/// Called with each change notice, from a thread of the store's.
+pub type OnChange = Box<dyn Fn(Change) + Send + Sync>;
+
 /// Where versions, labels and the audit log of a repository's prompts are kept.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Where the store is, for messages (a folder, a database URL without its password).
@@ -62,6 +104,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         self.prompt(name)
             .map(|p| format!("{}:{}", p.audit.entries, p.audit.head))
             .unwrap_or_default()
+    }
+
+    /// Tell `notify` what may have changed, as it changes, for as long as the subscription
+    /// lives: the file store watches its folders (file events), a database store would listen
+    /// for its own notices. A store that cannot tell returns a subscription that is not live.
+    fn subscribe(&self, notify: OnChange) -> Subscription {
+        let _ = notify;
+        Subscription::none("this store sends no change notices")
     }
 
     /// The audit log with every signature verified (`check`, `log`).

@@ -3,9 +3,9 @@
 //! server-sent-events stream of changes, hot reload from disk, health and Prometheus metrics.
 //!
 //! The served state is an immutable [`Snapshot`] behind an `Arc`: a request clones the `Arc`
-//! and never waits for a reload. A watcher follows file events (inotify and its equivalents)
-//! and reloads the prompts they name, with a full scan every few seconds as a safety net, and
-//! polling where file events are unavailable.
+//! and never waits for a reload. A watcher follows the store's change notices (the file
+//! store's file events) and reloads the prompts they name, with a full scan every few seconds
+//! as a safety net, and polling where the store sends none.
 
 pub mod auth;
 pub mod metrics;
@@ -1092,85 +1092,45 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Follow changes on disk: file events (inotify and its equivalents) name the prompt folders
-/// to reload within milliseconds, and a full scan every [`SAFETY_SCAN`] catches anything the
-/// events missed. Where file events are unavailable (no inotify instances left, some network
-/// file systems), a full scan every `poll`.
-fn watch(app: Arc<App>, prompts_dir: PathBuf, poll: Duration, stop: watch::Receiver<bool>) {
-    use notify::Watcher;
-    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
-    // Events name absolute paths; the repository's may be relative.
-    let base = std::fs::canonicalize(&prompts_dir).unwrap_or_else(|_| prompts_dir.clone());
-    let events = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        // Opening and reading files (the watcher's own scans among them) are not changes.
-        Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
-        Ok(ev) => {
-            for p in ev.paths {
-                // The path inside the prompts folder; the watcher finds whose it is.
-                let rel = p
-                    .strip_prefix(&base)
-                    .ok()
-                    .map(|r| r.to_string_lossy().replace('\\', "/"))
-                    .filter(|n| !n.is_empty());
-                let _ = tx.send(rel);
-            }
+/// Follow changes: the store's change notices (the file store's file events) name the prompts
+/// to reload within milliseconds, and a full scan every [`SAFETY_SCAN`] catches anything they
+/// missed. Where the store sends none, a full scan every `poll`.
+fn watch(app: Arc<App>, repo: &Repo, poll: Duration, stop: watch::Receiver<bool>) {
+    let (tx, rx) = std::sync::mpsc::channel::<registry::Change>();
+    let tx = std::sync::Mutex::new(tx);
+    let subscription = repo.store().subscribe(Box::new(move |c| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(c);
         }
-        Err(_) => {
-            let _ = tx.send(None);
-        }
-    })
-    .and_then(|mut w| {
-        w.watch(&prompts_dir, notify::RecursiveMode::Recursive)?;
-        Ok(w)
-    });
-    let (watcher, every) = match events {
-        Ok(w) => (Some(w), SAFETY_SCAN.max(poll)),
-        Err(e) => {
-            eprintln!(
-                "promptgate serve: no file events ({e}); looking for changes every {} ms",
-                poll.as_millis()
-            );
-            (None, poll)
-        }
+    }));
+    let every = if subscription.live {
+        SAFETY_SCAN.max(poll)
+    } else {
+        eprintln!(
+            "promptgate serve: {}; looking for changes every {} ms",
+            subscription
+                .why_not
+                .as_deref()
+                .unwrap_or("no change notices"),
+            poll.as_millis()
+        );
+        poll
     };
     std::thread::spawn(move || {
-        let _watcher = watcher;
+        let _subscription = subscription;
         while !*stop.borrow() {
             match rx.recv_timeout(every) {
                 Ok(first) => {
-                    // Let a burst of events (a git pull) settle into one reload per prompt.
+                    // Let a burst of notices (a git pull) settle into one reload per prompt.
                     std::thread::sleep(Duration::from_millis(5));
-                    let mut names = std::collections::BTreeSet::new();
-                    let mut full = first.is_none();
-                    names.extend(first);
-                    while let Ok(n) = rx.try_recv() {
-                        match n {
-                            Some(n) => {
-                                names.insert(n);
-                            }
-                            None => full = true,
-                        }
-                    }
-                    // Each path belongs to the known prompt whose folder holds it (the longest
-                    // name that is a prefix: names nest). A path in no known prompt's folder (a
-                    // new prompt) needs a full scan.
-                    let known = app.snapshot();
                     let mut dirty = std::collections::BTreeSet::new();
-                    for rel in &names {
-                        let owner = known
-                            .prompts
-                            .keys()
-                            .filter(|k| {
-                                rel == *k
-                                    || (rel.starts_with(k.as_str())
-                                        && rel.as_bytes().get(k.len()) == Some(&b'/'))
-                            })
-                            .max_by_key(|k| k.len());
-                        match owner {
-                            Some(k) => {
-                                dirty.insert(k.clone());
+                    let mut full = false;
+                    for c in std::iter::once(first).chain(rx.try_iter()) {
+                        match c {
+                            registry::Change::Prompt(name) => {
+                                dirty.insert(name);
                             }
-                            None => full = true,
+                            registry::Change::Any => full = true,
                         }
                     }
                     if full {
@@ -1218,7 +1178,7 @@ pub async fn serve(
 
     // The watcher: a thread, so reloads never hold up a request.
     if let Source::Repo(repo) = &app.source {
-        watch(app.clone(), repo.prompts_dir(), opts.poll, stop_rx.clone());
+        watch(app.clone(), repo, opts.poll, stop_rx.clone());
     }
 
     let shutdown = async move {
