@@ -232,17 +232,15 @@ pub fn prepare(repo: &Repo, req: &EvalRequest) -> Result<Prepared> {
     plan_eval(repo, req)?.start(repo)
 }
 
-/// Plan an evaluation without starting it (see [`Planned`]).
-pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
-    let r = Ref::parse(&req.reference)?;
-    let (prompt, version, label) = repo.resolve(&r)?;
-    let loaded = repo.load_version(&prompt, &version)?;
-    let shared = Arc::new(loaded.artifact.clone());
-    let artifact = &shared;
-
-    // Suite: explicit, else the prompt's own if it exists.
+/// The suite (explicit, else the prompt's own if it exists) and the datasets to run: the
+/// request's, else the suite's.
+fn suite_and_datasets(
+    repo: &Repo,
+    req: &EvalRequest,
+    prompt: &str,
+) -> Result<(suite::Loaded, Vec<PathBuf>)> {
     let suite_path = req.suite.clone().or_else(|| {
-        let p = repo.suite_path(&prompt.name);
+        let p = repo.suite_path(prompt);
         p.is_file().then_some(p)
     });
     let suite = match &suite_path {
@@ -268,58 +266,77 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
             Error::usage(format!("no dataset to evaluate `{}` on", req.reference)).with_hint(
                 format!(
                     "pass `--dataset FILE`, or list `datasets:` in `{}`",
-                    repo.suite_path(&prompt.name).display()
+                    repo.suite_path(prompt).display()
                 ),
             ),
         );
     }
+    Ok((suite, dataset_paths))
+}
+
+/// The provider a run calls: a recorded run's answers (`--replay`), else the one the request,
+/// the suite or the version names.
+fn build_provider(
+    repo: &Repo,
+    req: &EvalRequest,
+    suite: &suite::Loaded,
+    artifact: &promptgate_core::artifact::Artifact,
+) -> Result<(Arc<dyn Provider>, ProviderConfig)> {
+    Ok(match &req.replay {
+        Some(src) => {
+            let path = RunDir::open(&repo.state_dir(), src)
+                .map(|r| r.path)
+                .unwrap_or_else(|_| PathBuf::from(src));
+            let replay = Replay::load("replay", &path)?;
+            let cfg = ProviderConfig {
+                kind: ProviderKind::Replay,
+                base_url: None,
+                api_key_env: None,
+                concurrency: Some(64),
+                requests_per_minute: None,
+                tokens_per_minute: None,
+                timeout_secs: None,
+                max_retries: Some(0),
+                backoff_base_ms: None,
+                backoff_max_ms: None,
+                price_input_per_1k: None,
+                price_output_per_1k: None,
+                cassette: Some(path.display().to_string()),
+                abort_after_fatal: None,
+                max_tokens_field: None,
+            };
+            (Arc::new(replay), cfg)
+        }
+        None => {
+            let name = req
+                .provider
+                .clone()
+                .or(suite.suite.provider.clone())
+                .unwrap_or_else(|| artifact.model.provider.clone());
+            let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
+            let p = provider::build(provider::Settings {
+                name: &name,
+                config: &cfg,
+                repo_root: &repo.root,
+            })?;
+            (p, cfg)
+        }
+    })
+}
+
+/// Plan an evaluation without starting it (see [`Planned`]).
+pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
+    let r = Ref::parse(&req.reference)?;
+    let (prompt, version, label) = repo.resolve(&r)?;
+    let loaded = repo.load_version(&prompt, &version)?;
+    let shared = Arc::new(loaded.artifact.clone());
+    let artifact = &shared;
+
+    let (suite, dataset_paths) = suite_and_datasets(repo, req, &prompt.name)?;
     let repeats = req.repeats.or(suite.suite.repeats).unwrap_or(1).max(1);
     let model = req.model.clone().or(suite.suite.model.clone());
 
-    // Provider.
-    let built = || -> Result<(Arc<dyn Provider>, ProviderConfig)> {
-        Ok(match &req.replay {
-            Some(src) => {
-                let path = RunDir::open(&repo.state_dir(), src)
-                    .map(|r| r.path)
-                    .unwrap_or_else(|_| PathBuf::from(src));
-                let replay = Replay::load("replay", &path)?;
-                let cfg = ProviderConfig {
-                    kind: ProviderKind::Replay,
-                    base_url: None,
-                    api_key_env: None,
-                    concurrency: Some(64),
-                    requests_per_minute: None,
-                    tokens_per_minute: None,
-                    timeout_secs: None,
-                    max_retries: Some(0),
-                    backoff_base_ms: None,
-                    backoff_max_ms: None,
-                    price_input_per_1k: None,
-                    price_output_per_1k: None,
-                    cassette: Some(path.display().to_string()),
-                    abort_after_fatal: None,
-                    max_tokens_field: None,
-                };
-                (Arc::new(replay), cfg)
-            }
-            None => {
-                let name = req
-                    .provider
-                    .clone()
-                    .or(suite.suite.provider.clone())
-                    .unwrap_or_else(|| artifact.model.provider.clone());
-                let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
-                let p = provider::build(provider::Settings {
-                    name: &name,
-                    config: &cfg,
-                    repo_root: &repo.root,
-                })?;
-                (p, cfg)
-            }
-        })
-    };
-    let provider_built = built();
+    let provider_built = build_provider(repo, req, &suite, artifact);
     // Replayed answers are not worth caching: they are already on disk.
     let cache = match &provider_built {
         Ok((_, cfg)) if cfg.kind != ProviderKind::Replay => {
