@@ -107,6 +107,9 @@ mod tests {
         assert_eq!(m.get("b"), Some(&3), "the last value of a repeated name");
         assert_eq!(m["a"], 2);
         assert_eq!(m.get("c"), None);
+        assert!(m.contains_key("a") && !m.contains_key("c"));
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(!m.is_empty() && ByName::<u32>::default().is_empty());
         assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"a":2,"b":3}"#);
         assert_eq!(
             serde_json::to_string(&ByName::<u32>::default()).unwrap(),
