@@ -696,7 +696,7 @@ pub async fn execute(
 /// Run blocking work from async code: on a multi-threaded runtime the worker hands its other
 /// tasks over first (`block_in_place`); on a current-thread runtime, where nothing else could
 /// run meanwhile, it simply runs.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),

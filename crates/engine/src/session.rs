@@ -679,18 +679,22 @@ pub async fn finish(
     } else {
         "complete".into()
     };
-    run.write_manifest(&manifest)?;
-    if let (Some(stamp), Some(cache), None) = (&snapshot_stamp, &cache, only) {
-        snapshot_answers(
-            repo,
-            &plan,
-            &records,
-            stamp,
-            cache,
-            &plan_digest,
-            &*provider,
-        );
-    }
+    // File and SQLite work, done where blocking is allowed.
+    crate::blocking(|| -> Result<()> {
+        run.write_manifest(&manifest)?;
+        if let (Some(stamp), Some(cache), None) = (&snapshot_stamp, &cache, only) {
+            snapshot_answers(
+                repo,
+                &plan,
+                &records,
+                stamp,
+                cache,
+                &plan_digest,
+                &*provider,
+            );
+        }
+        Ok(())
+    })?;
     let mut warnings = Vec::new();
     if let Some(endpoint) = repo
         .config

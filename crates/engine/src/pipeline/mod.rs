@@ -178,7 +178,8 @@ pub async fn score_run(
     observer: std::sync::Arc<dyn crate::Observer>,
     interrupt: std::sync::Arc<crate::Interrupt>,
 ) -> Result<Vec<Scored>> {
-    let mut scored = score_records(records, artifact, scoring);
+    // Scoring is CPU work on every core (rayon): done where blocking is allowed.
+    let mut scored = crate::blocking(|| score_records(records, artifact, scoring));
     let mut verdicts: HashMap<(String, u32), Vec<judge::Verdict>> = HashMap::new();
     if let Some(embedder) = &scoring.embedder {
         let v = similar::run(
