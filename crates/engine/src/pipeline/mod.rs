@@ -728,3 +728,138 @@ pub fn power_before_run(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptgate_core::call::{CallError, Completion, ErrorClass};
+    use promptgate_core::checks::score::MetricScore;
+
+    fn scoring() -> Scoring {
+        Scoring {
+            checks: vec![],
+            judges: vec![],
+            similar: vec![],
+            embedder: None,
+            weights: BTreeMap::new(),
+            policy: Policy::default(),
+            cases: Cases::default(),
+            suite_metrics: ["pass".to_string()].into_iter().collect(),
+            thresholds: BTreeMap::new(),
+            warnings: vec![],
+        }
+    }
+
+    /// A sample of `case`: answered (and passing or not) or errored, with its latency.
+    fn sample(case: &str, n: u32, pass: Option<bool>, latency_ms: f64) -> (Record, Scored) {
+        let record = Record {
+            case_id: case.into(),
+            sample: n,
+            line: 1,
+            request_hash: "h".into(),
+            output: pass.map(|_| Completion {
+                content: format!("answer {n}"),
+                ..Completion::default()
+            }),
+            error: pass
+                .is_none()
+                .then(|| Box::new(CallError::new(ErrorClass::Server, "500"))),
+            latency_ms,
+            elapsed_ms: latency_ms,
+            attempts: 1,
+            cached: false,
+            cost_usd: 0.01 * f64::from(n + 1),
+            started_at: "2026-12-01T00:00:00Z".into(),
+        };
+        let scored = Scored {
+            case_id: case.into(),
+            sample: n,
+            errored: pass.is_none(),
+            results: vec![],
+            metrics: pass
+                .map(|p| {
+                    [(
+                        "pass".to_string(),
+                        MetricScore {
+                            score: f64::from(u8::from(p)),
+                            pass: p,
+                        },
+                    )]
+                    .into_iter()
+                    .collect()
+                })
+                .unwrap_or_default(),
+            judge_errors: vec![],
+        };
+        (record, scored)
+    }
+
+    fn side(samples: Vec<(Record, Scored)>) -> (Vec<Record>, Vec<Scored>) {
+        samples.into_iter().unzip()
+    }
+
+    #[test]
+    fn a_case_is_the_mean_of_its_samples_and_errors_count_against_the_candidate() {
+        let (br, bs) = side(vec![
+            sample("a", 0, Some(true), 10.0),
+            sample("a", 1, Some(true), 20.0),
+            sample("a", 2, None, 30.0),
+            sample("b", 0, Some(false), 10.0),
+            sample("b", 1, Some(true), 10.0),
+            sample("b", 2, Some(true), 10.0),
+        ]);
+        let (cr, cs) = side(vec![
+            sample("a", 0, Some(true), 40.0),
+            sample("a", 1, Some(false), 50.0),
+            sample("a", 2, Some(true), 60.0),
+            sample("b", 0, None, 10.0),
+            sample("b", 1, Some(true), 10.0),
+            sample("b", 2, Some(true), 10.0),
+        ]);
+        let order = vec![
+            ("a".to_string(), None),
+            ("b".to_string(), None),
+            ("c".to_string(), None),
+        ];
+        let p = pair(&scoring(), (&br, &bs), (&cr, &cs), &order);
+        assert_eq!(p.cases.len(), 2, "c has no samples on either side");
+        assert!(p.unpaired.is_empty());
+        let a = &p.cases[0];
+        // The baseline's errored sample counts as passed, the candidate's as failed.
+        assert_eq!(a.baseline.metrics["pass"], 1.0);
+        assert!((a.candidate.metrics["pass"] - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(a.regressed, ["pass"]);
+        assert_eq!(a.baseline.latency_ms, 20.0);
+        assert_eq!(a.candidate.latency_ms, 50.0);
+        assert!((a.candidate.cost_usd - 0.02).abs() < 1e-12, "the mean cost");
+        assert_eq!(a.candidate.output, "answer 0", "the first answered sample");
+        let b = &p.cases[1];
+        assert!((b.baseline.metrics["pass"] - 2.0 / 3.0).abs() < 1e-12);
+        assert!((b.candidate.metrics["pass"] - 2.0 / 3.0).abs() < 1e-12);
+        assert!(b.regressed.is_empty() && b.improved.is_empty());
+        assert_eq!(b.candidate.error.as_deref(), Some("server: 500"));
+        // The decision's input: one value a case and metric, the errored calls counted.
+        let m = &p.input.metrics[0];
+        assert_eq!(m.baseline.len(), 2);
+        assert_eq!(p.input.errored_calls, 2);
+        assert_eq!(p.input.calls, 12);
+        // Only cases without errors on either side compare cost: `a` errs on the baseline,
+        // `b` on the candidate.
+        assert!(p.input.cost.is_none());
+    }
+
+    #[test]
+    fn a_case_only_one_side_has_is_unpaired() {
+        let (br, bs) = side(vec![sample("a", 0, Some(true), 1.0)]);
+        let (cr, cs) = side(vec![
+            sample("a", 0, Some(true), 1.0),
+            sample("z", 0, Some(true), 1.0),
+        ]);
+        let order = vec![("a".to_string(), None), ("z".to_string(), None)];
+        let p = pair(&scoring(), (&br, &bs), (&cr, &cs), &order);
+        assert_eq!(p.cases.len(), 1);
+        assert_eq!(p.unpaired, ["z"]);
+        assert_eq!(p.input.cost.as_ref().map(|c| c.0.len()), Some(1));
+        assert_eq!(p.input.latency.as_ref().map(|l| l.0.len()), Some(1));
+    }
+}
