@@ -321,15 +321,8 @@ impl Error {
         }
     }
 
-    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
-        match self {
-            Error::Invalid { diagnostics }
-            | Error::NotFound { diagnostics }
-            | Error::Conflict { diagnostics, .. }
-            | Error::Provider { diagnostics }
-            | Error::Io { diagnostics, .. }
-            | Error::Internal { diagnostics } => diagnostics,
-        }
+    pub fn into_diagnostics(mut self) -> Vec<Diagnostic> {
+        std::mem::take(self.diagnostics_mut())
     }
 
     /// For a conflict: what the label points at now (`None`: nothing). `None` for any other

@@ -313,13 +313,7 @@ fn build_provider(
                 .clone()
                 .or(suite.suite.provider.clone())
                 .unwrap_or_else(|| artifact.model.provider.clone());
-            let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
-            let p = provider::build(provider::Settings {
-                name: &name,
-                config: &cfg,
-                repo_root: &repo.root,
-            })?;
-            (p, cfg)
+            provider::of_repo(repo, &name)?
         }
     })
 }

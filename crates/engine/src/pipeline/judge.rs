@@ -102,12 +102,7 @@ pub fn prepare(
             }
         }
         let name = artifact.model.provider.clone();
-        let cfg = provider::lookup(&repo.config.providers, &name)?.clone();
-        let p = provider::build(provider::Settings {
-            name: &name,
-            config: &cfg,
-            repo_root: &repo.root,
-        })?;
+        let (p, cfg) = provider::of_repo(repo, &name)?;
         let options = crate::session::options_for(
             &cfg,
             cfg.concurrency.unwrap_or(defaults::CONCURRENCY).max(1),

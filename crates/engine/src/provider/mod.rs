@@ -245,6 +245,20 @@ pub fn api_key(name: &str, config: &ProviderConfig) -> Result<Option<Secret>> {
     }
 }
 
+/// The provider `name` of a repository's `promptgate.yaml`, built, with its configuration.
+pub fn of_repo(
+    repo: &promptgate_registry::Repo,
+    name: &str,
+) -> Result<(Arc<dyn Provider>, ProviderConfig)> {
+    let config = lookup(&repo.config.providers, name)?.clone();
+    let provider = build(Settings {
+        name,
+        config: &config,
+        repo_root: &repo.root,
+    })?;
+    Ok((provider, config))
+}
+
 /// Build the provider called `name` from the repository's configuration.
 pub fn build(settings: Settings<'_>) -> Result<Arc<dyn Provider>> {
     let Settings {
