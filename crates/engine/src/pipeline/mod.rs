@@ -840,12 +840,91 @@ mod tests {
         assert_eq!(b.candidate.error.as_deref(), Some("server: 500"));
         // The decision's input: one value a case and metric, the errored calls counted.
         let m = &p.input.metrics[0];
-        assert_eq!(m.baseline.len(), 2);
+        assert_eq!((m.name.as_str(), m.baseline.len()), ("pass", 2));
         assert_eq!(p.input.errored_calls, 2);
         assert_eq!(p.input.calls, 12);
         // Only cases without errors on either side compare cost: `a` errs on the baseline,
         // `b` on the candidate.
         assert!(p.input.cost.is_none());
+    }
+
+    fn failed(check: &str, cannot_apply: bool) -> promptgate_core::checks::CheckResult {
+        promptgate_core::checks::CheckResult {
+            judge: None,
+            check: check.into(),
+            metric: "pass".into(),
+            pass: false,
+            score: 0.0,
+            reason: format!("{check} said no"),
+            cannot_apply,
+        }
+    }
+
+    #[test]
+    fn judge_errors_cached_answers_and_failed_checks_are_accounted_for() {
+        // Baseline: `a` fails a check that could not apply (on every sample), `b` passes.
+        let mut b = vec![
+            sample("a", 0, Some(false), 5.0),
+            sample("a", 1, Some(false), 5.0),
+            sample("b", 0, Some(true), 5.0),
+        ];
+        for (_, s) in &mut b[..2] {
+            s.results = vec![failed("schema", true)];
+        }
+        // Candidate: `a` passes once and once could not be judged; `b` fails an ordinary check,
+        // answered from the cache.
+        let mut c = vec![
+            sample("a", 0, Some(true), 7.0),
+            sample("a", 1, Some(true), 9.0),
+            sample("b", 0, Some(false), 0.0),
+        ];
+        c[1].1.judge_errors = vec!["judge `tone`: no verdict".into()];
+        c[2].0.cached = true;
+        c[2].1.results = vec![failed("concise", false)];
+        let (br, bs) = side(b);
+        let (cr, cs) = side(c);
+        let order = vec![("a".to_string(), None), ("b".to_string(), None)];
+        let p = pair(&scoring(), (&br, &bs), (&cr, &cs), &order);
+        let (a, bb) = (&p.cases[0], &p.cases[1]);
+        // A sample a judge could not score is errored: it fails for the candidate.
+        assert_eq!(a.candidate.metrics["pass"], 0.5);
+        assert_eq!(
+            a.candidate.error.as_deref(),
+            Some("judge `tone`: no verdict")
+        );
+        assert_eq!(p.input.errored_calls, 1);
+        // The first scored sample's failed checks are shown.
+        assert_eq!(a.baseline.failed_checks.len(), 1);
+        assert_eq!(a.baseline.failed_checks[0].check, "schema");
+        assert_eq!(bb.candidate.failed_checks[0].reason, "concise said no");
+        assert_eq!(bb.regressed, ["pass"]);
+        // Every baseline failure of `pass` is a check that could not apply: unscorable.
+        let u = &p.input.unscorable["pass"];
+        assert_eq!((u.failures, u.check.as_str()), (2, "schema"));
+        // A cached answer took no time: `b` is left out of the latency comparison, and `a`
+        // (errored on the candidate) out of both.
+        assert!(p.input.latency.is_none());
+        assert_eq!(p.input.cost.as_ref().map(|c| c.0.len()), Some(1));
+    }
+
+    #[test]
+    fn a_metric_the_baseline_also_fails_on_its_own_is_scorable() {
+        // One baseline failure could not apply, the other is an ordinary failure: the suite
+        // can score the metric.
+        let mut b = vec![
+            sample("a", 0, Some(false), 1.0),
+            sample("b", 0, Some(false), 1.0),
+        ];
+        b[0].1.results = vec![failed("schema", true)];
+        b[1].1.results = vec![failed("concise", false)];
+        let (br, bs) = side(b);
+        let (cr, cs) = side(vec![
+            sample("a", 0, Some(true), 1.0),
+            sample("b", 0, Some(true), 1.0),
+        ]);
+        let order = vec![("a".to_string(), None), ("b".to_string(), None)];
+        let p = pair(&scoring(), (&br, &bs), (&cr, &cs), &order);
+        assert!(p.input.unscorable.is_empty(), "{:?}", p.input.unscorable);
     }
 
     #[test]
