@@ -38,6 +38,13 @@ use trace::Span;
 /// end of the run): one SQLite transaction per batch, not per call.
 const FLUSH_EVERY: usize = 256;
 
+/// Finished calls the writer takes at once before it writes (a crash loses at most this many
+/// answered calls beyond those in flight).
+const WRITE_BATCH: usize = 64;
+
+/// How long the writer waits for a finished call before committing pending cache entries.
+const IDLE_FLUSH: Duration = Duration::from_millis(200);
+
 /// One call to make.
 #[derive(Debug, Clone)]
 pub struct PlannedCall {
@@ -820,7 +827,7 @@ struct Files {
 /// One writer thread owns the files: results, spans and cache entries (`cache`, and whether
 /// its answers replace stored ones) are written in the order calls finish. Answered calls'
 /// lines are flushed as soon as no other finished call is waiting: a crash loses at most the
-/// calls in flight and at most 64 finished ones. It returns every record, `hits` first.
+/// calls in flight and [`WRITE_BATCH`] finished ones. It returns every record, `hits` first.
 fn spawn_writer(
     files: Files,
     hits: Vec<Record>,
@@ -840,7 +847,7 @@ fn spawn_writer(
         // A failed cache write costs a repeated call later, nothing more.
         let mut cache_writer = cache.and_then(|(c, refresh)| c.writer(refresh).ok());
         loop {
-            let f = match rx.recv_timeout(Duration::from_millis(200)) {
+            let f = match rx.recv_timeout(IDLE_FLUSH) {
                 Ok(f) => f,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Some(w) = cache_writer.as_mut() {
@@ -850,7 +857,7 @@ fn spawn_writer(
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            // This call and up to 63 others already finished, then one write per file: the
+            // This call and others already finished (up to WRITE_BATCH), then one write per file: the
             // files hold every finished call before the writer waits again, in two syscalls
             // rather than two a call.
             let mut next = Some(f);
@@ -868,7 +875,11 @@ fn spawn_writer(
                     }
                 }
                 out.push(f.record);
-                next = if batch < 64 { rx.try_recv().ok() } else { None };
+                next = if batch < WRITE_BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
             }
             results.flush()?;
             traces.flush()?;
