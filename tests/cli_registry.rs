@@ -96,6 +96,19 @@ fn register_show_render_diff_label_log_check() {
     assert_eq!(req["messages"][1]["content"], "Where is my order?");
     assert_eq!(req["params"]["temperature"], 0.2);
     assert_eq!(req["version_id"], v2["version_id"]);
+    // What the binary prints goes through the redactor: a credential typed into a variable
+    // is not echoed to the terminal.
+    let shown = repo
+        .pg(&[
+            "render",
+            "support@production",
+            "--var",
+            "question=my key is sk-proj-AAAAAAAAAAAAAAAA",
+        ])
+        .ok()
+        .stdout;
+    assert!(!shown.contains("sk-proj-AAAA"), "{shown}");
+    assert!(shown.contains("[REDACTED]"), "{shown}");
     let out = repo.pg(&["render", "support@production"]).code(2);
     assert!(
         out.stderr.contains("missing variable `question`"),
