@@ -217,12 +217,70 @@ impl Parser<'_, '_> {
                 Some("e.g. `- contains: refund`, with optional `id`, `metric`, `weight`".into());
             return None;
         };
+        let (ty_key, value) = self.check_type(node, entries, path)?;
+        let ty = ty_key.name.as_str();
+        self.report_unknown_options(ty, entries, path);
+        let get = |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
+        let here = child(path, ty);
+        let opt_path = |k: &str| child(path, k);
+
+        let id = get("id").and_then(|n| self.d.name(n, &opt_path("id")));
+        let metric = get("metric").and_then(|n| self.d.name(n, &opt_path("metric")));
+        let weight = match get("weight") {
+            None => None,
+            Some(n) => match self.d.number(n, &opt_path("weight")) {
+                Some(w) if w < 0.0 => {
+                    self.d.problem(
+                        n,
+                        format!(
+                            "`{}`: a weight cannot be negative, not {w}",
+                            opt_path("weight")
+                        ),
+                    );
+                    None
+                }
+                other => other,
+            },
+        };
+        if ty == "not" {
+            let inner = self.entry(value, &here, index)?;
+            return Some(Check {
+                id: id.unwrap_or_else(|| format!("not_{}", inner.id)),
+                metric: metric.unwrap_or(inner.metric),
+                weight: weight.unwrap_or(inner.weight),
+                negate: !inner.negate,
+                kind: inner.kind,
+                vars: inner.vars,
+                origin: self.origin(node),
+            });
+        }
+
+        let kind = self.kind(ty, value, entries, path)?;
+        let vars = std::mem::take(&mut self.vars).into_iter().collect();
+        Some(Check {
+            id: id.unwrap_or_else(|| format!("{ty}#{index}")),
+            metric: metric.unwrap_or_else(|| defaults::METRIC.to_string()),
+            weight: weight.unwrap_or(defaults::WEIGHT),
+            negate: false,
+            kind,
+            vars,
+            origin: self.origin(node),
+        })
+    }
+
+    /// The entry's one check type and its value (a problem, and `None`, for none or several).
+    fn check_type<'n>(
+        &mut self,
+        node: &Node,
+        entries: &'n [(crate::yaml::Key, Node)],
+        path: &KeyPath,
+    ) -> Option<(&'n crate::yaml::Key, &'n Node)> {
         let types: Vec<&(crate::yaml::Key, Node)> = entries
             .iter()
             .filter(|(k, _)| type_names().any(|t| t == k.name))
             .collect();
-        let (ty_key, value) = match types.as_slice() {
-            [one] => (&one.0, &one.1),
+        match types.as_slice() {
+            [one] => Some((&one.0, &one.1)),
             [] => {
                 // A misspelt type is the likeliest cause.
                 let misspelt = entries.iter().find_map(|(k, _)| {
@@ -247,7 +305,7 @@ impl Parser<'_, '_> {
                         )),
                 };
                 self.d.problems.push(d);
-                return None;
+                None
             }
             many => {
                 let second = &many[1].0;
@@ -264,10 +322,19 @@ impl Parser<'_, '_> {
                         )
                         .hint("split it into one list entry per check"),
                 );
-                return None;
+                None
             }
-        };
-        let ty = ty_key.name.as_str();
+        }
+    }
+
+    /// Report every key that is neither the type, a common option nor one of the type's own
+    /// (naming who takes it, or the closest name).
+    fn report_unknown_options(
+        &mut self,
+        ty: &str,
+        entries: &[(crate::yaml::Key, Node)],
+        path: &KeyPath,
+    ) {
         let own = options_of(ty);
         for (k, _) in entries {
             let name = k.name.as_str();
@@ -313,48 +380,25 @@ impl Parser<'_, '_> {
             };
             self.d.problems.push(d);
         }
+    }
+
+    /// The check a `ty` entry with `value` (and its options among `entries`) describes.
+    fn kind(
+        &mut self,
+        ty: &str,
+        value: &Node,
+        entries: &[(crate::yaml::Key, Node)],
+        path: &KeyPath,
+    ) -> Option<Kind> {
         let get = |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
         let here = child(path, ty);
         let opt_path = |k: &str| child(path, k);
-
-        let id = get("id").and_then(|n| self.d.name(n, &opt_path("id")));
-        let metric = get("metric").and_then(|n| self.d.name(n, &opt_path("metric")));
-        let weight = match get("weight") {
-            None => None,
-            Some(n) => match self.d.number(n, &opt_path("weight")) {
-                Some(w) if w < 0.0 => {
-                    self.d.problem(
-                        n,
-                        format!(
-                            "`{}`: a weight cannot be negative, not {w}",
-                            opt_path("weight")
-                        ),
-                    );
-                    None
-                }
-                other => other,
-            },
-        };
         let flag = |p: &mut Self, key: &str| -> bool {
             get(key)
                 .and_then(|n| p.d.bool(n, &opt_path(key)))
                 .unwrap_or(false)
         };
-
-        if ty == "not" {
-            let inner = self.entry(value, &here, index)?;
-            return Some(Check {
-                id: id.unwrap_or_else(|| format!("not_{}", inner.id)),
-                metric: metric.unwrap_or(inner.metric),
-                weight: weight.unwrap_or(inner.weight),
-                negate: !inner.negate,
-                kind: inner.kind,
-                vars: inner.vars,
-                origin: self.origin(node),
-            });
-        }
-
-        let kind = match ty {
+        Some(match ty {
             "equals" => {
                 let value = self.text(value, &here);
                 let (trim, case_insensitive, collapse_whitespace) = (
@@ -595,16 +639,6 @@ impl Parser<'_, '_> {
                 self.d.problem(value, format!("`{ty}` is not a check type"));
                 return None;
             }
-        };
-        let vars = std::mem::take(&mut self.vars).into_iter().collect();
-        Some(Check {
-            id: id.unwrap_or_else(|| format!("{ty}#{index}")),
-            metric: metric.unwrap_or_else(|| defaults::METRIC.to_string()),
-            weight: weight.unwrap_or(defaults::WEIGHT),
-            negate: false,
-            kind,
-            vars,
-            origin: self.origin(node),
         })
     }
 
