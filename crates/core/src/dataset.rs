@@ -64,6 +64,12 @@ pub struct Case {
 }
 
 impl Case {
+    /// Whether its cells are text (it came from a CSV file) and need typing by the variables'
+    /// declarations.
+    pub fn textual(&self) -> bool {
+        Path::new(&*self.file).extension().and_then(|e| e.to_str()) == Some("csv")
+    }
+
     /// Where a row with a problem would have been (line 0: no row has it).
     fn placeholder(file: &Arc<str>) -> Case {
         Case {
@@ -156,8 +162,6 @@ pub struct Dataset {
     pub cases: Vec<Case>,
     /// SHA-256 of the file's bytes.
     pub digest: String,
-    /// Whether cells are text (CSV) and need typing by the variables' declarations.
-    pub textual: bool,
 }
 
 /// A reader that hashes the bytes passing through it, so the digest costs no second read.
@@ -265,7 +269,7 @@ fn read_from(
     let mut problems = Vec::new();
     let mut cases = Vec::new();
     let file: Arc<str> = path.display().to_string().into();
-    let textual = match ext {
+    match ext {
         "jsonl" | "ndjson" => {
             read_jsonl(
                 path,
@@ -276,7 +280,6 @@ fn read_from(
                 &mut cases,
                 &mut problems,
             );
-            false
         }
         "csv" => {
             read_csv(
@@ -287,7 +290,6 @@ fn read_from(
                 &mut cases,
                 &mut problems,
             );
-            true
         }
         _ => {
             return Err(Error::usage(format!(
@@ -296,7 +298,7 @@ fn read_from(
             ))
             .with_hint("use `.jsonl` (one JSON object per line) or `.csv` (a header row)"));
         }
-    };
+    }
     // Drain whatever the parser did not read so the digest covers the whole file.
     let _ = std::io::copy(&mut reader, &mut std::io::sink());
     let digest = canonical::hex(&reader.hasher.finalize());
@@ -327,7 +329,6 @@ fn read_from(
         path: path.to_path_buf(),
         cases,
         digest,
-        textual,
     })
 }
 
@@ -633,13 +634,9 @@ fn case_from_row(
 }
 
 /// Give text cells (CSV) the types their variables declare.
-pub fn typed_vars(
-    artifact: &Artifact,
-    case: &Case,
-    textual: bool,
-) -> Result<Map<String, Value>, String> {
+pub fn typed_vars(artifact: &Artifact, case: &Case) -> Result<Map<String, Value>, String> {
     let mut out = case.vars.to_map();
-    if !textual {
+    if !case.textual() {
         return Ok(out);
     }
     for (name, var) in &artifact.variables {

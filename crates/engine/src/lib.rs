@@ -88,9 +88,6 @@ pub enum Requests {
 #[derive(Debug)]
 pub struct Rendering {
     pub artifact: Arc<Artifact>,
-    /// Whether row `i` came from a textual dataset (CSV), whose cells are typed by the
-    /// version's variable declarations.
-    pub textual: Vec<bool>,
     pub model_override: Option<String>,
 }
 
@@ -117,19 +114,12 @@ impl Plan {
     /// The same plan, making only the calls `keep` selects.
     pub fn only(&self, keep: impl Fn(&PlannedCall) -> bool) -> Plan {
         Plan {
-            calls: self.calls.iter().filter(|c| keep(c)).cloned().collect(),
-            ..self.clone_empty()
-        }
-    }
-
-    fn clone_empty(&self) -> Plan {
-        Plan {
             prompt: self.prompt.clone(),
             version_id: self.version_id.clone(),
             label: self.label.clone(),
             cases: self.cases,
             repeats: self.repeats,
-            calls: Vec::new(),
+            calls: self.calls.iter().filter(|c| keep(c)).cloned().collect(),
             requests: self.requests.clone(),
             case_data: self.case_data.clone(),
         }
@@ -185,10 +175,9 @@ impl Requester<'_> {
                 plan,
             } => {
                 let case = plan.case_data.get(call.row).ok_or_else(missing)?;
-                let textual = rendering.textual.get(call.row).copied().unwrap_or(false);
-                render_case(plan, compiled, rendering, case, textual)
-                    .map(Arc::new)
-                    .map_err(|d| Error::many(ErrorKind::Usage, d))
+                let request = render_case(plan, compiled, rendering, case)
+                    .map_err(|d| Error::many(ErrorKind::Usage, d))?;
+                Ok(Arc::new(request))
             }
         }
     }
@@ -200,7 +189,6 @@ fn render_case(
     compiled: &render::Compiled<'_>,
     rendering: &Rendering,
     case: &dataset::Case,
-    textual: bool,
 ) -> std::result::Result<Request, Vec<Diagnostic>> {
     let row = format!("{}:{} (case `{}`)", case.file, case.line, case.id);
     let subject = Subject {
@@ -208,7 +196,7 @@ fn render_case(
         version_id: &plan.version_id,
         row: Some(&row),
     };
-    let vars = dataset::typed_vars(&rendering.artifact, case, textual)
+    let vars = dataset::typed_vars(&rendering.artifact, case)
         .map_err(|msg| vec![Diagnostic::error(format!("{row}: {msg}"))])?;
     let mut request = render::bind_variables(&rendering.artifact, &vars, &subject, false)
         .and_then(|bound| compiled.render(&bound, &subject))
@@ -263,7 +251,6 @@ pub fn plan(
         calls: Vec::new(),
         requests: Requests::Rendered(Arc::new(Rendering {
             artifact: artifact.clone(),
-            textual: rows.iter().map(|(ds, _)| ds.textual).collect(),
             model_override: model_override.map(str::to_string),
         })),
         case_data: Default::default(),
@@ -282,8 +269,8 @@ pub fn plan(
     type Rendered = std::result::Result<(Arc<str>, u64), Vec<Diagnostic>>;
     let rendered: Vec<Rendered> = rows
         .par_iter()
-        .map(|(ds, case)| {
-            let request = render_case(&plan, &compiled, rendering, case, ds.textual)?;
+        .map(|(_, case)| {
+            let request = render_case(&plan, &compiled, rendering, case)?;
             let hash: Arc<str> = request_hash(&request).into();
             let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
             let max_tokens = request

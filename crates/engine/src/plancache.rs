@@ -371,7 +371,6 @@ mod tests {
                 )
                 .unwrap(),
             ),
-            textual: vec![],
             model_override: None,
         };
         store(dir.path(), "k", &plan);

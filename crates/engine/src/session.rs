@@ -428,10 +428,6 @@ pub fn plan_eval(repo: &Repo, req: &EvalRequest) -> Result<Planned> {
     let warm = warm.filter(|w| w.plan_digest == plan_digest).and_then(|w| {
         let rendering = crate::Rendering {
             artifact: artifact.clone(),
-            textual: datasets
-                .iter()
-                .flat_map(|d| std::iter::repeat_n(d.textual, d.cases.len()))
-                .collect(),
             model_override: model.clone(),
         };
         let plan = w.stored.into_plan(
@@ -502,7 +498,7 @@ impl Planned {
     /// Hold `other`'s cases instead of an equal copy when both read the same dataset files
     /// (paths and digests): the two sides of a gate keep one copy.
     pub fn share_cases_with(&mut self, other: &Planned) {
-        if self.datasets == other.datasets && self.plan.cases == other.plan.cases {
+        if self.datasets == other.datasets {
             self.plan.case_data = other.plan.case_data.clone();
         }
     }
