@@ -177,6 +177,19 @@ impl Requester<'_> {
                 let case = plan.case_data.get(call.row).ok_or_else(missing)?;
                 let request = render_case(plan, compiled, rendering, case)
                     .map_err(|d| Error::many(ErrorKind::Usage, d))?;
+                // What is sent must be what the plan (and so the cache key) names: a plan read
+                // back from the plan cache that does not match its cases is refused, never
+                // sent under another request's key.
+                if *request_hash(&request) != *call.request_hash {
+                    return Err(Error::new(
+                        ErrorKind::Infrastructure,
+                        Diagnostic::error(format!(
+                            "the request of case `{}` is not the one its plan recorded",
+                            call.case_id
+                        ))
+                        .hint("the plan cache is stale or was edited: delete `.promptgate/plans/` and run again"),
+                    ));
+                }
                 Ok(Arc::new(request))
             }
         }
@@ -1242,6 +1255,14 @@ mod tests {
             ..plan.calls[0].clone()
         };
         assert!(requester.request(&stray).is_err());
+        // A call whose recorded hash is not its request's (a stale or edited plan cache) is
+        // refused: it would be cached under another request's key.
+        let forged = PlannedCall {
+            request_hash: "0".repeat(64).into(),
+            ..plan.calls[0].clone()
+        };
+        let e = requester.request(&forged).unwrap_err().to_string();
+        assert!(e.contains("not the one its plan recorded"), "{e}");
     }
 
     #[test]
