@@ -365,11 +365,8 @@ fn a_store_tells_a_subscriber_which_prompt_changed() {
         let v1 = register(&*store, "p", 1);
         register(&*store, "team/agent", 1);
         let (tx, rx) = std::sync::mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
         let subscription = store.subscribe(Box::new(move |c| {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send(c);
-            }
+            let _ = tx.send(c);
         }));
         assert!(
             subscription.live,

@@ -341,11 +341,8 @@ impl App {
 /// missed. Where the store sends none, a full scan every `poll`.
 pub(crate) fn watch(app: Arc<App>, repo: &Repo, poll: Duration, stop: watch::Receiver<bool>) {
     let (tx, rx) = std::sync::mpsc::channel::<registry::Change>();
-    let tx = std::sync::Mutex::new(tx);
     let subscription = repo.store().subscribe(Box::new(move |c| {
-        if let Ok(tx) = tx.lock() {
-            let _ = tx.send(c);
-        }
+        let _ = tx.send(c);
     }));
     let every = if subscription.live {
         SAFETY_SCAN.max(poll)
