@@ -109,11 +109,7 @@ pub fn eval(
                 serde_json::to_value(&failing).unwrap_or_default(),
             );
         }
-        out!(
-            pr,
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        );
+        pr.json(&v);
     } else {
         text!(
             pr,

@@ -3,20 +3,15 @@
 //! (a closed pipe, a full disk) ignored rather than panicking.
 
 use std::fmt;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-/// Where and how a command's output goes. `Copy`: every handler and the progress bar hold one.
-#[derive(Debug, Clone, Copy)]
-pub struct Printer {
-    /// Whether stderr is a terminal that takes colour (not `NO_COLOR`).
-    pub colour: bool,
-}
+/// Where a command's output goes. `Copy`: every handler and the progress bar hold one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printer;
 
 impl Printer {
     pub fn new() -> Printer {
-        Printer {
-            colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        }
+        Printer
     }
 
     /// A line of a command's result on stdout.
@@ -72,12 +67,6 @@ impl Printer {
             "{}",
             crate::redact::text(&e.to_string())
         );
-    }
-}
-
-impl Default for Printer {
-    fn default() -> Printer {
-        Printer::new()
     }
 }
 
