@@ -369,7 +369,7 @@ fn a_store_tells_a_subscriber_which_prompt_changed() {
             let _ = tx.send(c);
         }));
         assert!(
-            subscription.live,
+            subscription.is_live(),
             "{name}: no change notices: {:?}",
             subscription.why_not
         );

@@ -29,10 +29,7 @@ pub enum Change {
 
 /// Change notices, delivered for as long as this lives.
 pub struct Subscription {
-    /// Whether notices arrive as things change. If not, the subscriber polls
-    /// [`Store::change_stamp`].
-    pub live: bool,
-    /// Why notices cannot arrive (for the log), when they cannot.
+    /// Why notices cannot arrive (for the log); `None` while they do.
     pub why_not: Option<String>,
     _guard: Option<Box<dyn Send>>,
 }
@@ -41,7 +38,6 @@ impl Subscription {
     /// Notices arrive while `guard` lives.
     pub fn live(guard: Box<dyn Send>) -> Subscription {
         Subscription {
-            live: true,
             why_not: None,
             _guard: Some(guard),
         }
@@ -50,10 +46,15 @@ impl Subscription {
     /// No notices: the store cannot tell, for the reason given.
     pub fn none(why: impl Into<String>) -> Subscription {
         Subscription {
-            live: false,
             why_not: Some(why.into()),
             _guard: None,
         }
+    }
+
+    /// Whether notices arrive as things change. If not, the subscriber polls
+    /// [`Store::change_stamp`].
+    pub fn is_live(&self) -> bool {
+        self.why_not.is_none()
     }
 }
 

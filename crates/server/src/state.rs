@@ -344,18 +344,15 @@ pub(crate) fn watch(app: Arc<App>, repo: &Repo, poll: Duration, stop: watch::Rec
     let subscription = repo.store().subscribe(Box::new(move |c| {
         let _ = tx.send(c);
     }));
-    let every = if subscription.live {
-        SAFETY_SCAN.max(poll)
-    } else {
-        eprintln!(
-            "promptgate serve: {}; looking for changes every {} ms",
-            subscription
-                .why_not
-                .as_deref()
-                .unwrap_or("no change notices"),
-            poll.as_millis()
-        );
-        poll
+    let every = match &subscription.why_not {
+        None => SAFETY_SCAN.max(poll),
+        Some(why) => {
+            eprintln!(
+                "promptgate serve: {why}; looking for changes every {} ms",
+                poll.as_millis()
+            );
+            poll
+        }
     };
     std::thread::spawn(move || {
         let _subscription = subscription;
