@@ -1034,11 +1034,8 @@ fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
 /// Append cache hits' records to the results.
 fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, results);
-    let mut line = Vec::new();
     for r in records {
-        line.clear();
-        r.write_line(&mut line).map_err(std::io::Error::other)?;
-        out.write_all(&line)?;
+        store::append_line(&mut out, r)?;
     }
     out.flush()
 }

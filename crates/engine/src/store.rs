@@ -47,13 +47,6 @@ impl Record {
     pub fn is_ok(&self) -> bool {
         self.output.is_some()
     }
-
-    /// Append this record's line of `results.jsonl` (its JSON and a newline) to `buf`.
-    pub fn write_line(&self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-        serde_json::to_writer(&mut *buf, self)?;
-        buf.push(b'\n');
-        Ok(())
-    }
 }
 
 /// Provider settings as the manifest records them: no key, only the variable's name.
