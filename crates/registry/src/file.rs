@@ -700,26 +700,23 @@ fn watch_folder(prompts: &Path, notify: crate::store::OnChange) -> crate::store:
     use notify::Watcher;
     // Events name absolute paths; the repository's may be relative.
     let base = fs::canonicalize(prompts).unwrap_or_else(|_| prompts.to_path_buf());
-    let owner_of = {
-        let base = base.clone();
-        move |path: &Path| -> Change {
-            let Ok(rel) = path.strip_prefix(&base) else {
-                return Change::Any;
-            };
-            // The deepest folder on the way that holds a registry is the prompt.
-            let mut dir = if path.is_dir() {
-                Some(rel)
-            } else {
-                rel.parent()
-            };
-            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                if base.join(d).join(REGISTRY_FILE).is_file() {
-                    return Change::Prompt(d.to_string_lossy().replace('\\', "/"));
-                }
-                dir = d.parent();
+    let owner_of = move |path: &Path| -> Change {
+        let Ok(rel) = path.strip_prefix(&base) else {
+            return Change::Any;
+        };
+        // The deepest folder on the way that holds a registry is the prompt.
+        let mut dir = if path.is_dir() {
+            Some(rel)
+        } else {
+            rel.parent()
+        };
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if base.join(d).join(REGISTRY_FILE).is_file() {
+                return Change::Prompt(d.to_string_lossy().replace('\\', "/"));
             }
-            Change::Any
+            dir = d.parent();
         }
+        Change::Any
     };
     let watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
