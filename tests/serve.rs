@@ -165,6 +165,87 @@ async fn put_label(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn rollback(
+    s: &Serve,
+    label: &str,
+    if_match: Option<&str>,
+    body: Value,
+    token: &str,
+) -> (u16, Value) {
+    let mut rb = reqwest::Client::new()
+        .post(s.url(&format!("/v1/prompts/p/labels/{label}/rollback")))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(m) = if_match {
+        rb = rb.header("If-Match", m);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_is_rolled_back_over_http_as_on_the_command_line() {
+    let repo = repo(true);
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    repo.label_set("p", "production", "v2", &v1, "second");
+    let s = Serve::start(&repo, &[]);
+    // Scoped like every write; a reason is required; a stale If-Match moves nothing.
+    let body = json!({"reason": "errors up"});
+    let (status, _) = rollback(&s, "production", None, body.clone(), CANARY_SECRET).await;
+    assert_eq!(status, 403);
+    let (status, err) =
+        rollback(&s, "production", None, json!({"reason": " "}), WRITE_SECRET).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = rollback(&s, "production", None, json!({"why": "x"}), WRITE_SECRET).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = rollback(&s, "production", Some(&v1), body.clone(), WRITE_SECRET).await;
+    assert_eq!(
+        (status, err["current"].as_str()),
+        (412, Some(v2.as_str())),
+        "{err}"
+    );
+    // Back to where the audit log says it was, and served at once.
+    let (status, entry) = rollback(&s, "production", Some(&v2), body.clone(), WRITE_SECRET).await;
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(
+        (&entry["action"], &entry["to"]),
+        (&json!("rollback"), &json!(v1)),
+        "{entry}"
+    );
+    let (_, got, _) = get(&s.url("/v1/prompts/p?label=production"), None).await;
+    assert_eq!(got["version_id"], v1, "{got}");
+    // The same entry the command line would have written, and the chain still verifies.
+    let last = repo.read("prompts/p/audit.jsonl");
+    let last: Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["actor"], &last["reason"]),
+        (&json!("token:ci"), &json!("errors up"))
+    );
+    repo.pg(&["check"]).ok();
+    // `to` names the target; an unknown label is 404 naming the labels there are.
+    let (status, entry) = rollback(
+        &s,
+        "production",
+        None,
+        json!({"to": "v3", "reason": "r"}),
+        WRITE_SECRET,
+    )
+    .await;
+    assert_eq!(
+        (status, entry["to"].as_str()),
+        (200, Some(id(&repo, "v3").as_str())),
+        "{entry}"
+    );
+    let (status, err) = rollback(&s, "staging", None, body, WRITE_SECRET).await;
+    assert_eq!(status, 404, "{err}");
+    assert!(
+        err["details"].as_str().unwrap().contains("production"),
+        "{err}"
+    );
+    assert!(s.log().contains("rollback"), "{}", s.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_by_label_id_and_hash_with_etags_and_helpful_404s() {
     let repo = repo(true);
@@ -754,6 +835,11 @@ async fn bundles_carry_every_version_and_label_and_are_served_read_only() {
     );
     let (status, _) = put_label(&s, "production", &v1, "v2", Some(WRITE_SECRET)).await;
     assert_eq!(status, 405);
+    let (status, _) = rollback(&s, "production", None, json!({"reason": "x"}), WRITE_SECRET).await;
+    assert_eq!(status, 405);
+    let (_, health, _) = get(&s.url("/healthz"), None).await;
+    assert_eq!(health["source"], path.to_str().unwrap(), "{health}");
+    assert_eq!(health["prompts"], 2, "{health}");
 
     // A tampered bundle is refused with the reason.
     let text = std::fs::read_to_string(&path).unwrap();

@@ -397,3 +397,117 @@ fn a_store_tells_a_subscriber_which_prompt_changed() {
         drop(subscription);
     }
 }
+
+#[test]
+fn a_rollback_through_the_promotion_service_is_compare_and_swap_and_audited() {
+    use promptgate::registry::promotion::{Rollback, rollback};
+    for (name, b) in backends() {
+        let store = b.store();
+        let (v1, v2) = two_versions_and_two_moves(&*store);
+        let back = |to: Option<&str>, expect: Option<Expect>| Rollback {
+            prompt: "p".into(),
+            label: "production".into(),
+            to: to.map(str::to_string),
+            expect,
+            actor: "oncall".into(),
+            reason: "errors up".into(),
+        };
+        // What the caller saw is checked: a stale view moves nothing.
+        let e = rollback(&*store, &back(None, Some(Expect::Version(v1.clone())))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{name}: {e}");
+        assert_eq!(e.current(), Some(Some(v2.as_str())), "{name}");
+        // To the previous target, from the audit log.
+        let entry = rollback(&*store, &back(None, None)).unwrap();
+        assert_eq!(entry.action, Action::Rollback, "{name}");
+        assert_eq!(
+            (entry.from.clone(), entry.to.clone()),
+            (Some(Target::One(v2.clone())), Some(Target::One(v1.clone()))),
+            "{name}"
+        );
+        assert_eq!(entry.actor, "oncall", "{name}");
+        assert_eq!(
+            store.prompt("p").unwrap().labels["production"],
+            Target::One(v1.clone()),
+            "{name}"
+        );
+        // Or to a named version; an unknown label is not found, naming the labels there are.
+        let entry = rollback(
+            &*store,
+            &back(Some("v2"), Some(Expect::Version(v1.clone()))),
+        )
+        .unwrap();
+        assert_eq!(entry.to, Some(Target::One(v2.clone())), "{name}");
+        let mut r = back(None, None);
+        r.label = "staging".into();
+        let e = rollback(&*store, &r).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{name}: {e}");
+        assert!(e.to_string().contains("production"), "{name}: {e}");
+        let log = store.audit("p").unwrap();
+        assert_eq!(
+            log.valid, 6,
+            "{name}: two rollbacks audited, the refusals not"
+        );
+    }
+}
+
+#[test]
+fn a_bundle_is_a_read_only_store_that_reads_like_the_store_it_was_written_from() {
+    use promptgate::bundle::{Bundle, BundleStore};
+    let files = Files::new();
+    let source = files.store();
+    two_versions_and_two_moves(&*source);
+    register(&*source, "billing/refunds", 1);
+    let path = files.dir.path().join("bundle.json");
+    Bundle::read(&*source).unwrap().write(&path).unwrap();
+    let bundle = BundleStore::open(&path).unwrap();
+
+    assert!(bundle.read_only() && !source.read_only());
+    assert_eq!(
+        bundle.prompt_names().unwrap(),
+        source.prompt_names().unwrap()
+    );
+    for name in source.prompt_names().unwrap() {
+        let (a, b) = (source.prompt(&name).unwrap(), bundle.prompt(&name).unwrap());
+        assert_eq!((&a.labels, &a.audit), (&b.labels, &b.audit), "{name}");
+        let ids = |p: &promptgate::registry::Prompt| -> Vec<(String, String)> {
+            p.versions
+                .iter()
+                .map(|v| (v.id.clone(), v.hash.clone()))
+                .collect()
+        };
+        assert_eq!(ids(&a), ids(&b), "{name}");
+        for (va, vb) in a.versions.iter().zip(&b.versions) {
+            let (la, lb) = (
+                source.load_version(&a, va).unwrap(),
+                bundle.load_version(&b, vb).unwrap(),
+            );
+            assert_eq!((la.hash, la.artifact), (lb.hash, lb.artifact), "{name}");
+        }
+    }
+    let p = bundle.prompt("p").unwrap();
+    assert_eq!(
+        p.resolve(Some("production")).unwrap().0.id,
+        p.versions[1].id
+    );
+    // A version the bundle does not hold under the hash asked for is refused, not served.
+    let mut forged = p.versions[0].clone();
+    forged.hash = p.versions[1].hash.clone();
+    assert!(bundle.load_version(&p, &forged).is_err());
+    let e = bundle.prompt("pp").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("did you mean `p`"), "{e}");
+
+    // Writes are refused, saying why and what to do; nothing is ever announced.
+    let e = register(&*source, "p", 3);
+    let refused = bundle
+        .register("p", vec![version(3)], true, "tester")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("read-only") && refused.contains("promptgate bundle"),
+        "{refused}"
+    );
+    let moved = set(&bundle, "p", "production", &e, Expect::Absent).unwrap_err();
+    assert_eq!(moved.kind(), ErrorKind::Usage, "{moved}");
+    assert!(!bundle.subscribe(Box::new(|_| {})).is_live());
+}

@@ -10,8 +10,8 @@ use super::running::{ReportArgs, RunArgs, run_interruptible};
 use super::{Outcome, progress::Bar};
 use crate::error::{Error, Result};
 use crate::pipeline::gating::{GatePlan, GateRequest, GateResult, admits};
-use crate::registry::promotion::{promotion, rollback_target};
-use crate::registry::{Expect, LabelMove, MoveTo, Ref, Repo, audit, target};
+use crate::registry::promotion::{self, Evidence, Rollback, promotion};
+use crate::registry::{Ref, Repo, audit, target};
 
 #[derive(Debug, Args)]
 #[command(
@@ -160,18 +160,6 @@ pub fn promote(pr: Printer, repo: &Repo, args: PromoteArgs, actor: &str) -> Resu
     let r = Ref::parse(&args.reference)?;
     let (prompt, candidate, _) = repo.resolve(&r)?;
     let plan = promotion(&prompt, &args.label, &candidate.id, args.canary)?;
-    let mv = |reason: String, gate_run, digest, skip_gate| LabelMove {
-        prompt: prompt.name.clone(),
-        label: args.label.clone(),
-        target: MoveTo::Exactly(plan.target.clone()),
-        expect: plan.expect.clone(),
-        actor: actor.to_string(),
-        reason,
-        action: audit::Action::Promote,
-        gate_run,
-        report_digest: digest,
-        skip_gate,
-    };
     let show_to = |e: &audit::Entry| target::show(e.to.as_ref(), "?");
     if args.skip_gate {
         let Some(why) = args.message.clone().filter(|m| !m.trim().is_empty()) else {
@@ -179,7 +167,13 @@ pub fn promote(pr: Printer, repo: &Repo, args: PromoteArgs, actor: &str) -> Resu
                 "say why the gate is skipped with `-m \"…\"`; it goes into the audit log",
             ));
         };
-        let e = repo.move_label(&mv(why, None, None, true))?;
+        let e = repo.move_label(&plan.label_move(
+            &prompt.name,
+            &args.label,
+            actor,
+            why,
+            Evidence::Skipped,
+        ))?;
         warning!(pr, "promoted without a gate (recorded in the audit log)");
         out!(
             pr,
@@ -231,11 +225,15 @@ pub fn promote(pr: Printer, repo: &Repo, args: PromoteArgs, actor: &str) -> Resu
             outcome.candidate_run.id
         )
     });
-    let e = repo.move_label(&mv(
+    let e = repo.move_label(&plan.label_move(
+        &prompt.name,
+        &args.label,
+        actor,
         why,
-        Some(outcome.candidate_run.id.clone()),
-        Some(outcome.digest.clone()),
-        false,
+        Evidence::Gate {
+            run: outcome.candidate_run.id.clone(),
+            report_digest: outcome.digest.clone(),
+        },
     ))?;
     out!(
         pr,
@@ -249,44 +247,23 @@ pub fn promote(pr: Printer, repo: &Repo, args: PromoteArgs, actor: &str) -> Resu
 }
 
 pub fn rollback(pr: Printer, repo: &Repo, args: RollbackArgs, actor: &str) -> Result<Outcome> {
-    let prompt = repo.prompt(&args.prompt)?;
-    let Some(current) = prompt.labels.get(&args.label).cloned() else {
-        let known: Vec<&String> = prompt.labels.keys().collect();
-        return Err(
-            Error::usage(format!("`{}` has no label `{}`", prompt.name, args.label))
-                .with_hint(format!("its labels: {}", crate::error::list_names(&known))),
-        );
-    };
-    let target = match &args.to {
-        Some(t) => MoveTo::Selector(t.clone()),
-        None => {
-            let log = repo.audit(&prompt.name)?;
-            // Only verified history: a forged move is no rollback target.
-            MoveTo::Exactly(rollback_target(
-                &prompt.name,
-                &args.label,
-                &log.entries[..log.valid],
-            )?)
-        }
-    };
-    let e = repo.move_label(&LabelMove {
-        prompt: prompt.name.clone(),
-        label: args.label.clone(),
-        target,
-        expect: Expect::Is(current.clone()),
-        actor: actor.to_string(),
-        reason: args.message.clone(),
-        action: audit::Action::Rollback,
-        gate_run: None,
-        report_digest: None,
-        skip_gate: false,
-    })?;
+    let e = promotion::rollback(
+        repo.store(),
+        &Rollback {
+            prompt: args.prompt,
+            label: args.label,
+            to: args.to,
+            expect: None,
+            actor: actor.to_string(),
+            reason: args.message,
+        },
+    )?;
     out!(
         pr,
         "rolled back {}@{}: {} → {} (audit #{})",
-        prompt.name,
-        args.label,
-        current,
+        e.prompt,
+        e.label.as_deref().unwrap_or_default(),
+        target::show(e.from.as_ref(), "?"),
         target::show(e.to.as_ref(), "?"),
         e.seq
     );

@@ -114,7 +114,7 @@ fn default_workers() -> usize {
 }
 
 pub fn bundle_cmd(pr: Printer, repo: &Repo, args: BundleArgs) -> Result<Outcome> {
-    let b = Bundle::from_repo(repo)?;
+    let b = Bundle::read(repo.store())?;
     b.write(&args.out)?;
     let versions: usize = b.prompts.values().map(|p| p.versions.len()).sum();
     out!(

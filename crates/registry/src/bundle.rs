@@ -1,16 +1,17 @@
 //! Bundles: every version and label of a repository as one JSON artifact with its own digest,
 //! for services that load prompts at start-up (`promptgate bundle`, `serve --bundle`, the
-//! client's `from_bundle`).
+//! client's `from_bundle`) — and [`BundleStore`], a bundle as a read-only [`Store`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate as registry;
-use crate::{Repo, Target};
-use promptgate_core::artifact::{Artifact, canonical};
-use promptgate_core::error::{Diagnostic, Error, Result};
+use crate::audit::{Entry, Log};
+use crate::{LabelMove, NewVersion, Registered, Store, Target, VersionEntry};
+use promptgate_core::artifact::{Artifact, Loaded, canonical};
+use promptgate_core::error::{Diagnostic, Error, Result, did_you_mean, list_names};
 
 /// The bundle format's version.
 pub const BUNDLE_VERSION: u32 = 1;
@@ -52,13 +53,13 @@ pub struct VersionDoc {
 }
 
 impl PromptDoc {
-    /// Read one prompt from the repository: its registry (rolled forward) and every version,
-    /// each verified against its registered hash.
-    pub fn from_repo(repo: &Repo, name: &str) -> Result<PromptDoc> {
-        let prompt = repo.prompt(name)?;
+    /// Read one prompt from a store: its state and every version, each verified against its
+    /// registered hash.
+    pub fn read(store: &dyn Store, name: &str) -> Result<PromptDoc> {
+        let prompt = store.prompt(name)?;
         let mut versions = Vec::with_capacity(prompt.versions.len());
         for v in &prompt.versions {
-            let loaded = repo.load_version(&prompt, v)?;
+            let loaded = store.load_version(&prompt, v)?;
             versions.push(VersionDoc {
                 version_id: v.id.clone(),
                 number: v.number,
@@ -105,12 +106,12 @@ pub fn digest(prompts: &BTreeMap<String, PromptDoc>) -> String {
 }
 
 impl Bundle {
-    /// Every prompt of a repository.
-    pub fn from_repo(repo: &Repo) -> Result<Bundle> {
+    /// Every prompt of a store.
+    pub fn read(store: &dyn Store) -> Result<Bundle> {
         let mut prompts = BTreeMap::new();
         let mut problems = Vec::new();
-        for name in repo.prompt_names()? {
-            match PromptDoc::from_repo(repo, &name) {
+        for name in store.prompt_names()? {
+            match PromptDoc::read(store, &name) {
                 Ok(doc) => {
                     prompts.insert(name, doc);
                 }
@@ -194,5 +195,135 @@ impl Bundle {
             }
         }
         Ok(b)
+    }
+}
+
+/// A bundle as a [`Store`]: everything it holds, read-only. Registrations and label moves are
+/// refused (`serve --bundle` answers them with 405); it never changes, so it sends no notices.
+#[derive(Debug)]
+pub struct BundleStore {
+    path: PathBuf,
+    prompts: BTreeMap<String, PromptDoc>,
+}
+
+impl BundleStore {
+    /// Load and verify the bundle at `path` (see [`Bundle::load`]).
+    pub fn open(path: &Path) -> Result<BundleStore> {
+        Ok(BundleStore::new(path, Bundle::load(path)?))
+    }
+
+    /// A loaded bundle, shown in messages as `path`.
+    pub fn new(path: &Path, bundle: Bundle) -> BundleStore {
+        BundleStore {
+            path: path.to_path_buf(),
+            prompts: bundle.prompts,
+        }
+    }
+
+    fn doc(&self, name: &str) -> Result<&PromptDoc> {
+        self.prompts.get(name).ok_or_else(|| {
+            let names: Vec<&String> = self.prompts.keys().collect();
+            let mut e = Error::not_found(format!(
+                "no prompt named `{name}` in the bundle `{}`",
+                self.path.display()
+            ));
+            if let Some(d) = e.diagnostics_mut().first_mut() {
+                d.notes.push(format!("prompts: {}", list_names(&names)));
+                d.hint = did_you_mean(name, self.prompts.keys().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"));
+            }
+            e
+        })
+    }
+
+    fn read_only(&self) -> Error {
+        Error::usage(format!(
+            "`{}` is a bundle, which is read-only",
+            self.path.display()
+        ))
+        .with_hint("register versions and move labels in the repository, then write the bundle again with `promptgate bundle`")
+    }
+}
+
+impl Store for BundleStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn prompt_names(&self) -> Result<Vec<String>> {
+        Ok(self.prompts.keys().cloned().collect())
+    }
+
+    fn prompt(&self, name: &str) -> Result<registry::Prompt> {
+        Ok(self.doc(name)?.as_prompt(name))
+    }
+
+    fn load_version(&self, prompt: &registry::Prompt, v: &VersionEntry) -> Result<Loaded> {
+        let doc = self.doc(&prompt.name)?;
+        let found = doc
+            .versions
+            .iter()
+            .find(|d| d.version_id == v.id)
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "the bundle `{}` holds no version `{}` of `{}`",
+                    self.path.display(),
+                    v.id,
+                    prompt.name
+                ))
+            })?;
+        // Verified when the bundle was opened; checked again against what the caller expects.
+        if found.hash != v.hash {
+            return Err(Error::usage(format!(
+                "`{}@{}` in the bundle `{}` does not match its registered hash",
+                prompt.name,
+                v.id,
+                self.path.display()
+            )));
+        }
+        Ok(Loaded {
+            artifact: found.artifact.clone(),
+            hash: found.hash.clone(),
+            warnings: Vec::new(),
+        })
+    }
+
+    fn register(
+        &self,
+        _name: &str,
+        _versions: Vec<NewVersion>,
+        _explicit: bool,
+        _actor: &str,
+    ) -> Result<Vec<Registered>> {
+        Err(self.read_only())
+    }
+
+    fn move_label(&self, _m: &LabelMove) -> Result<Entry> {
+        Err(self.read_only())
+    }
+
+    /// A bundle holds where each prompt's audit log stood, not its entries.
+    fn audit_from(&self, name: &str, _from: usize) -> Result<Log> {
+        let doc = self.doc(name)?;
+        Err(Error::not_found(format!(
+            "the bundle `{}` holds no audit log of `{name}` (only its head: {} entries, {})",
+            self.path.display(),
+            doc.audit_entries,
+            doc.audit_head
+        ))
+        .with_hint("read the log in the repository the bundle was written from"))
+    }
+
+    fn change_stamp(&self, _name: &str) -> String {
+        String::new()
+    }
+
+    fn subscribe(&self, notify: crate::OnChange) -> crate::Subscription {
+        let _ = notify;
+        crate::Subscription::none("a bundle does not change")
     }
 }

@@ -533,9 +533,9 @@ impl Repo {
         &*self.files
     }
 
-    /// The repository's file store (what `check` and `serve`'s file watcher look at).
-    pub fn files(&self) -> &FileStore {
-        &self.files
+    /// The store, shared (for a server that outlives the borrow).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        self.files.clone()
     }
 
     /// Every prompt with a registry, sorted by name.

@@ -3,10 +3,10 @@
 //! split with the label's stable version — and what it is gated against; and where a rollback
 //! returns a label to. Targets are typed values, never text to be parsed back.
 
-use promptgate_core::error::{Error, Result};
+use promptgate_core::error::{Error, Result, list_names};
 
-use crate::audit::Entry;
-use crate::{Expect, Prompt, Target};
+use crate::audit::{Action, Entry};
+use crate::{Expect, LabelMove, MoveTo, Prompt, Store, Target};
 
 /// What promoting a version under a label means, before anything is run or moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,97 @@ pub struct Promotion {
     pub stable: Option<String>,
     /// Where the label goes.
     pub target: Target,
+}
+
+/// Why a promotion may move its label: a gate admitted it, or a person skipped the gate (an
+/// emergency, recorded as such).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// The gate's run id and the SHA-256 of its JSON report.
+    Gate { run: String, report_digest: String },
+    /// No gate ran.
+    Skipped,
+}
+
+impl Promotion {
+    /// The label move that carries out this promotion: compare-and-swap against the target it
+    /// was planned (and gated) against, audited as a promotion with its evidence.
+    pub fn label_move(
+        &self,
+        prompt: &str,
+        label: &str,
+        actor: &str,
+        reason: String,
+        evidence: Evidence,
+    ) -> LabelMove {
+        let (gate_run, report_digest, skip_gate) = match evidence {
+            Evidence::Gate { run, report_digest } => (Some(run), Some(report_digest), false),
+            Evidence::Skipped => (None, None, true),
+        };
+        LabelMove {
+            prompt: prompt.to_string(),
+            label: label.to_string(),
+            target: MoveTo::Exactly(self.target.clone()),
+            expect: self.expect.clone(),
+            actor: actor.to_string(),
+            reason,
+            action: Action::Promote,
+            gate_run,
+            report_digest,
+            skip_gate,
+        }
+    }
+}
+
+/// A rollback, as asked for.
+#[derive(Debug, Clone)]
+pub struct Rollback {
+    pub prompt: String,
+    pub label: String,
+    /// Where to: a version selector; `None` for where the label was before its last move.
+    pub to: Option<String>,
+    /// What the caller saw the label point at (`serve`'s `If-Match`); `None`: whatever it
+    /// points at when the rollback is planned.
+    pub expect: Option<Expect>,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// Roll a label back — no gate: a rollback must be instant — by compare-and-swap against its
+/// current target, audited as a rollback. The target is `r.to`, or from the label's verified
+/// audit history (see [`rollback_target`]): a forged move is no rollback target.
+pub fn rollback(store: &dyn Store, r: &Rollback) -> Result<Entry> {
+    let prompt = store.prompt(&r.prompt)?;
+    let Some(current) = prompt.labels.get(&r.label).cloned() else {
+        let known: Vec<&String> = prompt.labels.keys().collect();
+        return Err(
+            Error::not_found(format!("`{}` has no label `{}`", prompt.name, r.label))
+                .with_hint(format!("its labels: {}", list_names(&known))),
+        );
+    };
+    let target = match &r.to {
+        Some(t) => MoveTo::Selector(t.clone()),
+        None => {
+            let log = store.audit(&prompt.name)?;
+            MoveTo::Exactly(rollback_target(
+                &prompt.name,
+                &r.label,
+                &log.entries[..log.valid],
+            )?)
+        }
+    };
+    store.move_label(&LabelMove {
+        prompt: prompt.name.clone(),
+        label: r.label.clone(),
+        target,
+        expect: r.expect.clone().unwrap_or(Expect::Is(current)),
+        actor: r.actor.clone(),
+        reason: r.reason.clone(),
+        action: Action::Rollback,
+        gate_run: None,
+        report_digest: None,
+        skip_gate: false,
+    })
 }
 
 /// Promote version `candidate` of `prompt` under `label`, wholly or as a canary taking

@@ -66,6 +66,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Where the store is, for messages (a folder, a database URL without its password).
     fn location(&self) -> String;
 
+    /// Whether every write is refused (a bundle): callers may say so before trying.
+    fn read_only(&self) -> bool {
+        false
+    }
+
     /// Every prompt with at least one registration, sorted by name.
     fn prompt_names(&self) -> Result<Vec<String>>;
 

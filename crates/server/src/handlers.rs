@@ -21,7 +21,8 @@ use tokio::sync::broadcast;
 use crate::auth::{Denied, Grant};
 use promptgate_core::config::Scope;
 use promptgate_core::error::{Error, Result};
-use promptgate_registry::{self as registry, Expect, LabelMove, Repo, Target};
+use promptgate_registry::promotion::{self, Rollback};
+use promptgate_registry::{self as registry, Expect, LabelMove, Target};
 
 use crate::OPENAPI;
 use crate::state::*;
@@ -37,6 +38,48 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>, extra: Value
     // An error can quote what a client sent: no secret goes back out.
     promptgate_core::redact::json(&mut body);
     (status, Json(body)).into_response()
+}
+
+/// Why a request is not answered as asked, as the response that says so. Handlers return
+/// [`Answer`] and use `?`: on a library [`Error`] (mapped once, by [`ApiError`]), on a refusal
+/// made here (no token, a bad header), on a blocking task that did not finish.
+pub(crate) struct Refused(Box<Response>);
+
+/// What a handler returns.
+pub(crate) type Answer = std::result::Result<Response, Refused>;
+
+impl Refused {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>, extra: Value) -> Refused {
+        Refused(Box::new(error(status, message, extra)))
+    }
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused(Box::new(ApiError(e).into_response()))
+    }
+}
+
+impl From<Denied> for Refused {
+    fn from(d: Denied) -> Refused {
+        Refused(Box::new(denied(d)))
+    }
+}
+
+impl From<tokio::task::JoinError> for Refused {
+    fn from(e: tokio::task::JoinError) -> Refused {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request did not finish: {e}"),
+            Value::Null,
+        )
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
 }
 
 pub(crate) fn denied(d: Denied) -> Response {
@@ -64,25 +107,23 @@ pub(crate) fn read_access<'a>(
     app: &'a App,
     headers: &HeaderMap,
     prompt: Option<&str>,
-) -> std::result::Result<Option<&'a Grant>, Box<Response>> {
-    app.auth
-        .check(bearer(headers), Scope::Read, prompt, None)
-        .map_err(|d| Box::new(denied(d)))
+) -> std::result::Result<Option<&'a Grant>, Refused> {
+    Ok(app.auth.check(bearer(headers), Scope::Read, prompt, None)?)
 }
 
-pub(crate) fn unknown_prompt(snap: &Snapshot, name: &str) -> Response {
+pub(crate) fn unknown_prompt(snap: &Snapshot, name: &str) -> Refused {
     let names: Vec<&String> = snap.prompts.keys().take(100).collect();
-    error(
+    Refused::new(
         StatusCode::NOT_FOUND,
         format!("no prompt `{name}`"),
         json!({ "prompts": names }),
     )
 }
 
-pub(crate) fn unknown_selector(s: &Served, name: &str, what: &str, sel: &str) -> Response {
+pub(crate) fn unknown_selector(s: &Served, name: &str, what: &str, sel: &str) -> Refused {
     let labels: Vec<&String> = s.doc.labels.keys().collect();
     let versions: Vec<&String> = s.doc.versions.iter().map(|v| &v.version_id).collect();
-    error(
+    Refused::new(
         StatusCode::NOT_FOUND,
         format!("`{name}` has no {what} `{sel}`"),
         json!({ "labels": labels, "versions": versions }),
@@ -195,33 +236,30 @@ pub(crate) fn resolve<'a>(
     s: &'a Served,
     name: &str,
     q: &'a Selector,
-) -> std::result::Result<Resolution<'a>, Box<Response>> {
+) -> std::result::Result<Resolution<'a>, Refused> {
     if let Some(l) = &q.label {
         return match s.doc.labels.get(l) {
             Some(t) => Ok((
                 t.assign(l, q.key.as_deref()).to_string(),
                 Some((l.as_str(), t)),
             )),
-            None => Err(Box::new(unknown_selector(s, name, "label", l))),
+            None => Err(unknown_selector(s, name, "label", l)),
         };
     }
     let sel = q.version.as_deref();
     match s.prompt.resolve(sel) {
         Ok((v, _)) => Ok((v.id.clone(), None)),
-        Err(_) => Err(Box::new(unknown_selector(
+        Err(_) => Err(unknown_selector(
             s,
             name,
             "version",
             sel.unwrap_or("latest"),
-        ))),
+        )),
     }
 }
 
-pub(crate) async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let grant = match read_access(&app, &headers, None) {
-        Ok(g) => g,
-        Err(r) => return *r,
-    };
+pub(crate) async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
+    let grant = read_access(&app, &headers, None)?;
     let snap = app.snapshot();
     let prompts: Vec<Value> = snap
         .prompts
@@ -236,7 +274,7 @@ pub(crate) async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Res
             })
         })
         .collect();
-    Json(json!({ "prompts": prompts })).into_response()
+    Ok(Json(json!({ "prompts": prompts })).into_response())
 }
 
 /// The prompt a read names, if the caller may read it (else the response to send).
@@ -244,13 +282,13 @@ pub(crate) fn readable(
     app: &App,
     headers: &HeaderMap,
     name: &str,
-) -> std::result::Result<Arc<Served>, Box<Response>> {
+) -> std::result::Result<Arc<Served>, Refused> {
     read_access(app, headers, Some(name))?;
     let snap = app.snapshot();
     snap.prompts
         .get(name)
         .cloned()
-        .ok_or_else(|| Box::new(unknown_prompt(&snap, name)))
+        .ok_or_else(|| unknown_prompt(&snap, name))
 }
 
 pub(crate) async fn get_prompt(
@@ -258,33 +296,25 @@ pub(crate) async fn get_prompt(
     UrlPath(name): UrlPath<String>,
     Query(q): Query<Selector>,
     headers: HeaderMap,
-) -> Response {
-    let s = match readable(&app, &headers, &name) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match resolve(&s, &name, &q) {
-        Ok((id, label)) => version_response(&headers, &name, &s, &id, label),
-        Err(r) => *r,
-    }
+) -> Answer {
+    let s = readable(&app, &headers, &name)?;
+    let (id, label) = resolve(&s, &name, &q)?;
+    Ok(version_response(&headers, &name, &s, &id, label))
 }
 
 pub(crate) async fn get_version(
     State(app): State<Arc<App>>,
     UrlPath((name, sel)): UrlPath<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let s = match readable(&app, &headers, &name) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> Answer {
+    let s = readable(&app, &headers, &name)?;
     // A full hash is a hash prefix too; labels are not versions.
     if s.doc.labels.contains_key(&sel) {
-        return unknown_selector(&s, &name, "version", &sel);
+        return Err(unknown_selector(&s, &name, "version", &sel));
     }
     match s.prompt.resolve(Some(&sel)) {
-        Ok((v, _)) => version_response(&headers, &name, &s, &v.id.clone(), None),
-        Err(_) => unknown_selector(&s, &name, "version", &sel),
+        Ok((v, _)) => Ok(version_response(&headers, &name, &s, &v.id, None)),
+        Err(_) => Err(unknown_selector(&s, &name, "version", &sel)),
     }
 }
 
@@ -301,36 +331,25 @@ pub(crate) async fn render(
     Query(q): Query<Selector>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let s = match readable(&app, &headers, &name) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> Answer {
+    let s = readable(&app, &headers, &name)?;
     let vars: RenderBody = if body.iter().all(u8::is_ascii_whitespace) {
         RenderBody::default()
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body must be {{\"variables\": {{…}}}}: {e}"),
-                    Value::Null,
-                );
-            }
-        }
+        serde_json::from_slice(&body).map_err(|e| {
+            Refused::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"variables\": {{…}}}}: {e}"),
+                Value::Null,
+            )
+        })?
     };
-    let (id, _) = match resolve(&s, &name, &q) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+    let (id, _) = resolve(&s, &name, &q)?;
     let Some(v) = s.doc.versions.iter().find(|v| v.version_id == id) else {
-        return unknown_selector(&s, &name, "version", &id);
+        return Err(unknown_selector(&s, &name, "version", &id));
     };
-    match promptgate_core::render::render_variables(&v.artifact, &name, &id, &vars.variables) {
-        Ok(req) => Json(req).into_response(),
-        Err(e) => ApiError(e).into_response(),
-    }
+    let req = promptgate_core::render::render_variables(&v.artifact, &name, &id, &vars.variables)?;
+    Ok(Json(req).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -415,26 +434,66 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The grant and repository for a write, or the response refusing it (no token or scope: 401
-/// or 403; a bundle: 405).
+/// The grant for a write, or the refusal (no token or scope: 401 or 403; a read-only store:
+/// 405).
 pub(crate) fn writable<'a>(
     app: &'a App,
     headers: &HeaderMap,
     prompt: &str,
     label: Option<&str>,
-) -> std::result::Result<(Option<&'a Grant>, &'a Repo), Box<Response>> {
+) -> std::result::Result<Option<&'a Grant>, Refused> {
     let grant = app
         .auth
-        .check(bearer(headers), Scope::Write, Some(prompt), label)
-        .map_err(|d| Box::new(denied(d)))?;
-    match &app.source {
-        Source::Repo(repo) => Ok((grant, repo)),
-        Source::Bundle(_) => Err(Box::new(error(
+        .check(bearer(headers), Scope::Write, Some(prompt), label)?;
+    if app.store.read_only() {
+        return Err(Refused::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "this server serves a bundle, which is read-only",
             Value::Null,
-        ))),
+        ));
     }
+    Ok(grant)
+}
+
+/// `If-Match`: what the caller saw the label point at (a version, or `none`).
+fn if_match(headers: &HeaderMap) -> Option<Expect> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| Expect::parse(v.trim().trim_matches('"')))
+}
+
+/// Run a store write where blocking is allowed, and reload the prompt it changed before
+/// answering: the caller's next read sees its own write.
+async fn write<T: Send + 'static>(
+    app: &Arc<App>,
+    prompt: &str,
+    f: impl FnOnce(&App) -> Result<T> + Send + 'static,
+) -> std::result::Result<T, Refused> {
+    let app = app.clone();
+    let prompt = prompt.to_string();
+    let done = tokio::task::spawn_blocking(move || {
+        let r = f(&app);
+        if r.is_ok() {
+            app.reload(Some(&prompt), true);
+        }
+        r
+    })
+    .await??;
+    Ok(done)
+}
+
+/// Log a label move (the service log), the actor redacted and on one line.
+fn log_move(entry: &registry::audit::Entry) {
+    eprintln!(
+        "promptgate serve: {}@{} {} → {} by {} ({})",
+        entry.prompt,
+        entry.label.as_deref().unwrap_or_default(),
+        registry::target::show(entry.from.as_ref(), "(new)"),
+        registry::target::show(entry.to.as_ref(), "?"),
+        promptgate_core::safe::line(&promptgate_core::redact::text(&entry.actor)),
+        entry.action.as_str()
+    );
 }
 
 pub(crate) async fn put_label(
@@ -442,63 +501,77 @@ pub(crate) async fn put_label(
     UrlPath((name, label)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (grant, repo) = match writable(&app, &headers, &name, Some(&label)) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
-    let Some(expect) = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().trim_matches('"').to_string())
-    else {
-        return error(
+) -> Answer {
+    let grant = writable(&app, &headers, &name, Some(&label))?;
+    let Some(expect) = if_match(&headers) else {
+        return Err(Refused::new(
             StatusCode::PRECONDITION_REQUIRED,
             "a label move needs `If-Match`: the version the label points at now, or `none`",
             Value::Null,
-        );
+        ));
     };
-    let body = match parse_move_body(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e, Value::Null),
-    };
+    let body = parse_move_body(&body)
+        .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e, Value::Null))?;
     let mv = LabelMove::set(
         name.clone(),
-        label.clone(),
+        label,
         body.to,
-        Expect::parse(&expect),
+        expect,
         actor_of(grant, &headers),
         body.reason,
     );
-    let repo = repo.clone();
-    let app2 = app.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let r = repo.move_label(&mv);
-        if r.is_ok() {
-            app2.reload(Some(&mv.prompt), true);
-        }
-        r
-    })
-    .await;
-    match result {
-        Ok(Ok(entry)) => {
-            eprintln!(
-                "promptgate serve: {}@{} {} → {} by {}",
-                name,
-                label,
-                registry::target::show(entry.from.as_ref(), "(new)"),
-                registry::target::show(entry.to.as_ref(), "?"),
-                promptgate_core::safe::line(&promptgate_core::redact::text(&entry.actor))
-            );
-            Json(entry).into_response()
-        }
-        Ok(Err(e)) => ApiError(e).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the label move did not finish: {e}"),
+    let entry = write(&app, &name, move |app| app.store.move_label(&mv)).await?;
+    log_move(&entry);
+    Ok(Json(entry).into_response())
+}
+
+/// The body of `POST /v1/prompts/{name}/labels/{label}/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// Where to; by default where the label was before its last move.
+    #[serde(default)]
+    pub to: Option<String>,
+    pub reason: String,
+}
+
+/// Roll a label back through the promotion service (what `promptgate rollback` does): to
+/// `to` or to its previous target from the verified audit log; with `If-Match`, only if the
+/// label still points where the caller saw it.
+pub(crate) async fn post_rollback(
+    State(app): State<Arc<App>>,
+    UrlPath((name, label)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    let grant = writable(&app, &headers, &name, Some(&label))?;
+    let body: RollbackBody = serde_json::from_slice(&body).map_err(|e| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be {{\"reason\": WHY}} or {{\"to\": VERSION, \"reason\": WHY}}: {e}"
+            ),
             Value::Null,
-        ),
+        )
+    })?;
+    if body.reason.trim().is_empty() {
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "a rollback needs a reason: it goes into the audit log",
+            Value::Null,
+        ));
     }
+    let r = Rollback {
+        prompt: name.clone(),
+        label,
+        to: body.to,
+        expect: if_match(&headers),
+        actor: actor_of(grant, &headers),
+        reason: body.reason,
+    };
+    let entry = write(&app, &name, move |app| promotion::rollback(&*app.store, &r)).await?;
+    log_move(&entry);
+    Ok(Json(entry).into_response())
 }
 
 pub(crate) async fn post_version(
@@ -506,56 +579,40 @@ pub(crate) async fn post_version(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (grant, repo) = match writable(&app, &headers, &name, None) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+) -> Answer {
+    let grant = writable(&app, &headers, &name, None)?;
     let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return error(
+        return Err(Refused::new(
             StatusCode::BAD_REQUEST,
             "the body must be the version file (YAML, UTF-8)",
             Value::Null,
-        );
+        ));
     };
     let actor = actor_of(grant, &headers);
-    let repo = repo.clone();
-    let app2 = app.clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<_> {
+    let prompt = name.clone();
+    let registered = write(&app, &name, move |app| {
+        let repo = app.repo.as_ref().ok_or_else(|| {
+            Error::usage("this server has no repository to check a new version against")
+        })?;
         // Parsed in memory: no temporary path reaches an error message.
-        let r = repo.add_text(&name, "the POSTed version", text, &actor)?;
-        app2.reload(Some(&name), true);
-        Ok(r)
+        repo.add_text(&prompt, "the POSTed version", text, &actor)
     })
-    .await;
-    match result {
-        Ok(Ok(registered)) => {
-            let versions: Vec<Value> = registered
-                .iter()
-                .map(|r| {
-                    json!({
-                        "version_id": r.id,
-                        "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
-                        "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            (StatusCode::CREATED, Json(json!({ "registered": versions }))).into_response()
-        }
-        Ok(Err(e)) => ApiError(e).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("registration did not finish: {e}"),
-            Value::Null,
-        ),
-    }
+    .await?;
+    let versions: Vec<Value> = registered
+        .iter()
+        .map(|r| {
+            json!({
+                "version_id": r.id,
+                "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "warnings": r.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(json!({ "registered": versions }))).into_response())
 }
 
-pub(crate) async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let grant = match read_access(&app, &headers, None) {
-        Ok(g) => g.cloned(),
-        Err(r) => return *r,
-    };
+pub(crate) async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
+    let grant = read_access(&app, &headers, None)?.cloned();
     // A slot, or 503: every open stream holds a task and buffers, so they are capped.
     let max = app.max_streams.load(Ordering::SeqCst);
     if app
@@ -575,7 +632,7 @@ pub(crate) async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> R
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        return r;
+        return Err(Refused(Box::new(r)));
     }
     let slot = StreamSlot(app.clone());
     let last = headers
@@ -658,9 +715,9 @@ pub(crate) async fn events(State(app): State<Arc<App>>, headers: HeaderMap) -> R
             }
         },
     );
-    Sse::new(stream)
+    Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+        .into_response())
 }
 
 pub(crate) fn parse_event_id(id: &str, boot: u64) -> Option<u64> {
@@ -682,7 +739,7 @@ pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Response {
     Json(json!({
         "status": if h.problems.is_empty() { "ok" } else { "degraded" },
         "prompts": snap.prompts.len(),
-        "source": match &app.source { Source::Repo(r) if r.root.as_os_str().is_empty() => ".".to_string(), Source::Repo(r) => r.root.display().to_string(), Source::Bundle(p) => p.display().to_string() },
+        "source": app.shown,
         "last_reload": h.last_reload,
         "problems": h.problems,
     }))

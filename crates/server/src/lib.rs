@@ -28,7 +28,7 @@ use auth::Auth;
 use promptgate_core::error::{Error, Result};
 
 use handlers::*;
-pub use handlers::{ApiError, MoveBody, parse_move_body};
+pub use handlers::{ApiError, MoveBody, RollbackBody, parse_move_body};
 use state::watch;
 pub use state::{App, Change, Health, Options, SAFETY_SCAN, Served, Snapshot, Source};
 
@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/prompts/{name}/render"),
     ("POST", "/v1/prompts/{name}/render"),
     ("PUT", "/v1/prompts/{name}/labels/{label}"),
+    ("POST", "/v1/prompts/{name}/labels/{label}/rollback"),
     ("GET", "/v1/events"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -67,6 +68,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/prompts/{name}/labels/{label}",
             axum::routing::put(put_label),
+        )
+        .route(
+            "/v1/prompts/{name}/labels/{label}/rollback",
+            axum::routing::post(post_rollback),
         )
         .route("/v1/events", get(events))
         .route("/healthz", get(healthz))
@@ -107,8 +112,8 @@ pub async fn serve(
     ready(addr, &app);
 
     // The watcher: a thread, so reloads never hold up a request.
-    if let Source::Repo(repo) = &app.source {
-        watch(app.clone(), repo, opts.poll, stop_rx.clone());
+    if !app.store.read_only() {
+        watch(app.clone(), opts.poll, stop_rx.clone());
     }
 
     let shutdown = async move {

@@ -14,8 +14,8 @@ use tokio::sync::{broadcast, watch};
 use crate::auth::Auth;
 use crate::metrics::Metrics;
 use promptgate_core::error::{ErrorKind, Result};
-use promptgate_registry::bundle::{Bundle, PromptDoc};
-use promptgate_registry::{self as registry, Repo, Target, audit};
+use promptgate_registry::bundle::{BundleStore, PromptDoc};
+use promptgate_registry::{self as registry, Repo, Store, Target, audit};
 
 use crate::ROUTES;
 use crate::handlers::*;
@@ -133,7 +133,13 @@ pub struct Health {
 /// Shared server state.
 pub struct App {
     pub(crate) snapshot: RwLock<Arc<Snapshot>>,
-    pub(crate) source: Source,
+    /// Where versions, labels and the audit log are: everything is read and moved through it.
+    pub(crate) store: Arc<dyn Store>,
+    /// The repository, when serving one: registration checks a new version against its
+    /// configuration (the providers).
+    pub(crate) repo: Option<Box<Repo>>,
+    /// Where the prompts come from, as `/healthz` shows it.
+    pub(crate) shown: String,
     pub(crate) auth: Auth,
     pub metrics: Metrics,
     pub(crate) boot: u64,
@@ -165,18 +171,25 @@ impl App {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let (tx, _) = broadcast::channel(1024);
-        let mut snapshot = Snapshot::default();
-        if let Source::Bundle(path) = &source {
-            let b = Bundle::load(path)?;
-            for (name, doc) in b.prompts {
-                snapshot
-                    .prompts
-                    .insert(name.clone(), Arc::new(Served::new(&name, doc)));
+        let (store, repo, shown): (Arc<dyn Store>, _, _) = match source {
+            Source::Repo(repo) => {
+                let shown = match repo.root.display().to_string() {
+                    s if s.is_empty() => ".".to_string(),
+                    s => s,
+                };
+                (repo.shared_store(), Some(repo), shown)
             }
-        }
+            Source::Bundle(path) => (
+                Arc::new(BundleStore::open(&path)?),
+                None,
+                path.display().to_string(),
+            ),
+        };
         let app = Arc::new(App {
-            snapshot: RwLock::new(Arc::new(snapshot)),
-            source,
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            store,
+            repo,
+            shown,
             auth,
             metrics: Metrics::new(&ROUTES.iter().map(|(_, p)| *p).collect::<Vec<_>>()),
             boot,
@@ -204,15 +217,13 @@ impl App {
     /// Reload what changed on disk (`only`: one prompt). With `announce`, new audit entries
     /// become events. Returns whether anything changed.
     pub fn reload(&self, only: Option<&str>, announce: bool) -> bool {
-        let Source::Repo(repo) = &self.source else {
-            return false;
-        };
+        let store = &*self.store;
         let Ok(mut seen) = self.seen.lock() else {
             return false;
         };
         let names = match only {
             Some(n) => vec![n.to_string()],
-            None => match repo.prompt_names() {
+            None => match store.prompt_names() {
                 Ok(n) => n,
                 Err(e) => {
                     self.problem("(prompts)", &e.to_string());
@@ -225,17 +236,17 @@ impl App {
         let mut changed = false;
         let mut changes = Vec::new();
         for name in &names {
-            let fp = repo.store().change_stamp(name);
+            let fp = store.change_stamp(name);
             if seen.get(name) == Some(&fp) {
                 continue;
             }
             seen.insert(name.clone(), fp);
-            match PromptDoc::from_repo(repo, name) {
+            match PromptDoc::read(store, name) {
                 Ok(doc) => {
                     let before = current.prompts.get(name).map(|s| s.doc.audit_entries);
                     if announce && before != Some(doc.audit_entries) {
                         let from = before.unwrap_or(0) as usize;
-                        if let Ok(mut log) = repo.audit_from(name, from) {
+                        if let Ok(mut log) = store.audit_from(name, from) {
                             // Only verified history is announced, as only it is served.
                             log.entries.truncate(log.valid);
                             changes.extend(log.entries.into_iter().skip(from));
@@ -267,7 +278,7 @@ impl App {
                 .collect();
             for k in gone {
                 // Not listed: keep serving it unless the store says it is gone for good.
-                if matches!(repo.prompt(&k), Err(e) if e.kind() == ErrorKind::NotFound) {
+                if matches!(store.prompt(&k), Err(e) if e.kind() == ErrorKind::NotFound) {
                     next.remove(&k);
                     seen.remove(&k);
                     changed = true;
@@ -339,9 +350,9 @@ impl App {
 /// Follow changes: the store's change notices (the file store's file events) name the prompts
 /// to reload within milliseconds, and a full scan every [`SAFETY_SCAN`] catches anything they
 /// missed. Where the store sends none, a full scan every `poll`.
-pub(crate) fn watch(app: Arc<App>, repo: &Repo, poll: Duration, stop: watch::Receiver<bool>) {
+pub(crate) fn watch(app: Arc<App>, poll: Duration, stop: watch::Receiver<bool>) {
     let (tx, rx) = std::sync::mpsc::channel::<registry::Change>();
-    let subscription = repo.store().subscribe(Box::new(move |c| {
+    let subscription = app.store.subscribe(Box::new(move |c| {
         let _ = tx.send(c);
     }));
     let every = match &subscription.why_not {
