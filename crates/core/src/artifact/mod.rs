@@ -407,234 +407,285 @@ fn parent_of(path: &str, key: &str) -> String {
 /// Check what parsing cannot: templates compile, every variable used is declared, schemas are
 /// valid JSON Schemas, tool names are unique, parameters are in range.
 pub fn validate(a: &Artifact, file: &Path, text: &str) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let at = |path: &KeyPath| locate(text, path).map(|(l, c)| Location::in_text(file, text, l, c));
-    let err_at = |path: &KeyPath, msg: String| placed(Diagnostic::error(msg), at(path), file, path);
-    let root = KeyPath::default();
-
+    let mut v = Validation {
+        a,
+        file,
+        text,
+        out: Vec::new(),
+    };
     if a.messages.is_empty() {
-        out.push(
-            err_at(&root.clone().key("messages"), "`messages` is empty".into()).hint(
-                "add at least one message, e.g. `- { role: user, content: \"{{ question }}\" }`",
-            ),
+        let d = v.err_at(
+            &KeyPath::default().key("messages"),
+            "`messages` is empty".into(),
         );
+        v.out.push(d.hint(
+            "add at least one message, e.g. `- { role: user, content: \"{{ question }}\" }`",
+        ));
+    }
+    let declared: BTreeSet<&str> = a.variables.keys().map(String::as_str).collect();
+    let used = v.templates(&declared);
+    v.few_shot(&declared);
+    v.variables(&used);
+    v.parameters();
+    v.tools();
+    v.output_schema();
+    v.out
+}
+
+/// A version's checks, each part of the artifact on its own, every problem placed at its line.
+struct Validation<'a> {
+    a: &'a Artifact,
+    file: &'a Path,
+    text: &'a str,
+    out: Vec<Diagnostic>,
+}
+
+impl Validation<'_> {
+    fn at(&self, path: &KeyPath) -> Option<Location> {
+        locate(self.text, path).map(|(l, c)| Location::in_text(self.file, self.text, l, c))
     }
 
-    // Templates compile and use only declared variables.
-    let declared: BTreeSet<&str> = a.variables.keys().map(String::as_str).collect();
-    let mut used_anywhere: BTreeSet<String> = BTreeSet::new();
-    for (i, m) in a.messages.iter().enumerate() {
-        let path = root.clone().key("messages").index(i).key("content");
-        match template::variables_used(&m.content) {
-            Err(e) => {
-                let key_loc = locate(text, &path);
-                let tline = e.line().unwrap_or(1);
-                let loc = key_loc.map(|(l, c)| {
-                    if locate::is_block_scalar(text, l) {
-                        let line = l + tline;
-                        let col = text
-                            .lines()
-                            .nth(line - 1)
-                            .map(|s| s.len() - s.trim_start().len() + 1)
-                            .unwrap_or(c);
-                        Location::in_text(file, text, line, col)
-                    } else {
-                        Location::in_text(file, text, l, c)
-                    }
-                });
-                let d = Diagnostic::error(format!(
-                    "template error in `{path}`: {}",
-                    e.detail().unwrap_or(&e.kind().to_string())
-                ));
-                out.push(
-                    placed(d, loc, file, &path)
-                        .hint("check the Jinja syntax: `{{ variable }}`, `{% if … %}…{% endif %}`"),
-                );
-            }
-            Ok(vars) => {
-                for u in template::unknown_filters_and_tests(&m.content) {
-                    let d = placed(
-                        Diagnostic::error(format!("template in `{path}` uses {u}")),
-                        template_location(file, text, &path, &m.content, &u.name)
-                            .or_else(|| at(&path)),
-                        file,
-                        &path,
-                    );
-                    out.push(match u.suggestion {
-                        Some(s) => d.hint(format!("did you mean `{s}`?")),
-                        None => d.hint(format!(
-                            "minijinja's built-in {}s are listed at https://docs.rs/minijinja/latest/minijinja/{}s/",
-                            u.what, u.what
-                        )),
+    fn err_at(&self, path: &KeyPath, msg: String) -> Diagnostic {
+        placed(Diagnostic::error(msg), self.at(path), self.file, path)
+    }
+
+    /// Templates compile, use known filters and tests, and only declared variables. Returns
+    /// every variable some template uses.
+    fn templates(&mut self, declared: &BTreeSet<&str>) -> BTreeSet<String> {
+        let (a, file, text) = (self.a, self.file, self.text);
+        let root = KeyPath::default();
+        let mut used_anywhere: BTreeSet<String> = BTreeSet::new();
+        for (i, m) in a.messages.iter().enumerate() {
+            let path = root.clone().key("messages").index(i).key("content");
+            match template::variables_used(&m.content) {
+                Err(e) => {
+                    let key_loc = locate(text, &path);
+                    let tline = e.line().unwrap_or(1);
+                    let loc = key_loc.map(|(l, c)| {
+                        if locate::is_block_scalar(text, l) {
+                            let line = l + tline;
+                            let col = text
+                                .lines()
+                                .nth(line - 1)
+                                .map(|s| s.len() - s.trim_start().len() + 1)
+                                .unwrap_or(c);
+                            Location::in_text(file, text, line, col)
+                        } else {
+                            Location::in_text(file, text, l, c)
+                        }
                     });
+                    let d = Diagnostic::error(format!(
+                        "template error in `{path}`: {}",
+                        e.detail().unwrap_or(&e.kind().to_string())
+                    ));
+                    self.out.push(placed(d, loc, file, &path).hint(
+                        "check the Jinja syntax: `{{ variable }}`, `{% if … %}…{% endif %}`",
+                    ));
                 }
-                for v in vars {
-                    if !declared.contains(v.as_str()) {
-                        let mut d = placed(
-                            Diagnostic::error(format!(
-                                "template in `{path}` uses undeclared variable `{v}`"
-                            )),
-                            template_location(file, text, &path, &m.content, &v)
-                                .or_else(|| at(&path)),
+                Ok(vars) => {
+                    for u in template::unknown_filters_and_tests(&m.content) {
+                        let d = placed(
+                            Diagnostic::error(format!("template in `{path}` uses {u}")),
+                            template_location(file, text, &path, &m.content, &u.name)
+                                .or_else(|| self.at(&path)),
                             file,
                             &path,
                         );
-                        d = match did_you_mean(&v, declared.iter().copied()) {
-                            Some(s) => d.hint(format!("did you mean `{s}`? Otherwise declare it under `variables:`, e.g. `{v}: {{ type: string }}`")),
-                            None => d.hint(format!("declare it under `variables:`, e.g. `{v}: {{ type: string }}`")),
-                        };
-                        out.push(d);
-                    }
-                    used_anywhere.insert(v);
-                }
-            }
-        }
-    }
-
-    // Few-shot inputs name declared variables.
-    for (i, ex) in a.few_shot.iter().enumerate() {
-        let path = root.clone().key("few_shot").index(i).key("input");
-        match &ex.input {
-            Value::String(_) => {}
-            Value::Object(map) => {
-                for k in map.keys() {
-                    if !declared.contains(k.as_str()) {
-                        out.push(
-                            err_at(
-                                &path,
-                                format!("few-shot example {i} sets undeclared variable `{k}`"),
-                            )
-                            .note(format!(
-                                "declared variables: {}",
-                                list_names(&declared.iter().collect::<Vec<_>>())
+                        self.out.push(match u.suggestion {
+                            Some(s) => d.hint(format!("did you mean `{s}`?")),
+                            None => d.hint(format!(
+                                "minijinja's built-in {}s are listed at https://docs.rs/minijinja/latest/minijinja/{}s/",
+                                u.what, u.what
                             )),
-                        );
+                        });
+                    }
+                    for v in vars {
+                        if !declared.contains(v.as_str()) {
+                            let mut d = placed(
+                                Diagnostic::error(format!(
+                                    "template in `{path}` uses undeclared variable `{v}`"
+                                )),
+                                template_location(file, text, &path, &m.content, &v)
+                                    .or_else(|| self.at(&path)),
+                                file,
+                                &path,
+                            );
+                            d = match did_you_mean(&v, declared.iter().copied()) {
+                                Some(s) => d.hint(format!("did you mean `{s}`? Otherwise declare it under `variables:`, e.g. `{v}: {{ type: string }}`")),
+                                None => d.hint(format!("declare it under `variables:`, e.g. `{v}: {{ type: string }}`")),
+                            };
+                            self.out.push(d);
+                        }
+                        used_anywhere.insert(v);
                     }
                 }
-                if !a.messages.iter().any(|m| m.role == Role::User) {
-                    out.push(err_at(&path, "few-shot inputs given as variables need a `user` message template to render them".into()));
-                }
             }
-            _ => out.push(err_at(
-                &path,
-                format!("few-shot example {i}: `input` must be a string or a map of variables"),
-            )),
         }
+        used_anywhere
     }
 
-    // Declared variables: defaults have the declared type; unused is a warning.
-    for (name, var) in &a.variables {
-        let path = root.clone().key("variables").key(name.as_str());
-        if let Some(def) = &var.default
-            && !var.kind.accepts(def)
-        {
-            out.push(err_at(
-                &path,
-                format!(
-                    "the default of variable `{name}` is not a {}",
-                    var.kind.name()
-                ),
-            ));
-        }
-        if !used_anywhere.contains(name) {
-            out.push(placed(
-                Diagnostic::warning(format!(
-                    "variable `{name}` is declared but no template uses it"
+    /// Few-shot inputs name declared variables, and have a user message to render them.
+    fn few_shot(&mut self, declared: &BTreeSet<&str>) {
+        let a = self.a;
+        let root = KeyPath::default();
+        for (i, ex) in a.few_shot.iter().enumerate() {
+            let path = root.clone().key("few_shot").index(i).key("input");
+            match &ex.input {
+                Value::String(_) => {}
+                Value::Object(map) => {
+                    for k in map.keys() {
+                        if !declared.contains(k.as_str()) {
+                            self.out.push(
+                                self.err_at(
+                                    &path,
+                                    format!("few-shot example {i} sets undeclared variable `{k}`"),
+                                )
+                                .note(format!(
+                                    "declared variables: {}",
+                                    list_names(&declared.iter().collect::<Vec<_>>())
+                                )),
+                            );
+                        }
+                    }
+                    if !a.messages.iter().any(|m| m.role == Role::User) {
+                        self.out.push(self.err_at(&path, "few-shot inputs given as variables need a `user` message template to render them".into()));
+                    }
+                }
+                _ => self.out.push(self.err_at(
+                    &path,
+                    format!("few-shot example {i}: `input` must be a string or a map of variables"),
                 )),
-                at(&path),
-                file,
-                &path,
+            }
+        }
+    }
+
+    /// Declared variables: defaults have the declared type; one no template uses is a warning.
+    fn variables(&mut self, used_anywhere: &BTreeSet<String>) {
+        let (a, file) = (self.a, self.file);
+        let root = KeyPath::default();
+        for (name, var) in &a.variables {
+            let path = root.clone().key("variables").key(name.as_str());
+            if let Some(def) = &var.default
+                && !var.kind.accepts(def)
+            {
+                self.out.push(self.err_at(
+                    &path,
+                    format!(
+                        "the default of variable `{name}` is not a {}",
+                        var.kind.name()
+                    ),
+                ));
+            }
+            if !used_anywhere.contains(name) {
+                self.out.push(placed(
+                    Diagnostic::warning(format!(
+                        "variable `{name}` is declared but no template uses it"
+                    )),
+                    self.at(&path),
+                    file,
+                    &path,
+                ));
+            }
+        }
+    }
+
+    /// Model parameters in range.
+    fn parameters(&mut self) {
+        let a = self.a;
+        let root = KeyPath::default();
+        let model = root.clone().key("model");
+        if let Some(t) = a.model.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            self.out.push(self.err_at(
+                &model.clone().key("temperature"),
+                format!("`temperature` {t} is outside 0..=2"),
+            ));
+        }
+        if let Some(p) = a.model.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            self.out.push(self.err_at(
+                &model.clone().key("top_p"),
+                format!("`top_p` {p} is outside (0, 1]"),
+            ));
+        }
+        if a.model.max_tokens == Some(0) {
+            self.out.push(self.err_at(
+                &model.clone().key("max_tokens"),
+                "`max_tokens` must be at least 1".into(),
             ));
         }
     }
 
-    // Parameters in range.
-    let model = root.clone().key("model");
-    if let Some(t) = a.model.temperature
-        && !(0.0..=2.0).contains(&t)
-    {
-        out.push(err_at(
-            &model.clone().key("temperature"),
-            format!("`temperature` {t} is outside 0..=2"),
-        ));
-    }
-    if let Some(p) = a.model.top_p
-        && !(p > 0.0 && p <= 1.0)
-    {
-        out.push(err_at(
-            &model.clone().key("top_p"),
-            format!("`top_p` {p} is outside (0, 1]"),
-        ));
-    }
-    if a.model.max_tokens == Some(0) {
-        out.push(err_at(
-            &model.clone().key("max_tokens"),
-            "`max_tokens` must be at least 1".into(),
-        ));
-    }
-
-    // Tools: unique, well-formed names; valid parameter schemas.
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, tool) in a.tools.iter().enumerate() {
-        let path = root.clone().key("tools").index(i);
-        if let Some(first) = seen.insert(tool.name.as_str(), i) {
-            out.push(
-                err_at(
+    /// Tools: unique, well-formed names; valid object schemas for their parameters.
+    fn tools(&mut self) {
+        let a = self.a;
+        let root = KeyPath::default();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, tool) in a.tools.iter().enumerate() {
+            let path = root.clone().key("tools").index(i);
+            if let Some(first) = seen.insert(tool.name.as_str(), i) {
+                self.out.push(
+                    self.err_at(
+                        &path.clone().key("name"),
+                        format!(
+                            "tool name `{}` is used twice (tools[{first}] and tools[{i}])",
+                            tool.name
+                        ),
+                    )
+                    .hint("tool names must be unique; rename one of them"),
+                );
+            }
+            let valid_name = !tool.name.is_empty()
+                && tool.name.len() <= 64
+                && tool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                self.out.push(self.err_at(
                     &path.clone().key("name"),
                     format!(
-                        "tool name `{}` is used twice (tools[{first}] and tools[{i}])",
+                        "tool name `{}` must be 1-64 characters of letters, digits, `_` or `-`",
                         tool.name
                     ),
-                )
-                .hint("tool names must be unique; rename one of them"),
-            );
-        }
-        let valid_name = !tool.name.is_empty()
-            && tool.name.len() <= 64
-            && tool
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid_name {
-            out.push(err_at(
-                &path.clone().key("name"),
-                format!(
-                    "tool name `{}` must be 1-64 characters of letters, digits, `_` or `-`",
-                    tool.name
-                ),
-            ));
-        }
-        let ppath = path.clone().key("parameters");
-        if let Some((d, ptr)) = schema_problem_at(&tool.parameters) {
-            let deeper = pointer_path(ppath.clone(), &ptr);
-            out.push(err_at(
-                &deeper,
-                format!("invalid JSON Schema in `{ppath}`: {d}"),
-            ));
-        } else if tool.parameters.get("type").and_then(Value::as_str) != Some("object") {
-            out.push(
-                err_at(
-                    &ppath,
-                    format!("`{ppath}` must be an object schema (`type: object`)"),
-                )
-                .hint("tool arguments are a JSON object; put them under `properties:`"),
-            );
+                ));
+            }
+            let ppath = path.clone().key("parameters");
+            if let Some((d, ptr)) = schema_problem_at(&tool.parameters) {
+                let deeper = pointer_path(ppath.clone(), &ptr);
+                self.out
+                    .push(self.err_at(&deeper, format!("invalid JSON Schema in `{ppath}`: {d}")));
+            } else if tool.parameters.get("type").and_then(Value::as_str) != Some("object") {
+                self.out.push(
+                    self.err_at(
+                        &ppath,
+                        format!("`{ppath}` must be an object schema (`type: object`)"),
+                    )
+                    .hint("tool arguments are a JSON object; put them under `properties:`"),
+                );
+            }
         }
     }
-    if let Some(schema) = &a.output_schema {
-        let path = root.clone().key("output_schema");
-        if let Some((d, ptr)) = schema_problem_at(schema) {
-            let deeper = pointer_path(path.clone(), &ptr);
-            out.push(
-                err_at(
-                    &deeper,
-                    format!("invalid JSON Schema in `output_schema`: {d}"),
-                )
-                .hint("see https://json-schema.org/understanding-json-schema for the keywords"),
-            );
+
+    fn output_schema(&mut self) {
+        let a = self.a;
+        let root = KeyPath::default();
+        if let Some(schema) = &a.output_schema {
+            let path = root.clone().key("output_schema");
+            if let Some((d, ptr)) = schema_problem_at(schema) {
+                let deeper = pointer_path(path.clone(), &ptr);
+                self.out.push(
+                    self.err_at(
+                        &deeper,
+                        format!("invalid JSON Schema in `output_schema`: {d}"),
+                    )
+                    .hint("see https://json-schema.org/understanding-json-schema for the keywords"),
+                );
+            }
         }
     }
-    out
 }
 
 /// A diagnostic placed at `loc` (when found), naming the key path; or, without a line, naming

@@ -379,28 +379,7 @@ fn evaluate(
             collapse_whitespace,
         } => {
             let want = value.render(ctx)?;
-            let norm = |s: &str| {
-                let mut s = s.to_string();
-                if *trim {
-                    s = s.trim().to_string();
-                }
-                if *collapse_whitespace {
-                    s = collapse(&s);
-                }
-                if *case_insensitive {
-                    s = s.to_lowercase();
-                }
-                s
-            };
-            let ok = norm(text) == norm(&want);
-            verdict(
-                ok,
-                if ok {
-                    format!("equals \"{}\"", short(&want))
-                } else {
-                    format!("\"{}\" is not \"{}\"", short(text), short(&want))
-                },
-            )
+            equals(text, &want, *trim, *collapse_whitespace, *case_insensitive)
         }
         Kind::Contains(v) => {
             let want = v.render(ctx)?;
@@ -426,49 +405,8 @@ fn evaluate(
                 ),
             )
         }
-        Kind::ContainsAll(vs) => {
-            let wants: Vec<String> = vs
-                .iter()
-                .map(|v| v.render(ctx))
-                .collect::<std::result::Result<_, _>>()?;
-            let missing: Vec<&String> = wants
-                .iter()
-                .filter(|w| !text.contains(w.as_str()))
-                .collect();
-            let found = wants.len() - missing.len();
-            let score = if wants.is_empty() {
-                1.0
-            } else {
-                found as f64 / wants.len() as f64
-            };
-            let reason = if missing.is_empty() {
-                format!("contains all {} texts", wants.len())
-            } else {
-                format!(
-                    "missing {}",
-                    missing
-                        .iter()
-                        .map(|m| format!("\"{}\"", short(m)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            (missing.is_empty(), score, reason)
-        }
-        Kind::ContainsAny(vs) => {
-            let wants: Vec<String> = vs
-                .iter()
-                .map(|v| v.render(ctx))
-                .collect::<std::result::Result<_, _>>()?;
-            let hit = wants.iter().find(|w| text.contains(w.as_str()));
-            verdict(
-                hit.is_some(),
-                match hit {
-                    Some(h) => format!("contains \"{}\"", short(h)),
-                    None => format!("contains none of {} texts", wants.len()),
-                },
-            )
-        }
+        Kind::ContainsAll(vs) => contains_all(text, &render_all(vs, ctx)?),
+        Kind::ContainsAny(vs) => contains_any(text, &render_all(vs, ctx)?),
         Kind::StartsWith(v) => {
             let want = v.render(ctx)?;
             let ok = text.starts_with(&want);
@@ -523,108 +461,13 @@ fn evaluate(
             Ok(_) => verdict(true, "valid JSON".into()),
             Err(e) => verdict(false, format!("not JSON: {e}")),
         },
-        Kind::JsonSchema(_) => {
-            let validator = match env.schema {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(e.clone().into()),
-                None => return Err(String::from("no schema").into()),
-            };
-            let v = match env.json() {
-                Ok(v) => v,
-                Err(e) => return Err(Inapplicable::output(format!("not JSON: {e}"))),
-            };
-            match validator.iter_errors(v).next() {
-                None => verdict(true, "matches the schema".into()),
-                Some(e) => {
-                    let at = e.instance_path().to_string();
-                    verdict(
-                        false,
-                        format!(
-                            "at `{}`: {e}",
-                            if at.is_empty() { "/".to_string() } else { at }
-                        ),
-                    )
-                }
-            }
-        }
+        Kind::JsonSchema(_) => json_schema(env)?,
         Kind::JsonField {
             pointer,
             equals,
             tolerance,
-        } => {
-            let v = match env.json() {
-                Ok(v) => v,
-                Err(e) => {
-                    return Err(Inapplicable::output(format!(
-                        "the output is not JSON, so it has no `{pointer}` ({e})"
-                    )));
-                }
-            };
-            let Some(got) = v.pointer(pointer) else {
-                return Ok(verdict(false, format!("no field `{pointer}`")));
-            };
-            let want = templated_value(equals, ctx)?;
-            let ok = match (got.as_f64(), want.as_f64()) {
-                (Some(a), Some(b)) => (a - b).abs() <= *tolerance,
-                _ => got == &want,
-            };
-            verdict(
-                ok,
-                format!(
-                    "`{pointer}` is {got}{}",
-                    if ok {
-                        String::new()
-                    } else {
-                        format!(", expected {want}")
-                    }
-                ),
-            )
-        }
-        Kind::ToolCall { name, arguments } => {
-            let Some(call) = out.completion.tool_calls.iter().find(|c| &c.name == name) else {
-                let called: Vec<&str> = out
-                    .completion
-                    .tool_calls
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
-                return Ok(verdict(
-                    false,
-                    if called.is_empty() {
-                        format!("no tool call (expected `{name}`)")
-                    } else {
-                        format!("called {} instead of `{name}`", called.join(", "))
-                    },
-                ));
-            };
-            if let Some(validator) = env.tools.get(name.as_str())
-                && let Some(e) = validator.iter_errors(&call.arguments).next()
-            {
-                let at = e.instance_path().to_string();
-                return Ok(verdict(
-                    false,
-                    format!(
-                        "`{name}` arguments invalid at `{}`: {e}",
-                        if at.is_empty() { "/".into() } else { at }
-                    ),
-                ));
-            }
-            if let Some(Value::Object(want)) = arguments {
-                for (k, v) in want {
-                    let want_v = templated_value(v, ctx)?;
-                    if call.arguments.get(k) != Some(&want_v) {
-                        return Ok(verdict(
-                            false,
-                            format!(
-                                "`{name}` argument `{k}` is {}, expected {want_v}",
-                                call.arguments.get(k).cloned().unwrap_or(Value::Null)
-                            ),
-                        ));
-                    }
-                }
-            }
-            verdict(true, format!("called `{name}` with valid arguments"))
-        }
+        } => json_field(env, pointer, equals, *tolerance)?,
+        Kind::ToolCall { name, arguments } => tool_call(env, name, arguments.as_ref())?,
         Kind::LatencyMs(max) => verdict(
             out.latency_ms <= *max,
             format!("{:.0} ms (maximum {max:.0})", out.latency_ms),
@@ -650,6 +493,182 @@ fn evaluate(
             ),
         ),
     })
+}
+
+type Verdict = (bool, f64, String);
+
+/// Render each of a check's templated texts against a case.
+fn render_all(vs: &[Text], ctx: &Map<String, Value>) -> std::result::Result<Vec<String>, String> {
+    vs.iter().map(|v| v.render(ctx)).collect()
+}
+
+fn equals(text: &str, want: &str, trim: bool, collapse_ws: bool, any_case: bool) -> Verdict {
+    let norm = |s: &str| {
+        let mut s = s.to_string();
+        if trim {
+            s = s.trim().to_string();
+        }
+        if collapse_ws {
+            s = collapse(&s);
+        }
+        if any_case {
+            s = s.to_lowercase();
+        }
+        s
+    };
+    let ok = norm(text) == norm(want);
+    verdict(
+        ok,
+        if ok {
+            format!("equals \"{}\"", short(want))
+        } else {
+            format!("\"{}\" is not \"{}\"", short(text), short(want))
+        },
+    )
+}
+
+/// The share of `wants` the text contains; passes when it contains them all.
+fn contains_all(text: &str, wants: &[String]) -> Verdict {
+    let missing: Vec<&String> = wants
+        .iter()
+        .filter(|w| !text.contains(w.as_str()))
+        .collect();
+    let found = wants.len() - missing.len();
+    let score = if wants.is_empty() {
+        1.0
+    } else {
+        found as f64 / wants.len() as f64
+    };
+    let reason = if missing.is_empty() {
+        format!("contains all {} texts", wants.len())
+    } else {
+        format!(
+            "missing {}",
+            missing
+                .iter()
+                .map(|m| format!("\"{}\"", short(m)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    (missing.is_empty(), score, reason)
+}
+
+fn contains_any(text: &str, wants: &[String]) -> Verdict {
+    let hit = wants.iter().find(|w| text.contains(w.as_str()));
+    verdict(
+        hit.is_some(),
+        match hit {
+            Some(h) => format!("contains \"{}\"", short(h)),
+            None => format!("contains none of {} texts", wants.len()),
+        },
+    )
+}
+
+/// The output against the version's output schema: a schema that does not compile is the
+/// suite's problem, an output that is not JSON this output's.
+fn json_schema(env: &Env<'_, '_>) -> std::result::Result<Verdict, Inapplicable> {
+    let validator = match env.schema {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(e.clone().into()),
+        None => return Err(String::from("no schema").into()),
+    };
+    let v = match env.json() {
+        Ok(v) => v,
+        Err(e) => return Err(Inapplicable::output(format!("not JSON: {e}"))),
+    };
+    Ok(match validator.iter_errors(v).next() {
+        None => verdict(true, "matches the schema".into()),
+        Some(e) => verdict(false, format!("at `{}`: {e}", instance_path(&e))),
+    })
+}
+
+/// Where in the instance a schema error is (`/` for the whole of it).
+fn instance_path(e: &jsonschema::ValidationError<'_>) -> String {
+    let at = e.instance_path().to_string();
+    if at.is_empty() { "/".to_string() } else { at }
+}
+
+/// One field of the JSON output (a JSON pointer) against a value, numbers within `tolerance`.
+fn json_field(
+    env: &Env<'_, '_>,
+    pointer: &str,
+    equals: &Value,
+    tolerance: f64,
+) -> std::result::Result<Verdict, Inapplicable> {
+    let v = match env.json() {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(Inapplicable::output(format!(
+                "the output is not JSON, so it has no `{pointer}` ({e})"
+            )));
+        }
+    };
+    let Some(got) = v.pointer(pointer) else {
+        return Ok(verdict(false, format!("no field `{pointer}`")));
+    };
+    let want = templated_value(equals, env.ctx)?;
+    let ok = match (got.as_f64(), want.as_f64()) {
+        (Some(a), Some(b)) => (a - b).abs() <= tolerance,
+        _ => got == &want,
+    };
+    Ok(verdict(
+        ok,
+        format!(
+            "`{pointer}` is {got}{}",
+            if ok {
+                String::new()
+            } else {
+                format!(", expected {want}")
+            }
+        ),
+    ))
+}
+
+/// A call of tool `name` with arguments valid for the tool's schema and, when given, these.
+fn tool_call(
+    env: &Env<'_, '_>,
+    name: &str,
+    arguments: Option<&Value>,
+) -> std::result::Result<Verdict, Inapplicable> {
+    let calls = &env.out.completion.tool_calls;
+    let Some(call) = calls.iter().find(|c| c.name == name) else {
+        let called: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+        return Ok(verdict(
+            false,
+            if called.is_empty() {
+                format!("no tool call (expected `{name}`)")
+            } else {
+                format!("called {} instead of `{name}`", called.join(", "))
+            },
+        ));
+    };
+    if let Some(validator) = env.tools.get(name)
+        && let Some(e) = validator.iter_errors(&call.arguments).next()
+    {
+        return Ok(verdict(
+            false,
+            format!("`{name}` arguments invalid at `{}`: {e}", instance_path(&e)),
+        ));
+    }
+    if let Some(Value::Object(want)) = arguments {
+        for (k, v) in want {
+            let want_v = templated_value(v, env.ctx)?;
+            if call.arguments.get(k) != Some(&want_v) {
+                return Ok(verdict(
+                    false,
+                    format!(
+                        "`{name}` argument `{k}` is {}, expected {want_v}",
+                        call.arguments.get(k).cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(verdict(
+        true,
+        format!("called `{name}` with valid arguments"),
+    ))
 }
 
 /// A case's score on one metric: the weighted mean of its checks' scores (in [0, 1]), and

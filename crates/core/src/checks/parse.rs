@@ -418,20 +418,7 @@ impl Parser<'_, '_> {
             "starts_with" => Kind::StartsWith(self.text(value, &here)?),
             "contains_all" => Kind::ContainsAll(self.texts(value, &here)?),
             "contains_any" => Kind::ContainsAny(self.texts(value, &here)?),
-            "regex" => {
-                let pattern = self.d.str(value, &here)?;
-                match regex::Regex::new(pattern) {
-                    Ok(re) => Kind::Regex(re),
-                    Err(e) => {
-                        self.d
-                            .problem(value, format!("`{here}`: invalid regular expression: {e}"))
-                            .hint = Some(
-                            "the syntax is Rust's `regex` crate (RE2-like; no look-around)".into(),
-                        );
-                        return None;
-                    }
-                }
-            }
+            "regex" => self.regex(value, &here)?,
             "min_length" => Kind::MinLength(self.count(value, &here)?),
             "max_length" => Kind::MaxLength(self.count(value, &here)?),
             "min_words" => Kind::MinWords(self.count(value, &here)?),
@@ -458,187 +445,229 @@ impl Parser<'_, '_> {
                     threshold: threshold?,
                 }
             }
-            "json_valid" => match value.value {
-                Value::Bool(true) => Kind::JsonValid,
-                _ => {
-                    self.d
-                        .problem(
-                            value,
-                            format!("`{here}` takes `true`, not {}", node_text(value)),
-                        )
-                        .hint = Some(
-                        "write `- json_valid: true`; to require invalid JSON use `not:`".into(),
-                    );
-                    return None;
-                }
-            },
-            "json_schema" => match &value.value {
-                Value::Str(s) if s == "output" => Kind::JsonSchema(None),
-                Value::Bool(true) => Kind::JsonSchema(None),
-                Value::Map(_) => {
-                    let schema = value.to_json();
-                    if let Some(p) = crate::artifact::schema_problem(&schema) {
-                        self.d
-                            .problem(value, format!("`{here}`: invalid JSON Schema: {p}"));
-                        return None;
-                    }
-                    Kind::JsonSchema(Some(schema))
-                }
-                _ => {
-                    self.d
-                        .problem(
-                            value,
-                            format!(
-                                "`{here}` must be `output` (the version's output_schema) or a schema, not {}",
-                                node_text(value)
-                            ),
-                        );
-                    return None;
-                }
-            },
-            "json_field" => {
-                let fields = self.d.map(value, &here, JSON_FIELD_KEYS, "`json_field`")?;
-                let path_node = fields.get("path");
-                let equals_node = fields.get("equals");
-                if path_node.is_none() || equals_node.is_none() {
-                    let missing: Vec<&str> = [("path", path_node), ("equals", equals_node)]
-                        .iter()
-                        .filter(|(_, n)| n.is_none())
-                        .map(|(k, _)| *k)
-                        .collect();
-                    self.d
-                        .problem(value, format!("`{here}` needs {}", list_names(&missing)))
-                        .hint = Some("e.g. `json_field: { path: /answer/lang, equals: \"en\" }` (a JSON pointer, or a dotted path like `answer.lang`)".into());
-                    return None;
-                }
-                let (path_node, equals_node) = (path_node?, equals_node?);
-                let pointer = self.d.str(path_node, &child(&here, "path")).and_then(|p| {
-                    match to_pointer(p) {
-                        Ok(ptr) => Some(ptr),
-                        Err(e) => {
-                            self.d
-                                .problem(path_node, format!("`{}`: {e}", child(&here, "path")));
-                            None
-                        }
-                    }
-                });
-                let equals = self.templated(equals_node, &child(&here, "equals"));
-                let tolerance = match fields.get("tolerance") {
-                    None => Some(defaults::NUMERIC_TOLERANCE),
-                    Some(t) => self.limit(t, &child(&here, "tolerance")),
-                };
-                Kind::JsonField {
-                    pointer: pointer?,
-                    equals: equals?,
-                    tolerance: tolerance?,
-                }
-            }
-            "tool_call" => match &value.value {
-                Value::Str(name) if !name.is_empty() => Kind::ToolCall {
-                    name: name.clone(),
-                    arguments: None,
-                },
-                Value::Map(_) => {
-                    let fields = self.d.map(value, &here, TOOL_CALL_KEYS, "`tool_call`")?;
-                    let Some(name_node) = fields.get("name") else {
-                        self.d.problem(value, format!("`{here}` needs `name`")).hint =
-                            Some("e.g. `tool_call: { name: search_kb, arguments: { query: \"{{ question }}\" } }`".into());
-                        return None;
-                    };
-                    let name = self.d.str(name_node, &child(&here, "name"));
-                    let arguments = match fields.get("arguments") {
-                        None => Some(None),
-                        Some(a) => {
-                            let apath = child(&here, "arguments");
-                            match &a.value {
-                                Value::Map(entries) => {
-                                    let mut obj = serde_json::Map::new();
-                                    let mut ok = true;
-                                    for (k, v) in entries {
-                                        match self.templated(v, &child(&apath, &k.name)) {
-                                            Some(j) => {
-                                                obj.insert(k.name.clone(), j);
-                                            }
-                                            None => ok = false,
-                                        }
-                                    }
-                                    ok.then_some(Some(Json::Object(obj)))
-                                }
-                                _ => {
-                                    self.d.wrong_type(
-                                        a,
-                                        &apath,
-                                        "a mapping of argument names to values",
-                                    );
-                                    None
-                                }
-                            }
-                        }
-                    };
-                    Kind::ToolCall {
-                        name: name?.to_string(),
-                        arguments: arguments?,
-                    }
-                }
-                _ => {
-                    self.d
-                        .wrong_type(value, &here, "a tool name or `{ name, arguments }`");
-                    return None;
-                }
-            },
+            "json_valid" => self.json_valid(value, &here)?,
+            "json_schema" => self.json_schema(value, &here)?,
+            "json_field" => self.json_field(value, &here)?,
+            "tool_call" => self.tool_call(value, &here)?,
             "latency_ms" => Kind::LatencyMs(self.limit(value, &here)?),
             "cost" => Kind::Cost(self.limit(value, &here)?),
             "output_tokens" => Kind::OutputTokens(self.d.count(value, &here)?),
-            "judge" => {
-                let reference = match &value.value {
-                    Value::Str(r)
-                        if r.contains('@') && !r.starts_with('@') && !r.ends_with('@') =>
-                    {
-                        Some(r.clone())
-                    }
-                    _ => {
-                        self.d
-                            .problem(
-                                value,
-                                format!(
-                                    "`{here}` must name a judge prompt with a version or label, not {}",
-                                    node_text(value)
-                                ),
-                            )
-                            .hint = Some("e.g. `judge: judges/correctness@production`".into());
-                        None
-                    }
-                };
-                let scale = match get("scale") {
-                    None => Some((0.0, 1.0)),
-                    Some(s) => self.scale(s, &opt_path("scale")),
-                };
-                let attempts = match get("attempts") {
-                    None => Some(defaults::JUDGE_ATTEMPTS),
-                    Some(a) => match a.value {
-                        Value::Int(n @ 1..=10) => Some(n as u32),
-                        _ => {
-                            self.d.wrong_type(
-                                a,
-                                &opt_path("attempts"),
-                                "a whole number from 1 to 10",
-                            );
-                            None
-                        }
-                    },
-                };
-                let pairwise = flag(self, "pairwise");
-                Kind::Judge {
-                    reference: reference?,
-                    scale: scale?,
-                    attempts: attempts?,
-                    pairwise,
-                }
-            }
+            "judge" => self.judge(value, &here, entries, path)?,
             _ => {
                 self.d.problem(value, format!("`{ty}` is not a check type"));
                 return None;
             }
+        })
+    }
+
+    /// `regex: PATTERN`, compiled now: a bad pattern is the suite's mistake, said before any call.
+    fn regex(&mut self, value: &Node, here: &KeyPath) -> Option<Kind> {
+        let pattern = self.d.str(value, here)?;
+        match regex::Regex::new(pattern) {
+            Ok(re) => Some(Kind::Regex(re)),
+            Err(e) => {
+                self.d
+                    .problem(value, format!("`{here}`: invalid regular expression: {e}"))
+                    .hint =
+                    Some("the syntax is Rust's `regex` crate (RE2-like; no look-around)".into());
+                None
+            }
+        }
+    }
+
+    /// `json_valid: true`.
+    fn json_valid(&mut self, value: &Node, here: &KeyPath) -> Option<Kind> {
+        Some(match value.value {
+            Value::Bool(true) => Kind::JsonValid,
+            _ => {
+                self.d
+                    .problem(
+                        value,
+                        format!("`{here}` takes `true`, not {}", node_text(value)),
+                    )
+                    .hint =
+                    Some("write `- json_valid: true`; to require invalid JSON use `not:`".into());
+                return None;
+            }
+        })
+    }
+
+    /// `json_schema: output` (the version's output schema) or an inline schema, checked now.
+    fn json_schema(&mut self, value: &Node, here: &KeyPath) -> Option<Kind> {
+        Some(match &value.value {
+            Value::Str(s) if s == "output" => Kind::JsonSchema(None),
+            Value::Bool(true) => Kind::JsonSchema(None),
+            Value::Map(_) => {
+                let schema = value.to_json();
+                if let Some(p) = crate::artifact::schema_problem(&schema) {
+                    self.d
+                        .problem(value, format!("`{here}`: invalid JSON Schema: {p}"));
+                    return None;
+                }
+                Kind::JsonSchema(Some(schema))
+            }
+            _ => {
+                self.d
+                    .problem(
+                        value,
+                        format!(
+                            "`{here}` must be `output` (the version's output_schema) or a schema, not {}",
+                            node_text(value)
+                        ),
+                    );
+                return None;
+            }
+        })
+    }
+
+    /// `json_field: { path, equals, tolerance? }`: a JSON pointer or dotted path, and the value
+    /// (templated) it must have.
+    fn json_field(&mut self, value: &Node, here: &KeyPath) -> Option<Kind> {
+        let fields = self.d.map(value, here, JSON_FIELD_KEYS, "`json_field`")?;
+        let path_node = fields.get("path");
+        let equals_node = fields.get("equals");
+        if path_node.is_none() || equals_node.is_none() {
+            let missing: Vec<&str> = [("path", path_node), ("equals", equals_node)]
+                .iter()
+                .filter(|(_, n)| n.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            self.d
+                .problem(value, format!("`{here}` needs {}", list_names(&missing)))
+                .hint = Some("e.g. `json_field: { path: /answer/lang, equals: \"en\" }` (a JSON pointer, or a dotted path like `answer.lang`)".into());
+            return None;
+        }
+        let (path_node, equals_node) = (path_node?, equals_node?);
+        let pointer =
+            self.d
+                .str(path_node, &child(here, "path"))
+                .and_then(|p| match to_pointer(p) {
+                    Ok(ptr) => Some(ptr),
+                    Err(e) => {
+                        self.d
+                            .problem(path_node, format!("`{}`: {e}", child(here, "path")));
+                        None
+                    }
+                });
+        let equals = self.templated(equals_node, &child(here, "equals"));
+        let tolerance = match fields.get("tolerance") {
+            None => Some(defaults::NUMERIC_TOLERANCE),
+            Some(t) => self.limit(t, &child(here, "tolerance")),
+        };
+        Some(Kind::JsonField {
+            pointer: pointer?,
+            equals: equals?,
+            tolerance: tolerance?,
+        })
+    }
+
+    /// `tool_call: NAME` or `{ name, arguments? }`, the arguments templated.
+    fn tool_call(&mut self, value: &Node, here: &KeyPath) -> Option<Kind> {
+        Some(match &value.value {
+            Value::Str(name) if !name.is_empty() => Kind::ToolCall {
+                name: name.clone(),
+                arguments: None,
+            },
+            Value::Map(_) => {
+                let fields = self.d.map(value, here, TOOL_CALL_KEYS, "`tool_call`")?;
+                let Some(name_node) = fields.get("name") else {
+                    self.d.problem(value, format!("`{here}` needs `name`")).hint =
+                        Some("e.g. `tool_call: { name: search_kb, arguments: { query: \"{{ question }}\" } }`".into());
+                    return None;
+                };
+                let name = self.d.str(name_node, &child(here, "name"));
+                let arguments = match fields.get("arguments") {
+                    None => Some(None),
+                    Some(a) => {
+                        let apath = child(here, "arguments");
+                        match &a.value {
+                            Value::Map(entries) => {
+                                let mut obj = serde_json::Map::new();
+                                let mut ok = true;
+                                for (k, v) in entries {
+                                    match self.templated(v, &child(&apath, &k.name)) {
+                                        Some(j) => {
+                                            obj.insert(k.name.clone(), j);
+                                        }
+                                        None => ok = false,
+                                    }
+                                }
+                                ok.then_some(Some(Json::Object(obj)))
+                            }
+                            _ => {
+                                self.d.wrong_type(
+                                    a,
+                                    &apath,
+                                    "a mapping of argument names to values",
+                                );
+                                None
+                            }
+                        }
+                    }
+                };
+                Kind::ToolCall {
+                    name: name?.to_string(),
+                    arguments: arguments?,
+                }
+            }
+            _ => {
+                self.d
+                    .wrong_type(value, here, "a tool name or `{ name, arguments }`");
+                return None;
+            }
+        })
+    }
+
+    /// `judge: PROMPT@VERSION` with `scale`, `attempts` and `pairwise` beside it.
+    fn judge(
+        &mut self,
+        value: &Node,
+        here: &KeyPath,
+        entries: &[(crate::yaml::Key, Node)],
+        path: &KeyPath,
+    ) -> Option<Kind> {
+        let get = |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
+        let opt_path = |k: &str| child(path, k);
+        let reference = match &value.value {
+            Value::Str(r) if r.contains('@') && !r.starts_with('@') && !r.ends_with('@') => {
+                Some(r.clone())
+            }
+            _ => {
+                self.d
+                    .problem(
+                        value,
+                        format!(
+                            "`{here}` must name a judge prompt with a version or label, not {}",
+                            node_text(value)
+                        ),
+                    )
+                    .hint = Some("e.g. `judge: judges/correctness@production`".into());
+                None
+            }
+        };
+        let scale = match get("scale") {
+            None => Some((0.0, 1.0)),
+            Some(s) => self.scale(s, &opt_path("scale")),
+        };
+        let attempts = match get("attempts") {
+            None => Some(defaults::JUDGE_ATTEMPTS),
+            Some(a) => match a.value {
+                Value::Int(n @ 1..=10) => Some(n as u32),
+                _ => {
+                    self.d
+                        .wrong_type(a, &opt_path("attempts"), "a whole number from 1 to 10");
+                    None
+                }
+            },
+        };
+        let pairwise = get("pairwise")
+            .and_then(|n| self.d.bool(n, &opt_path("pairwise")))
+            .unwrap_or(false);
+        Some(Kind::Judge {
+            reference: reference?,
+            scale: scale?,
+            attempts: attempts?,
+            pairwise,
         })
     }
 

@@ -315,111 +315,125 @@ fn hull(a: Interval, b: Interval) -> Interval {
     Interval::new(a.lower.min(b.lower), a.upper.max(b.upper))
 }
 
-fn metric_result(
-    m: &MetricData,
-    margin: f64,
-    alpha: f64,
-    method: Method,
-    policy: &Policy,
-) -> MetricResult {
-    let n = m.candidate.len().min(m.baseline.len());
-    let d = m.differences();
-    let binary_metric = is_binary(&m.candidate) && is_binary(&m.baseline);
-    let conf = 1.0 - 2.0 * alpha;
-    let mut notes = Vec::new();
-    let clusters = clusters_of(m, n);
-    // Too few groups say nothing reliable about how cases in a group move together: the
-    // case-level method, said so.
-    let applied = match clusters {
-        Some((g, ids)) if g >= defaults::MIN_CLUSTERS => Some((g, ids)),
-        Some((g, _)) => {
-            notes.push(format!(
-                "clustering not applied: {g} groups, fewer than the {} a design effect needs; cases are treated as independent",
-                defaults::MIN_CLUSTERS
-            ));
-            None
-        }
-        None => None,
-    };
-    let deff = applied.as_ref().map(|(_, ids)| design_effect(&d, ids));
-    let df = applied.as_ref().map(|(g, _)| (*g - 1) as f64);
-    let groups_note = applied
-        .as_ref()
-        .map(|(g, _)| format!(", {g} groups, design effect {:.2}", deff.unwrap_or(1.0)))
-        .unwrap_or_default();
-    let counts = binary_metric.then(|| {
-        let c: Vec<bool> = m.candidate.iter().map(|v| *v == 1.0).collect();
-        let b: Vec<bool> = m.baseline.iter().map(|v| *v == 1.0).collect();
-        binary::PairedCounts::from_pairs(&c, &b)
-    });
-    let method = match method {
-        Method::Auto if binary_metric => Method::Tango,
-        Method::Auto => Method::T,
-        Method::Tango | Method::Newcombe if !binary_metric => Method::T,
-        other => other,
-    };
-    let mean_d = stats::mean(&d);
-    // A pass/fail metric's interval is never narrower than Tango's score interval (inflated by
-    // the design effect when the cases cluster): it cannot collapse to a point.
-    let tango = counts.map(|c| {
-        let crit = match df {
+/// One metric's paired differences, with what every method needs to know about them.
+struct Paired<'a> {
+    d: &'a [f64],
+    n: usize,
+    mean_d: f64,
+    /// The 2×2 table, for a pass/fail metric.
+    counts: Option<binary::PairedCounts>,
+    /// The groups accounted for (how many, and each case's), when clustering applies.
+    groups: Option<(usize, &'a [usize])>,
+    /// Their design effect, and the degrees of freedom they leave (groups − 1).
+    deff: Option<f64>,
+    df: Option<f64>,
+}
+
+impl Paired<'_> {
+    fn groups_note(&self) -> String {
+        self.groups
+            .map(|(g, _)| {
+                format!(
+                    ", {g} groups, design effect {:.2}",
+                    self.deff.unwrap_or(1.0)
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// Tango's score interval and non-inferiority p (inflated by the design effect): a
+    /// pass/fail metric's interval is never narrower than this, so it cannot collapse to a
+    /// point.
+    fn tango(&self, margin: f64, alpha: f64) -> Option<(Interval, f64)> {
+        let c = self.counts?;
+        let crit = match self.df {
             Some(df) => stats::t_ppf(1.0 - alpha, df),
             None => stats::norm_ppf(1.0 - alpha),
         };
-        (
-            binary::tango_interval_inflated(&c, crit, deff.unwrap_or(1.0)),
-            binary::tango_noninferiority_inflated(&c, margin, deff.unwrap_or(1.0), df).1,
-        )
-    });
-    let (interval, p_ni, method_name) = match (method, counts, tango) {
-        (Method::Tango, Some(_), Some((interval, p))) => {
-            (interval, p, format!("Tango score interval{groups_note}"))
-        }
-        (Method::Newcombe, Some(c), Some((floor, floor_p))) => {
-            let own = |conf: f64| binary::newcombe_interval(&c, conf).0;
-            let p = stats::inverted_p(own, c.delta(), margin);
-            if applied.is_some() {
-                (
-                    hull(own(conf), floor),
-                    p.max(floor_p),
-                    format!("Newcombe hybrid score interval, widened to Tango's{groups_note}"),
-                )
-            } else {
-                (own(conf), p, "Newcombe hybrid score interval".to_string())
+        let deff = self.deff.unwrap_or(1.0);
+        Some((
+            binary::tango_interval_inflated(&c, crit, deff),
+            binary::tango_noninferiority_inflated(&c, margin, deff, self.df).1,
+        ))
+    }
+
+    /// The interval, the non-inferiority p and the method's name, by the method chosen.
+    fn estimate(
+        &self,
+        method: Method,
+        margin: f64,
+        alpha: f64,
+        seed: u64,
+    ) -> (Interval, f64, String) {
+        let conf = 1.0 - 2.0 * alpha;
+        let groups_note = self.groups_note();
+        let tango = self.tango(margin, alpha);
+        match (method, self.counts, tango) {
+            (Method::Tango, Some(_), Some((interval, p))) => {
+                (interval, p, format!("Tango score interval{groups_note}"))
             }
-        }
-        (Method::Bootstrap, _, floor) => {
-            let b = bootstrap::paired_bootstrap(
-                &d,
-                applied.as_ref().map(|(_, ids)| ids.as_slice()),
-                defaults::RESAMPLES,
-                conf,
-                policy.seed(),
-            );
-            let shifted: Vec<f64> = d.iter().map(|x| x + margin).collect();
-            let sf = continuous::sign_flip(&shifted, 20_000, policy.seed());
-            let name = format!(
-                "BCa bootstrap ({} resamples{})",
-                defaults::RESAMPLES,
-                if applied.is_some() {
-                    ", whole groups resampled"
+            (Method::Newcombe, Some(c), Some((floor, floor_p))) => {
+                let own = |conf: f64| binary::newcombe_interval(&c, conf).0;
+                let p = stats::inverted_p(own, c.delta(), margin);
+                if self.groups.is_some() {
+                    (
+                        hull(own(conf), floor),
+                        p.max(floor_p),
+                        format!("Newcombe hybrid score interval, widened to Tango's{groups_note}"),
+                    )
                 } else {
-                    ""
+                    (own(conf), p, "Newcombe hybrid score interval".to_string())
                 }
-            );
-            match floor {
-                Some((t, tp)) => (
-                    hull(b.bca, t),
-                    sf.p_greater.max(tp),
-                    format!("{name}, widened to Tango's score interval"),
-                ),
-                None => (b.bca, sf.p_greater, name),
             }
+            (Method::Bootstrap, _, floor) => self.bootstrap(margin, conf, seed, floor),
+            _ => self.t(margin, alpha),
         }
-        _ => match (&applied, df) {
+    }
+
+    /// BCa bootstrap (whole groups resampled when they apply), its p from a sign-flip test;
+    /// widened to Tango's for a pass/fail metric.
+    fn bootstrap(
+        &self,
+        margin: f64,
+        conf: f64,
+        seed: u64,
+        floor: Option<(Interval, f64)>,
+    ) -> (Interval, f64, String) {
+        let b = bootstrap::paired_bootstrap(
+            self.d,
+            self.groups.map(|(_, ids)| ids),
+            defaults::RESAMPLES,
+            conf,
+            seed,
+        );
+        let shifted: Vec<f64> = self.d.iter().map(|x| x + margin).collect();
+        let sf = continuous::sign_flip(&shifted, 20_000, seed);
+        let name = format!(
+            "BCa bootstrap ({} resamples{})",
+            defaults::RESAMPLES,
+            if self.groups.is_some() {
+                ", whole groups resampled"
+            } else {
+                ""
+            }
+        );
+        match floor {
+            Some((t, tp)) => (
+                hull(b.bca, t),
+                sf.p_greater.max(tp),
+                format!("{name}, widened to Tango's score interval"),
+            ),
+            None => (b.bca, sf.p_greater, name),
+        }
+    }
+
+    /// The paired t interval; with groups, on the clustered standard error (never narrower
+    /// than the case-level one) and groups − 1 degrees of freedom.
+    fn t(&self, margin: f64, alpha: f64) -> (Interval, f64, String) {
+        let (d, mean_d) = (self.d, self.mean_d);
+        match (self.groups, self.df) {
             (Some((g, ids)), Some(df)) => {
-                // Never narrower than the case-level standard error.
-                let se = stats::clustered_se(&d, ids).max(stats::sd(&d) / (n as f64).sqrt());
+                let se = stats::clustered_se(d, ids).max(stats::sd(d) / (self.n as f64).sqrt());
                 let q = stats::t_ppf(1.0 - alpha, df);
                 let t = (mean_d + margin) / se;
                 let p = if se > 0.0 {
@@ -436,31 +450,92 @@ fn metric_result(
                 )
             }
             _ => {
-                let t = continuous::paired_t(&d, conf);
+                let t = continuous::paired_t(d, 1.0 - 2.0 * alpha);
                 (
                     t.ci,
-                    continuous::t_noninferiority(&d, margin).1,
+                    continuous::t_noninferiority(d, margin).1,
                     "paired t interval".to_string(),
                 )
             }
-        },
-    };
-    let (p_diff, exact_better_p) = match counts {
-        Some(c) => {
-            let mc = binary::mcnemar_exact(&c);
-            (mc.two_sided, mc.one_sided_better)
         }
-        None => {
-            let w = continuous::wilcoxon_with_tolerance(
-                &d,
-                defaults::TIE_TOLERANCE,
-                continuous::ZeroMethod::Pratt,
-                false,
-                None,
-            );
-            (w.p_two_sided, w.p_greater)
+    }
+
+    /// "No difference" at all: McNemar exact for pass/fail, else Wilcoxon signed-rank (Pratt);
+    /// two-sided, and one-sided for "better".
+    fn difference_p(&self) -> (f64, f64) {
+        match self.counts {
+            Some(c) => {
+                let mc = binary::mcnemar_exact(&c);
+                (mc.two_sided, mc.one_sided_better)
+            }
+            None => {
+                let w = continuous::wilcoxon_with_tolerance(
+                    self.d,
+                    defaults::TIE_TOLERANCE,
+                    continuous::ZeroMethod::Pratt,
+                    false,
+                    None,
+                );
+                (w.p_two_sided, w.p_greater)
+            }
         }
+    }
+}
+
+/// Why a metric is INCONCLUSIVE, when no interval is to blame.
+enum Unclear {
+    NoPairs,
+    /// Every difference is equal, from fewer cases than the policy's minimum.
+    TooFew(usize),
+    BothZero,
+    Wide,
+}
+
+fn metric_result(
+    m: &MetricData,
+    margin: f64,
+    alpha: f64,
+    method: Method,
+    policy: &Policy,
+) -> MetricResult {
+    let n = m.candidate.len().min(m.baseline.len());
+    let d = m.differences();
+    let binary_metric = is_binary(&m.candidate) && is_binary(&m.baseline);
+    let mut notes = Vec::new();
+    // Too few groups say nothing reliable about how cases in a group move together: the
+    // case-level method, said so.
+    let applied = match clusters_of(m, n) {
+        Some((g, ids)) if g >= defaults::MIN_CLUSTERS => Some((g, ids)),
+        Some((g, _)) => {
+            notes.push(format!(
+                "clustering not applied: {g} groups, fewer than the {} a design effect needs; cases are treated as independent",
+                defaults::MIN_CLUSTERS
+            ));
+            None
+        }
+        None => None,
     };
+    let paired = Paired {
+        d: &d,
+        n,
+        mean_d: stats::mean(&d),
+        counts: binary_metric.then(|| {
+            let c: Vec<bool> = m.candidate.iter().map(|v| *v == 1.0).collect();
+            let b: Vec<bool> = m.baseline.iter().map(|v| *v == 1.0).collect();
+            binary::PairedCounts::from_pairs(&c, &b)
+        }),
+        groups: applied.as_ref().map(|(g, ids)| (*g, ids.as_slice())),
+        deff: applied.as_ref().map(|(_, ids)| design_effect(&d, ids)),
+        df: applied.as_ref().map(|(g, _)| (*g - 1) as f64),
+    };
+    let method = match method {
+        Method::Auto if binary_metric => Method::Tango,
+        Method::Auto => Method::T,
+        Method::Tango | Method::Newcombe if !binary_metric => Method::T,
+        other => other,
+    };
+    let (interval, p_ni, method_name) = paired.estimate(method, margin, alpha, policy.seed());
+    let (p_diff, exact_better_p) = paired.difference_p();
     // A continuous metric whose differences are all equal has a zero standard error: with
     // fewer cases than the policy's minimum that is a coincidence, not certainty.
     let zero_spread = !binary_metric && n > 0 && interval.upper - interval.lower == 0.0;
@@ -471,81 +546,41 @@ fn metric_result(
             policy.min_cases()
         ));
     }
+    let (baseline_mean, candidate_mean) = (stats::mean(&m.baseline), stats::mean(&m.candidate));
+    // Both sides scoring nothing tells nothing, however narrow the interval.
+    let both_zero = n > 0 && baseline_mean == 0.0 && candidate_mean == 0.0;
     let verdict = if n == 0 || interval.lower.is_nan() || too_few {
         Verdict::Inconclusive
     } else if interval.lower > -margin {
-        Verdict::Pass
+        if both_zero {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Pass
+        }
     } else if interval.upper < -margin {
         Verdict::Fail
     } else {
         Verdict::Inconclusive
     };
-    let (baseline_mean, candidate_mean) = (stats::mean(&m.baseline), stats::mean(&m.candidate));
-    // Both sides scoring nothing tells nothing, however narrow the interval.
-    let both_zero = n > 0 && baseline_mean == 0.0 && candidate_mean == 0.0;
-    let verdict = if both_zero && verdict == Verdict::Pass {
-        Verdict::Inconclusive
+    let unclear = if n == 0 {
+        Unclear::NoPairs
+    } else if too_few {
+        Unclear::TooFew(policy.min_cases())
+    } else if both_zero {
+        Unclear::BothZero
     } else {
-        verdict
+        Unclear::Wide
     };
-    let superior = interval.lower > 0.0 && exact_better_p < alpha;
-    let conf_pct = format!("{:.0} %", (1.0 - alpha) * 100.0);
-    let worse_or_better = if interval.lower < 0.0 {
-        format!("at most {} points worse", points(interval.lower))
-    } else {
-        format!("at least {} points better", points(interval.lower))
-    };
-    let reason = match verdict {
-        Verdict::Pass => format!(
-            "`{}`: candidate is {worse_or_better} with {conf_pct} confidence, within the {}-point margin",
-            m.name,
-            points(margin)
-        ),
-        Verdict::Fail => format!(
-            "`{}`: candidate is at least {} points worse with {conf_pct} confidence, beyond the {}-point margin",
-            m.name,
-            points(interval.upper),
-            points(margin)
-        ),
-        _ if n == 0 => format!("`{}`: no paired cases", m.name),
-        _ if too_few => format!(
-            "`{}`: cannot tell — every one of the {n} cases has the same difference ({:+.1} points), and fewer than {} cases cannot show that this is more than chance",
-            m.name,
-            mean_d * 100.0,
-            policy.min_cases()
-        ),
-        _ if both_zero => format!(
-            "`{}`: both versions score 0 on every case — nothing to compare; check the suite's checks for this metric",
-            m.name
-        ),
-        _ => format!(
-            "`{}`: cannot tell — candidate is between {} points {} and {} points {} ({conf_pct} confidence), and the margin is {} points",
-            m.name,
-            points(interval.lower),
-            if interval.lower < 0.0 {
-                "worse"
-            } else {
-                "better"
-            },
-            points(interval.upper),
-            if interval.upper < 0.0 {
-                "worse"
-            } else {
-                "better"
-            },
-            points(margin)
-        ),
-    };
-    MetricResult {
+    let mut r = MetricResult {
         name: m.name.clone(),
         n,
         binary: binary_metric,
         baseline_mean,
         candidate_mean,
-        discordant: counts.map(|c| c.n10 + c.n01),
-        delta: mean_d,
+        discordant: paired.counts.map(|c| c.n10 + c.n01),
+        delta: paired.mean_d,
         interval,
-        confidence: conf,
+        confidence: 1.0 - 2.0 * alpha,
         method: method_name,
         p_noninferiority: p_ni,
         p_difference: p_diff,
@@ -553,11 +588,53 @@ fn metric_result(
         alpha,
         sd_diff: stats::sd(&d),
         verdict,
-        superior,
-        reason,
-        groups: applied.as_ref().map(|(g, _)| *g),
-        design_effect: deff,
+        superior: interval.lower > 0.0 && exact_better_p < alpha,
+        reason: String::new(),
+        groups: paired.groups.map(|(g, _)| g),
+        design_effect: paired.deff,
         notes,
+    };
+    r.reason = reason(&r, unclear);
+    r
+}
+
+/// A metric's verdict in a sentence.
+fn reason(r: &MetricResult, unclear: Unclear) -> String {
+    let (name, interval, margin) = (&r.name, r.interval, r.margin);
+    let conf_pct = format!("{:.0} %", (1.0 - r.alpha) * 100.0);
+    let side = |x: f64| if x < 0.0 { "worse" } else { "better" };
+    match (r.verdict, unclear) {
+        (Verdict::Pass, _) => format!(
+            "`{name}`: candidate is {} with {conf_pct} confidence, within the {}-point margin",
+            if interval.lower < 0.0 {
+                format!("at most {} points worse", points(interval.lower))
+            } else {
+                format!("at least {} points better", points(interval.lower))
+            },
+            points(margin)
+        ),
+        (Verdict::Fail, _) => format!(
+            "`{name}`: candidate is at least {} points worse with {conf_pct} confidence, beyond the {}-point margin",
+            points(interval.upper),
+            points(margin)
+        ),
+        (_, Unclear::NoPairs) => format!("`{name}`: no paired cases"),
+        (_, Unclear::TooFew(min)) => format!(
+            "`{name}`: cannot tell — every one of the {} cases has the same difference ({:+.1} points), and fewer than {min} cases cannot show that this is more than chance",
+            r.n,
+            r.delta * 100.0,
+        ),
+        (_, Unclear::BothZero) => format!(
+            "`{name}`: both versions score 0 on every case — nothing to compare; check the suite's checks for this metric"
+        ),
+        (_, Unclear::Wide) => format!(
+            "`{name}`: cannot tell — candidate is between {} points {} and {} points {} ({conf_pct} confidence), and the margin is {} points",
+            points(interval.lower),
+            side(interval.lower),
+            points(interval.upper),
+            side(interval.upper),
+            points(margin)
+        ),
     }
 }
 
@@ -581,7 +658,6 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         .map(|m| m.candidate.len())
         .max()
         .unwrap_or(0);
-    let mut reasons = Vec::new();
     let mut decision = Decision {
         verdict: Verdict::Pass,
         reasons: Vec::new(),
@@ -598,20 +674,112 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
         breaking: input.breaking.clone(),
         misconfigured: false,
     };
-    let mut verdicts = Vec::new();
-
-    // Fail closed on errors.
-    if over_error_budget(input.errored_calls, input.calls, policy.error_budget()) {
+    if let Some((reasons, misconfigured)) = refusal(policy, input) {
         decision.verdict = Verdict::Invalid;
-        decision.reasons.push(format!(
-            "{} of {} calls errored, over the {:.0} % error budget: the comparison does not count",
-            input.errored_calls,
-            input.calls,
-            policy.error_budget() * 100.0
-        ));
+        decision.reasons = reasons;
+        decision.misconfigured = misconfigured;
         return decision;
     }
-    // Fail closed on a suite that cannot score what it gates.
+    let mut tally = Tally::default();
+    if !input.breaking.is_empty() && !policy.allow_breaking.unwrap_or(false) {
+        tally.push(
+            Verdict::Fail,
+            format!("breaking schema change: {}", input.breaking.join("; ")),
+        );
+    }
+    for (name, margin, alpha, method) in policy.gated() {
+        let Some(m) = input.metrics.iter().find(|m| m.name == name) else {
+            tally.push(
+                Verdict::Inconclusive,
+                format!("`{name}`: no check scores this metric"),
+            );
+            continue;
+        };
+        let r = metric_result(m, margin, alpha, method, policy);
+        decision.power.push(power_of(&r));
+        tally.push(r.verdict, r.reason.clone());
+        decision.metrics.push(r);
+    }
+    for (metric, floor) in &policy.floors {
+        let Some(m) = input.metrics.iter().find(|m| &m.name == metric) else {
+            tally.push(
+                Verdict::Inconclusive,
+                format!("floor on `{metric}`: no check scores this metric"),
+            );
+            continue;
+        };
+        let f = floor_result(policy, m, *floor);
+        tally.verdicts.push(f.verdict);
+        if f.verdict != Verdict::Pass {
+            tally.reasons.push(f.reason.clone());
+        }
+        decision.floors.push(f);
+    }
+    if let (Some(p), Some((c, b))) = (&policy.cost, &input.cost) {
+        let (t, v) = cost_result(p, c, b, &mut tally);
+        decision.cost = Some(t);
+        decision.cost_verdict = Some(v);
+    }
+    if let (Some(p), Some((c, b))) = (&policy.latency, &input.latency) {
+        let (t, v) = latency_result(p, c, b, policy.seed(), &mut tally);
+        decision.latency = Some(t);
+        decision.latency_verdict = v;
+    }
+    if n < policy.min_cases() {
+        let needed = decision
+            .power
+            .iter()
+            .map(|p| p.cases_needed)
+            .max()
+            .unwrap_or(policy.min_cases())
+            .max(policy.min_cases());
+        tally.push(
+            Verdict::Inconclusive,
+            format!(
+                "only {n} paired cases: at least {} are required, and {needed} are needed for the margin",
+                policy.min_cases()
+            ),
+        );
+    }
+    decision.verdict = if tally.verdicts.contains(&Verdict::Fail) {
+        Verdict::Fail
+    } else if tally.verdicts.iter().all(|v| *v == Verdict::Pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Inconclusive
+    };
+    decision.reasons = tally.reasons;
+    decision
+}
+
+/// Every part's verdict, and the reasons worth telling (a part that passes usually has none).
+#[derive(Default)]
+struct Tally {
+    verdicts: Vec<Verdict>,
+    reasons: Vec<String>,
+}
+
+impl Tally {
+    fn push(&mut self, v: Verdict, reason: String) {
+        self.verdicts.push(v);
+        self.reasons.push(reason);
+    }
+}
+
+/// Why the comparison does not count at all (INVALID), failing closed: too many errored
+/// calls, or a suite that cannot score what it gates (then `true`: a misconfiguration).
+fn refusal(policy: &Policy, input: &Input) -> Option<(Vec<String>, bool)> {
+    if over_error_budget(input.errored_calls, input.calls, policy.error_budget()) {
+        return Some((
+            vec![format!(
+                "{} of {} calls errored, over the {:.0} % error budget: the comparison does not count",
+                input.errored_calls,
+                input.calls,
+                policy.error_budget() * 100.0
+            )],
+            false,
+        ));
+    }
     let judged: Vec<String> = policy
         .gated()
         .into_iter()
@@ -628,180 +796,147 @@ pub fn decide(policy: &Policy, input: &Input) -> Decision {
             ))
         })
         .collect();
-    if !unscorable.is_empty() {
-        decision.verdict = Verdict::Invalid;
-        decision.misconfigured = true;
-        decision.reasons = unscorable;
-        return decision;
+    (!unscorable.is_empty()).then_some((unscorable, true))
+}
+
+/// The power note of a gated metric, estimated from the comparison itself.
+fn power_of(r: &MetricResult) -> PowerNote {
+    let (basis, source) = match r.discordant {
+        Some(discordant) => (
+            PowerBasis::Discordance {
+                rate: discordant as f64 / r.n.max(1) as f64,
+                deff: r.design_effect.unwrap_or(1.0),
+                df: r.groups.map(|g| (g - 1) as f64),
+            },
+            format!(
+                "estimated from this comparison: {discordant} of {} cases came out differently",
+                r.n
+            ),
+        ),
+        None => (
+            PowerBasis::Spread { sd: r.sd_diff },
+            format!(
+                "estimated from this comparison's spread of differences, σ {:.3}",
+                r.sd_diff
+            ),
+        ),
+    };
+    power_note(&r.name, r.n, basis, &source, r.margin, r.alpha)
+}
+
+/// The candidate alone against a floor: its one-sided lower bound (Wilson for pass/fail, t
+/// otherwise) at the metric's own α when it is gated, else the default.
+fn floor_result(policy: &Policy, m: &MetricData, floor: f64) -> FloorResult {
+    let metric = &m.name;
+    let n = m.candidate.len();
+    let mean = stats::mean(&m.candidate);
+    let alpha = policy
+        .metrics
+        .get(metric)
+        .and_then(|p| p.alpha)
+        .unwrap_or(defaults::ALPHA);
+    let (lower, upper) = if is_binary(&m.candidate) {
+        let k = m.candidate.iter().filter(|v| **v == 1.0).count() as u64;
+        let w = binary::wilson(k, n as u64, 1.0 - 2.0 * alpha);
+        (w.lower, w.upper)
+    } else {
+        let t = continuous::paired_t(&m.candidate, 1.0 - 2.0 * alpha);
+        (t.ci.lower, t.ci.upper)
+    };
+    let verdict = if lower >= floor {
+        Verdict::Pass
+    } else if upper < floor {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
+    let reason = format!(
+        "floor `{metric}` ≥ {}: candidate {} ({:.0} % lower bound {})",
+        points(floor),
+        points(mean),
+        (1.0 - alpha) * 100.0,
+        points(lower)
+    );
+    FloorResult {
+        metric: metric.clone(),
+        floor,
+        candidate_mean: mean,
+        lower_bound: lower,
+        verdict,
+        reason,
     }
-    if !input.breaking.is_empty() && !policy.allow_breaking.unwrap_or(false) {
-        verdicts.push(Verdict::Fail);
-        reasons.push(format!(
-            "breaking schema change: {}",
-            input.breaking.join("; ")
+}
+
+/// The cost budget: the candidate's mean cost over the baseline's, within `+max_increase`.
+fn cost_result(
+    p: &CostPolicy,
+    c: &[f64],
+    b: &[f64],
+    tally: &mut Tally,
+) -> (budgets::CostTest, Verdict) {
+    let t = budgets::cost_budget(c, b, p.max_increase, 1.0 - defaults::ALPHA);
+    let v = if t.within {
+        Verdict::Pass
+    } else if t.lower_bound > 0.0 {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
+    tally.verdicts.push(v);
+    if v != Verdict::Pass {
+        tally.reasons.push(format!(
+            "cost: candidate costs {:+.1} % of the baseline, budget +{:.0} %",
+            (t.ratio_of_means - 1.0) * 100.0,
+            p.max_increase * 100.0
         ));
     }
+    (t, v)
+}
 
-    for (name, margin, alpha, method) in policy.gated() {
-        let Some(m) = input.metrics.iter().find(|m| m.name == name) else {
-            verdicts.push(Verdict::Inconclusive);
-            reasons.push(format!("`{name}`: no check scores this metric"));
-            continue;
-        };
-        let r = metric_result(m, margin, alpha, method, policy);
-        let (basis, source) = match r.discordant {
-            Some(discordant) => (
-                PowerBasis::Discordance {
-                    rate: discordant as f64 / r.n.max(1) as f64,
-                    deff: r.design_effect.unwrap_or(1.0),
-                    df: r.groups.map(|g| (g - 1) as f64),
-                },
-                format!(
-                    "estimated from this comparison: {discordant} of {} cases came out differently",
-                    r.n
-                ),
-            ),
-            None => (
-                PowerBasis::Spread { sd: r.sd_diff },
-                format!(
-                    "estimated from this comparison's spread of differences, σ {:.3}",
-                    r.sd_diff
-                ),
-            ),
-        };
-        decision
-            .power
-            .push(power_note(&name, r.n, basis, &source, margin, alpha));
-        verdicts.push(r.verdict);
-        reasons.push(r.reason.clone());
-        decision.metrics.push(r);
-    }
-    for (metric, floor) in &policy.floors {
-        let Some(m) = input.metrics.iter().find(|m| &m.name == metric) else {
-            verdicts.push(Verdict::Inconclusive);
-            reasons.push(format!("floor on `{metric}`: no check scores this metric"));
-            continue;
-        };
-        let n = m.candidate.len();
-        let mean = stats::mean(&m.candidate);
-        // The metric's own α when it is gated, else the default.
-        let alpha = policy
-            .metrics
-            .get(metric)
-            .and_then(|p| p.alpha)
-            .unwrap_or(defaults::ALPHA);
-        let (lower, upper) = if is_binary(&m.candidate) {
-            let k = m.candidate.iter().filter(|v| **v == 1.0).count() as u64;
-            let w = binary::wilson(k, n as u64, 1.0 - 2.0 * alpha);
-            (w.lower, w.upper)
-        } else {
-            let t = continuous::paired_t(&m.candidate, 1.0 - 2.0 * alpha);
-            (t.ci.lower, t.ci.upper)
-        };
-        let verdict = if lower >= *floor {
-            Verdict::Pass
-        } else if upper < *floor {
-            Verdict::Fail
-        } else {
-            Verdict::Inconclusive
-        };
-        let reason = format!(
-            "floor `{metric}` ≥ {}: candidate {} ({:.0} % lower bound {})",
-            points(*floor),
-            points(mean),
-            (1.0 - alpha) * 100.0,
-            points(lower)
-        );
-        verdicts.push(verdict);
-        if verdict != Verdict::Pass {
-            reasons.push(reason.clone());
-        }
-        decision.floors.push(FloorResult {
-            metric: metric.clone(),
-            floor: *floor,
-            candidate_mean: mean,
-            lower_bound: lower,
-            verdict,
-            reason,
-        });
-    }
-    if let (Some(p), Some((c, b))) = (&policy.cost, &input.cost) {
-        let t = budgets::cost_budget(c, b, p.max_increase, 1.0 - defaults::ALPHA);
-        let v = if t.within {
-            Verdict::Pass
-        } else if t.lower_bound > 0.0 {
-            Verdict::Fail
-        } else {
-            Verdict::Inconclusive
-        };
-        if v != Verdict::Pass {
-            reasons.push(format!(
-                "cost: candidate costs {:+.1} % of the baseline, budget +{:.0} %",
-                (t.ratio_of_means - 1.0) * 100.0,
-                p.max_increase * 100.0
-            ));
-        }
-        verdicts.push(v);
-        decision.cost = Some(t);
-        decision.cost_verdict = Some(v);
-    }
-    if let (Some(p), Some((c, b))) = (&policy.latency, &input.latency) {
-        let t = budgets::latency_p95(
-            c,
-            b,
-            1.0 - 2.0 * defaults::ALPHA,
-            defaults::RESAMPLES,
-            policy.seed(),
-        );
-        let v = if !t.supported {
-            reasons.push(format!(
+/// The p95 latency budget: the ratio's interval against `p95_max_ratio`. Too few cases for a
+/// distribution-free bound is INCONCLUSIVE (cannot tell is not a pass), with no verdict of
+/// its own.
+fn latency_result(
+    p: &LatencyPolicy,
+    c: &[f64],
+    b: &[f64],
+    seed: u64,
+    tally: &mut Tally,
+) -> (budgets::LatencyTest, Option<Verdict>) {
+    let t = budgets::latency_p95(c, b, 1.0 - 2.0 * defaults::ALPHA, defaults::RESAMPLES, seed);
+    if !t.supported {
+        tally.push(
+            Verdict::Inconclusive,
+            format!(
                 "p95 latency ratio {:.2}: not statistically supported with {} cases ({} needed for a distribution-free bound), so the latency budget cannot be shown to hold",
                 t.ratio,
                 c.len(),
                 t.min_n
-            ));
-            // Cannot tell is not a pass.
-            verdicts.push(Verdict::Inconclusive);
-            None
-        } else if t.ratio_interval.upper <= p.p95_max_ratio {
-            Some(Verdict::Pass)
-        } else if t.ratio_interval.lower > p.p95_max_ratio {
-            reasons.push(format!(
+            ),
+        );
+        return (t, None);
+    }
+    let v = if t.ratio_interval.upper <= p.p95_max_ratio {
+        tally.verdicts.push(Verdict::Pass);
+        Verdict::Pass
+    } else if t.ratio_interval.lower > p.p95_max_ratio {
+        tally.push(
+            Verdict::Fail,
+            format!(
                 "p95 latency is {:.2}× the baseline's, over the {:.2}× budget",
                 t.ratio, p.p95_max_ratio
-            ));
-            Some(Verdict::Fail)
-        } else {
-            reasons.push(format!(
+            ),
+        );
+        Verdict::Fail
+    } else {
+        tally.push(
+            Verdict::Inconclusive,
+            format!(
                 "p95 latency ratio {:.2} (interval {:.2}–{:.2}) straddles the {:.2}× budget",
                 t.ratio, t.ratio_interval.lower, t.ratio_interval.upper, p.p95_max_ratio
-            ));
-            Some(Verdict::Inconclusive)
-        };
-        if let Some(v) = v {
-            verdicts.push(v);
-        }
-        decision.latency = Some(t);
-        decision.latency_verdict = v;
-    }
-    if n < policy.min_cases() {
-        verdicts.push(Verdict::Inconclusive);
-        let needed = decision
-            .power
-            .iter()
-            .map(|p| p.cases_needed)
-            .max()
-            .unwrap_or(policy.min_cases())
-            .max(policy.min_cases());
-        reasons.push(format!("only {n} paired cases: at least {} are required, and {needed} are needed for the margin", policy.min_cases()));
-    }
-    decision.verdict = if verdicts.contains(&Verdict::Fail) {
-        Verdict::Fail
-    } else if verdicts.iter().all(|v| *v == Verdict::Pass) {
-        Verdict::Pass
-    } else {
+            ),
+        );
         Verdict::Inconclusive
     };
-    decision.reasons = reasons;
-    decision
+    (t, Some(v))
 }
