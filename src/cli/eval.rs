@@ -188,11 +188,14 @@ pub fn eval(
                 run: &run,
                 records: &stored_records,
                 artifact: &stored_artifact,
+                scored: None,
             },
             crate::pipeline::ToScore {
                 run: &evaluation.run,
                 records: &evaluation.records,
                 artifact: &evaluation.artifact,
+                // Scored above, judges and all: not scored again.
+                scored: Some(scored),
             },
             Arc::new(crate::engine::Silent),
             interrupt,

@@ -347,6 +347,7 @@ fn to_score<'a>(
         run,
         records,
         artifact,
+        scored: None,
     }
 }
 

@@ -226,9 +226,35 @@ pub struct ToScore<'a> {
     pub run: &'a RunDir,
     pub records: &'a [Record],
     pub artifact: &'a Artifact,
+    /// Its scores, when the side was already scored (with [`score_run`]): used as they are.
+    pub scored: Option<Vec<Scored>>,
 }
 
-/// Score both sides of a comparison: each with [`score_run`], then the pairwise judges on the
+impl ToScore<'_> {
+    async fn score(
+        self,
+        scoring: &Scoring,
+        observer: std::sync::Arc<dyn crate::Observer>,
+        interrupt: std::sync::Arc<crate::Interrupt>,
+    ) -> Result<Vec<Scored>> {
+        match self.scored {
+            Some(done) => Ok(done),
+            None => {
+                score_run(
+                    scoring,
+                    self.run,
+                    self.records,
+                    self.artifact,
+                    observer,
+                    interrupt,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Score both sides of a comparison: each with [`score_run`] (unless it comes scored), then the pairwise judges on the
 /// pairs. Returns the baseline's and the candidate's scores and the pairwise tallies.
 pub async fn score_pair(
     scoring: &Scoring,
@@ -237,32 +263,22 @@ pub async fn score_pair(
     observer: std::sync::Arc<dyn crate::Observer>,
     interrupt: std::sync::Arc<crate::Interrupt>,
 ) -> Result<(Vec<Scored>, Vec<Scored>, Vec<PairwiseSummary>)> {
-    let mut b = score_run(
-        scoring,
-        baseline.run,
-        baseline.records,
-        baseline.artifact,
-        observer.clone(),
-        interrupt.clone(),
-    )
-    .await?;
-    let mut c = score_run(
-        scoring,
-        candidate.run,
-        candidate.records,
-        candidate.artifact,
-        observer.clone(),
-        interrupt.clone(),
-    )
-    .await?;
+    let b_records = baseline.records;
+    let (c_run, c_records) = (candidate.run, candidate.records);
+    let mut b = baseline
+        .score(scoring, observer.clone(), interrupt.clone())
+        .await?;
+    let mut c = candidate
+        .score(scoring, observer.clone(), interrupt.clone())
+        .await?;
     if !scoring.judges.iter().any(|j| j.pairwise) {
         return Ok((b, c, vec![]));
     }
     let pw = judge::run_pairwise(
         &scoring.judges,
-        candidate.run,
-        baseline.records,
-        candidate.records,
+        c_run,
+        b_records,
+        c_records,
         &scoring.cases.contexts,
         observer,
         interrupt,
