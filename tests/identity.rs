@@ -135,3 +135,43 @@ fn explicit_defaults_and_number_spellings_are_the_same_identity() {
     let b = "model:\n  temperature: 1.0\n  name: m\n  provider: openai\nmessages:\n- content: '{{ q }}'\n  role: user\nvariables:\n  q: { type: string }\n";
     assert_eq!(hash_of(a), hash_of(b));
 }
+
+/// The vectors every client checks (`clients/vectors/`): the Rust implementation agrees with
+/// each entry, so a client that passes them agrees with the registry.
+#[test]
+fn the_shared_canonical_json_and_routing_vectors_hold() {
+    use promptgate::artifact::canonical;
+    use promptgate::registry::Target;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/vectors");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join(f)).unwrap()).unwrap()
+    };
+    let canon = read("canonical.json");
+    let vectors = canon["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 20);
+    for v in vectors {
+        let input: serde_json::Value = serde_json::from_str(v["json"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            canonical::to_canonical_string(&input).unwrap(),
+            v["canonical"].as_str().unwrap(),
+            "{}",
+            v["json"]
+        );
+        assert_eq!(
+            canonical::content_hash(&input).unwrap(),
+            v["sha256"].as_str().unwrap()
+        );
+    }
+    let routing = read("routing.json");
+    let vectors = routing["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 50);
+    for v in vectors {
+        let target: Target = serde_json::from_value(v["weights"].clone()).unwrap();
+        let label = v["label"].as_str().unwrap();
+        assert_eq!(
+            target.assign(label, v["key"].as_str()),
+            v["version"].as_str().unwrap(),
+            "{v}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+"""The Python client against a real `promptgate serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from promptgate import Client, NotFound, Unavailable, assign, content_hash
+from promptgate._routing import split
+
+from conftest import Repo, Serve, wait_for
+
+
+def server_json(serve: Serve, path: str) -> dict:
+    with urllib.request.urlopen(serve.url + path) as r:
+        return json.loads(r.read())
+
+
+def test_a_label_is_fetched_once_then_served_from_memory(repo: Repo, serve: Serve) -> None:
+    v1 = repo.version_id("p@v1")
+    with Client(serve.url, push=False) as c:
+        p = c.get("p", label="production")
+        assert (p.name, p.label, p.version_id) == ("p", "production", v1)
+        assert p.messages[0]["content"] == "You are assistant number 1."
+        assert p.model["temperature"] == 0.1
+        # The hash the client verified is the one the registry holds.
+        assert p.hash == json.loads(repo.pg("show", "p@v1", "--json").stdout)["hash"]
+        assert content_hash(p.artifact) == p.hash
+        assert p.span_attributes() == {
+            "prompt.name": "p",
+            "prompt.version_id": v1,
+            "prompt.label": "production",
+        }
+        # Served from memory: the same object, and no request (the server can go).
+        serve.stop()
+        assert c.get("p", label="production") is p
+        assert c.cached("p", "production") is p
+        assert c.cached("p", "staging") is None
+
+
+def test_unknown_prompts_and_labels_are_not_found(repo: Repo, serve: Serve) -> None:
+    with Client(serve.url, push=False) as c:
+        with pytest.raises(NotFound, match="pp"):
+            c.get("pp")
+        with pytest.raises(NotFound, match="staging"):
+            c.get("p", label="staging")
+
+
+def test_revalidation_is_conditional_and_sees_a_move(repo: Repo, serve: Serve) -> None:
+    v1, v2 = repo.version_id("p@v1"), repo.version_id("p@v2")
+    with Client(serve.url, push=False) as c:
+        first = c.get("p")
+        etag = c._entries[("p", "production")].etag
+        assert etag == f'"{first.hash}"'
+        c.refresh()
+        # Not modified: the same state object, nothing refetched.
+        assert c.get("p") is first
+        metrics = urllib.request.urlopen(serve.url + "/metrics").read().decode()
+        assert 'status="304"' in metrics, metrics
+        repo.label_set("p", "production", v2, v1)
+        assert wait_for(lambda: (c.refresh(), c.get("p").version_id == v2)[1], 3)
+
+
+def test_a_cli_label_move_is_seen_within_a_second_through_the_event_stream(
+    repo: Repo, serve: Serve
+) -> None:
+    v1, v2 = repo.version_id("p@v1"), repo.version_id("p@v2")
+    # A TTL far beyond the test: only the event stream can deliver the move.
+    with Client(serve.url, ttl=3600) as c:
+        assert c.get("p").version_id == v1
+        # The stream is open before the move (its first event would otherwise be missed).
+        assert wait_for(lambda: 'promptgate_event_streams 1' in urllib.request.urlopen(serve.url + "/metrics").read().decode(), 3) is not None
+        repo.label_set("p", "production", v2, v1)
+        took = wait_for(lambda: c.get("p").version_id == v2, 1.0)
+        assert took is not None, "the move was not seen within 1 s"
+
+
+def test_a_stopped_server_leaves_the_last_version_served(repo: Repo, serve: Serve) -> None:
+    with Client(serve.url, ttl=0.05) as c:
+        p = c.get("p")
+        serve.stop()
+        # Refreshes fail from now on; what was fetched is still served.
+        assert wait_for(lambda: False, 0.3) is None
+        assert c.get("p").version_id == p.version_id
+
+
+def test_a_fresh_process_with_the_server_down_uses_the_disk_copy(
+    repo: Repo, serve: Serve, tmp_path
+) -> None:
+    disk = str(tmp_path / "lkg")
+    v1 = repo.version_id("p@v1")
+    with Client(serve.url, cache_dir=disk, push=False) as c:
+        c.get("p")
+        c.flush()
+    files = os.listdir(disk)
+    assert files == ["p@production.json"], files
+    url = serve.url
+    serve.stop()
+    with Client(url, cache_dir=disk, push=False, timeout=0.5) as c:
+        assert c.get("p").version_id == v1
+    # Without a copy, and with the server down: a clear error saying what to do.
+    with Client(url, push=False, timeout=0.5) as c:
+        with pytest.raises(Unavailable, match="cache_dir"):
+            c.get("p")
+
+
+def test_a_corrupted_disk_copy_is_refused(repo: Repo, serve: Serve, tmp_path) -> None:
+    disk = tmp_path / "lkg"
+    with Client(serve.url, cache_dir=str(disk), push=False) as c:
+        c.get("p")
+        c.flush()
+    copy = disk / "p@production.json"
+    copy.write_text(copy.read_text().replace("assistant number 1", "assistant number 9"))
+    url = serve.url
+    serve.stop()
+    with Client(url, cache_dir=str(disk), push=False, timeout=0.5) as c:
+        with pytest.raises(Unavailable, match="no usable last-known-good copy"):
+            c.get("p")
+    copy.write_text("{ not json")
+    with Client(url, cache_dir=str(disk), push=False, timeout=0.5) as c:
+        with pytest.raises(Unavailable):
+            c.get("p")
+
+
+def test_a_prompt_the_server_no_longer_has_stops_being_served(
+    repo: Repo, serve: Serve, tmp_path
+) -> None:
+    disk = tmp_path / "lkg"
+    with Client(serve.url, cache_dir=str(disk), push=False) as c:
+        c.get("p")
+        c.flush()
+        shutil.rmtree(repo.path / "prompts" / "p")
+        assert wait_for(lambda: urllib.request.urlopen(serve.url + "/v1/prompts").read() == b'{"prompts":[]}', 8) is not None
+        c.refresh()
+        assert c.cached("p", "production") is None
+        with pytest.raises(NotFound):
+            c.get("p")
+        c.flush()
+        assert not (disk / "p@production.json").exists()
+
+
+def test_routing_matches_the_server_and_the_weights(repo: Repo, serve: Serve) -> None:
+    v1, v3 = repo.version_id("p@v1"), repo.version_id("p@v3")
+    repo.pg("label", "set", "p", "production", f"{v3}:10,{v1}:90", "--expect", v1, "-m", "canary")
+    assert wait_for(lambda: "split" in server_json(serve, "/v1/prompts/p?label=production"), 3)
+    with Client(serve.url, push=False) as c:
+        # Keys the server assigns, one by one: the client agrees on every one.
+        for i in range(200):
+            key = f"user-{i}"
+            want = server_json(serve, f"/v1/prompts/p?label=production&key={key}")["version_id"]
+            assert c.get("p", routing_key=key).version_id == want, key
+        # No key: the primary (largest) version.
+        assert c.get("p").version_id == v1
+    target = split({v1: 90, v3: 10})
+    counts = Counter(assign(target, "production", f"key-{i}") for i in range(100_000))
+    assert abs(counts[v3] / 100_000 - 0.10) < 0.01, counts
+    # Sticky: growing the canary only moves keys onto it.
+    grown = split({v1: 50, v3: 50})
+    for i in range(10_000):
+        k = f"key-{i}"
+        if assign(target, "production", k) == v3:
+            assert assign(grown, "production", k) == v3
+
+
+def test_a_bundle_serves_every_label_without_a_server(repo: Repo, tmp_path) -> None:
+    out = tmp_path / "prompts.json"
+    repo.pg("bundle", "--out", str(out))
+    c = Client.from_bundle(str(out))
+    assert c.get("p").version_id == repo.version_id("p@v1")
+    text = out.read_text()
+    out.write_text(text.replace("assistant number 1", "assistant number 7"))
+    with pytest.raises(Exception, match="digest"):
+        Client.from_bundle(str(out))

@@ -1,0 +1,31 @@
+"""The shared vectors (`clients/vectors/`), which the Rust tests check too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from promptgate import assign, canonical_json, content_hash
+from promptgate._routing import split
+
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
+
+
+def load(name: str) -> list:
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))["vectors"]
+
+
+def test_canonical_json_and_hashes() -> None:
+    vectors = load("canonical.json")
+    assert len(vectors) >= 20
+    for v in vectors:
+        value = json.loads(v["json"])
+        assert canonical_json(value) == v["canonical"], v["json"]
+        assert content_hash(value) == v["sha256"], v["json"]
+
+
+def test_routing() -> None:
+    vectors = load("routing.json")
+    assert len(vectors) >= 50
+    for v in vectors:
+        assert assign(split(v["weights"]), v["label"], v["key"]) == v["version"], v
