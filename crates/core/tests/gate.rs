@@ -1205,3 +1205,70 @@ fn a_zero_spread_at_min_cases_is_a_finding_and_its_p_is_exact() {
     let worse = grouped(-0.2);
     assert_eq!(worse.p_noninferiority, 1.0, "{worse:?}");
 }
+
+#[test]
+fn each_method_reports_the_interval_and_the_p_values_of_its_reference_function() {
+    use promptgate_core::stats::{binary, bootstrap, continuous};
+    let (c, b) = table(140, 12, 6, 42);
+    let alpha = 0.05;
+    let counts = binary::PairedCounts::from_pairs(
+        &c.iter().map(|v| *v == 1.0).collect::<Vec<_>>(),
+        &b.iter().map(|v| *v == 1.0).collect::<Vec<_>>(),
+    );
+    let with = |method: &str| {
+        let policy = Policy::from_value(
+            Some(&json!({"metrics": {"pass": {"method": method, "alpha": alpha}}})),
+            "s",
+        )
+        .unwrap();
+        gate::decide(&policy, &input(metric("pass", c.clone(), b.clone()))).metrics[0].clone()
+    };
+    // Newcombe's interval at the two-sided confidence 1 − 2α.
+    let r = with("newcombe");
+    let want = binary::newcombe_interval(&counts, 1.0 - 2.0 * alpha).0;
+    assert_eq!(
+        (r.interval.lower, r.interval.upper),
+        (want.lower, want.upper)
+    );
+    // The exact test of "no difference", for every method on a pass/fail metric.
+    let mc = binary::mcnemar_exact(&counts);
+    assert_eq!(r.p_difference, mc.two_sided);
+    assert_eq!(
+        r.superior,
+        r.interval.lower > 0.0 && mc.one_sided_better < alpha
+    );
+    // The bootstrap's own BCa interval, widened to Tango's (never narrower).
+    let r = with("bootstrap");
+    let d: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
+    let boot = bootstrap::paired_bootstrap(
+        &d,
+        None,
+        10_000,
+        1.0 - 2.0 * alpha,
+        Policy::default().seed(),
+    );
+    assert!(
+        r.interval.lower <= boot.bca.lower && r.interval.upper >= boot.bca.upper,
+        "{r:?}"
+    );
+    // A continuous metric: Wilcoxon signed-rank (Pratt) for "no difference".
+    let cont: Vec<f64> = (0..60).map(|i| 0.5 + 0.004 * (i % 7) as f64).collect();
+    let base: Vec<f64> = (0..60).map(|i| 0.5 + 0.003 * (i % 5) as f64).collect();
+    let policy =
+        Policy::from_value(Some(&json!({"metrics": {"score": {"margin": 0.05}}})), "s").unwrap();
+    let decided = gate::decide(&policy, &input(metric("score", cont.clone(), base.clone())));
+    let r = decided
+        .metrics
+        .iter()
+        .find(|m| m.name == "score")
+        .expect("gated");
+    let d: Vec<f64> = cont.iter().zip(&base).map(|(x, y)| x - y).collect();
+    let w =
+        continuous::wilcoxon_with_tolerance(&d, 1e-9, continuous::ZeroMethod::Pratt, false, None);
+    assert_eq!(r.p_difference, w.p_two_sided);
+    assert!(
+        r.p_difference > 0.0 && r.p_difference < 1.0,
+        "{}",
+        r.p_difference
+    );
+}
