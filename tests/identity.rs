@@ -136,10 +136,11 @@ fn explicit_defaults_and_number_spellings_are_the_same_identity() {
     assert_eq!(hash_of(a), hash_of(b));
 }
 
-/// The vectors every client checks (`clients/vectors/`): the Rust implementation agrees with
-/// each entry, so a client that passes them agrees with the registry.
+/// The vectors every client checks (`clients/vectors/`: canonical JSON, rendering, routing):
+/// the Rust implementation agrees with each entry, so a client that passes them agrees with
+/// the registry.
 #[test]
-fn the_shared_canonical_json_and_routing_vectors_hold() {
+fn the_shared_client_vectors_hold() {
     use promptgate::artifact::canonical;
     use promptgate::registry::Target;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/vectors");
@@ -160,6 +161,26 @@ fn the_shared_canonical_json_and_routing_vectors_hold() {
         assert_eq!(
             canonical::content_hash(&input).unwrap(),
             v["sha256"].as_str().unwrap()
+        );
+    }
+    let render = read("render.json");
+    let vectors = render["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 5);
+    for v in vectors {
+        let a: artifact::Artifact = serde_json::from_value(v["artifact"].clone()).unwrap();
+        assert_eq!(a.content_hash().unwrap(), v["hash"].as_str().unwrap());
+        let req = promptgate::render::render_variables(
+            &a,
+            v["prompt"].as_str().unwrap(),
+            v["version_id"].as_str().unwrap(),
+            v["variables"].as_object().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&req).unwrap() + "\n",
+            v["rendered"].as_str().unwrap(),
+            "{}",
+            v["prompt"]
         );
     }
     let routing = read("routing.json");

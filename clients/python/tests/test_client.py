@@ -176,3 +176,33 @@ def test_a_bundle_serves_every_label_without_a_server(repo: Repo, tmp_path) -> N
     out.write_text(text.replace("assistant number 1", "assistant number 7"))
     with pytest.raises(Exception, match="digest"):
         Client.from_bundle(str(out))
+
+
+def test_a_fetched_prompt_renders_as_the_cli_does_and_for_each_sdk(repo: Repo, serve: Serve) -> None:
+    from promptgate import RenderError
+
+    with Client(serve.url, push=False) as c:
+        p = c.get("p")
+    cli = repo.pg("render", "p@production", "--var", "question=Où est ma facture ?").stdout
+    assert p.render_json(question="Où est ma facture ?") + "\n" == cli
+    req = p.render(question="hi")
+    assert [m["role"] for m in req["messages"]] == ["system", "user"]
+    assert req["messages"][1]["content"] == "hi"
+    # What is wrong is named: a missing, a mistyped and an unknown variable.
+    with pytest.raises(RenderError, match="missing variable `question`"):
+        p.render()
+    with pytest.raises(RenderError, match="must be a string, got a number"):
+        p.render(question=3)
+    with pytest.raises(RenderError, match="did you mean `question`"):
+        p.render(question="x", questoin="y")
+    # The bodies promptgate's own providers send.
+    o = p.to_openai(question="hi")
+    assert (o["model"], o["temperature"], o["messages"][1]) == (
+        "gpt-4o-mini",
+        0.1,
+        {"role": "user", "content": "hi"},
+    )
+    a = p.to_anthropic(question="hi")
+    assert a["system"] == "You are assistant number 1."
+    assert a["messages"] == [{"role": "user", "content": "hi"}]
+    assert a["max_tokens"] == 1024 and "seed" not in a

@@ -29,3 +29,14 @@ def test_routing() -> None:
     assert len(vectors) >= 50
     for v in vectors:
         assert assign(split(v["weights"]), v["label"], v["key"]) == v["version"], v
+
+
+def test_rendering_is_byte_identical_to_promptgate_render() -> None:
+    from promptgate import Prompt
+
+    vectors = load("render.json")
+    assert len(vectors) >= 5
+    for v in vectors:
+        assert content_hash(v["artifact"]) == v["hash"], v["prompt"]
+        p = Prompt(v["prompt"], "production", v["version_id"], v["hash"], v["artifact"])
+        assert p.render_json(**v["variables"]) + "\n" == v["rendered"], v["prompt"]

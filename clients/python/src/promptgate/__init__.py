@@ -8,6 +8,7 @@
 
 from ._canonical import canonical_json, content_hash
 from ._client import Client, NotFound, PromptgateError, Prompt, Unavailable
+from ._render import RenderError
 from ._routing import assign, bucket
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "NotFound",
     "Prompt",
     "PromptgateError",
+    "RenderError",
     "Unavailable",
     "assign",
     "bucket",

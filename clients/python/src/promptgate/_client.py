@@ -23,7 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from . import _routing
+from . import _json, _render, _routing
 from ._canonical import content_hash
 from ._routing import Target
 
@@ -74,6 +74,72 @@ class Prompt:
     @property
     def output_schema(self) -> Optional[Dict[str, Any]]:
         return self.artifact.get("output_schema")
+
+    def render(self, **variables: Any) -> Dict[str, Any]:
+        """The provider-neutral request, as ``promptgate render`` makes it: the variables
+        checked against their declarations (defaults filled in), the templates rendered by the
+        same engine. Raises :class:`RenderError` naming what is wrong."""
+        return self._compiled().request(self.name, self.version_id, variables)
+
+    def render_json(self, **variables: Any) -> str:
+        """The request as ``promptgate render`` prints it, byte for byte."""
+        return _json.pretty(self.render(**variables))
+
+    def to_openai(self, **variables: Any) -> Dict[str, Any]:
+        """Keyword arguments for ``client.chat.completions.create(**…)`` of the official
+        OpenAI SDK (what promptgate's own OpenAI provider sends)."""
+        req = self.render(**variables)
+        body: Dict[str, Any] = {"model": req["model"], "messages": req["messages"]}
+        body.update(req["params"])
+        if req["tools"]:
+            body["tools"] = [{"type": "function", "function": _tool(t)} for t in req["tools"]]
+        rf = req["response_format"]
+        if rf is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": rf["name"], "schema": rf["schema"], "strict": rf["strict"]},
+            }
+        return body
+
+    def to_anthropic(self, **variables: Any) -> Dict[str, Any]:
+        """Keyword arguments for ``client.messages.create(**…)`` of the official Anthropic SDK
+        (what promptgate's own Anthropic provider sends): system messages joined into
+        ``system``, the output schema as an instruction there, ``max_tokens`` 1024 unless the
+        version sets it, ``stop`` as ``stop_sequences``, no ``seed``."""
+        req = self.render(**variables)
+        system = [m["content"] for m in req["messages"] if m["role"] == "system"]
+        text = "\n\n".join(system)
+        rf = req["response_format"]
+        if rf is not None:
+            text += ("\n\n" if text else "") + (
+                "Respond with only a JSON value that satisfies this JSON Schema:\n"
+                + _json.compact(rf["schema"])
+            )
+        body: Dict[str, Any] = {"model": req["model"]}
+        if text:
+            body["system"] = text
+        body["messages"] = [m for m in req["messages"] if m["role"] != "system"]
+        for k, v in req["params"].items():
+            if k == "stop":
+                body["stop_sequences"] = v
+            elif k != "seed":
+                body[k] = v
+        body.setdefault("max_tokens", 1024)
+        if req["tools"]:
+            body["tools"] = [
+                {"name": t["name"], "input_schema": t["parameters"], **(
+                    {"description": t["description"]} if "description" in t else {}
+                )}
+                for t in req["tools"]
+            ]
+        return body
+
+    def _compiled(self) -> _render.Compiled:
+        c = self.__dict__.get("_compiled_cache")
+        if c is None:
+            c = _render.Compiled(self.artifact)
+            object.__setattr__(self, "_compiled_cache", c)
+        return c
 
     def span_attributes(self) -> Dict[str, str]:
         """The attributes to put on the caller's own spans (what guarded rollouts read)."""
@@ -127,6 +193,13 @@ class _LabelState:
 #: What the disk writer does: write (or, with no bytes, remove) a copy; report that
 #: everything before is written; stop.
 _DiskOp = Union[Tuple[str, bytes], threading.Event, None]
+
+
+def _tool(t: Dict[str, Any]) -> Dict[str, Any]:
+    f = {"name": t["name"], "parameters": t["parameters"]}
+    if "description" in t:
+        f["description"] = t["description"]
+    return f
 
 
 def _quote(s: str) -> str:
