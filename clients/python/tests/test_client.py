@@ -206,3 +206,35 @@ def test_a_fetched_prompt_renders_as_the_cli_does_and_for_each_sdk(repo: Repo, s
     assert a["system"] == "You are assistant number 1."
     assert a["messages"] == [{"role": "user", "content": "hi"}]
     assert a["max_tokens"] == 1024 and "seed" not in a
+
+
+def test_the_asyncio_client_shares_the_cache_and_sees_moves(repo: Repo, serve: Serve, tmp_path) -> None:
+    import asyncio
+
+    from promptgate import AsyncClient
+
+    v1, v2 = repo.version_id("p@v1"), repo.version_id("p@v2")
+
+    async def main() -> None:
+        async with AsyncClient(serve.url, ttl=3600, cache_dir=str(tmp_path / "lkg")) as c:
+            p = await c.get("p")
+            assert p.version_id == v1
+            assert await c.get("p") is p  # from memory
+            with pytest.raises(NotFound):
+                await c.get("p", label="staging")
+            assert wait_for(
+                lambda: "promptgate_event_streams 1"
+                in urllib.request.urlopen(serve.url + "/metrics").read().decode(),
+                3,
+            )
+            # The event loop keeps running while the client waits on nothing.
+            repo.label_set("p", "production", v2, v1)
+            for _ in range(200):
+                if (await c.get("p")).version_id == v2:
+                    break
+                await asyncio.sleep(0.005)
+            assert (await c.get("p")).version_id == v2
+            await c.flush()
+        assert (tmp_path / "lkg" / "p@production.json").exists()
+
+    asyncio.run(main())

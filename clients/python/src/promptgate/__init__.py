@@ -6,12 +6,14 @@
 >>> p.version_id, p.span_attributes()  # doctest: +SKIP
 """
 
+from ._aio import AsyncClient
 from ._canonical import canonical_json, content_hash
 from ._client import Client, NotFound, PromptgateError, Prompt, Unavailable
 from ._render import RenderError
 from ._routing import assign, bucket
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "NotFound",
     "Prompt",
