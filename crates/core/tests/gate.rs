@@ -1272,3 +1272,36 @@ fn each_method_reports_the_interval_and_the_p_values_of_its_reference_function()
         r.p_difference
     );
 }
+
+#[test]
+fn superiority_and_the_reasons_say_what_the_numbers_say() {
+    let decide = |c: Vec<f64>, b: Vec<f64>, policy: &Policy| {
+        gate::decide(policy, &input(metric("pass", c, b))).metrics[0].clone()
+    };
+    let p = Policy::default();
+    // 4 of 34 better, none worse: the interval clears 0 but the exact test (p = 1/16) does not.
+    let (c, b) = table(20, 4, 0, 10);
+    let r = decide(c, b, &p);
+    assert!(r.interval.lower > 0.0 && !r.superior, "{r:?}");
+    assert!(
+        r.reason.contains("at least 3.5 points better"),
+        "{}",
+        r.reason
+    );
+    let (c, b) = table(20, 5, 0, 10);
+    assert!(decide(c, b, &p).superior);
+    // Cannot tell: the interval spans both sides of the margin, each side named.
+    let (c, b) = table(20, 3, 3, 8);
+    let r = decide(c, b, &p);
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+    let worse = r.reason.find("points worse").expect("worse side");
+    let better = r.reason.find("points better").expect("better side");
+    assert!(worse < better, "{}", r.reason);
+    // Every difference equal on too few cases: the difference is said, with its sign.
+    let score =
+        Policy::from_value(Some(&json!({"metrics": {"score": {"margin": 0.05}}})), "s").unwrap();
+    let m = metric("score", vec![0.7; 10], vec![0.6; 10]);
+    let d = gate::decide(&score, &input(m));
+    let r = d.metrics.iter().find(|m| m.name == "score").unwrap();
+    assert!(r.reason.contains("(+10.0 points)"), "{}", r.reason);
+}
