@@ -43,8 +43,24 @@ def test_a_label_is_fetched_once_then_served_from_memory(repo: Repo, serve: Serv
         assert c.cached("p", "staging") is None
 
 
+def test_a_version_is_fetched_by_id_number_or_hash_once(repo: Repo, serve: Serve) -> None:
+    v2 = repo.version_id("p@v2")
+    digest = json.loads(repo.pg("show", "p@v2", "--json").stdout)["hash"]
+    with Client(serve.url, push=False) as c:
+        for sel in (v2, "v2", digest[:12]):
+            p = c.get_version("p", sel)
+            assert (p.version_id, p.hash, p.label) == (v2, digest, ""), sel
+        p = c.get_version("p", "v2")
+        serve.stop()
+        assert c.get_version("p", "v2") is p  # immutable: from memory, forever
+        with pytest.raises(Exception):
+            c.get_version("p", "v9")
+
+
 def test_unknown_prompts_and_labels_are_not_found(repo: Repo, serve: Serve) -> None:
     with Client(serve.url, push=False) as c:
+        with pytest.raises(NotFound, match="v9"):
+            c.get_version("p", "v9")
         with pytest.raises(NotFound, match="pp"):
             c.get("pp")
         with pytest.raises(NotFound, match="staging"):

@@ -174,6 +174,7 @@ export class Client {
   readonly #timeout: number;
   readonly #cacheDir: string | undefined;
   readonly #entries = new Map<string, LabelState>();
+  readonly #versions = new Map<string, Prompt>();
   #disk: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #events: AbortController | undefined;
@@ -220,6 +221,19 @@ export class Client {
     this.#entries.set(`${name}\0${label}`, state);
     const p = state.serve(label, options.routingKey);
     if (!p) throw new PromptgateError(`\`${name}@${label}\` serves a version that was not fetched`);
+    return p;
+  }
+
+  /** One version by id (`v3-9f2c1ab`), number (`v3`) or hash prefix. Versions are immutable:
+   * fetched once (hash verified), then served from memory forever. */
+  async getVersion(name: string, version: string): Promise<Prompt> {
+    const key = `${name}\0${version}`;
+    const hit = this.#versions.get(key);
+    if (hit) return hit;
+    const got = await this.#getJson(`/v1/prompts/${quote(name)}/versions/${quote(version)}`, null);
+    const b = got![0];
+    const p = new Prompt(name, "", b["version_id"] as string, b["hash"] as string, b["artifact"] as Obj);
+    this.#versions.set(key, p);
     return p;
   }
 

@@ -32,6 +32,27 @@ test("a label is fetched once, then served from memory", async () => {
   }
 });
 
+test("a version is fetched by id, number or hash once", async () => {
+  const repo = new Repo();
+  const s = await serve(repo);
+  const c = new Client(s.url, { push: false });
+  const v2 = repo.id("p@v2");
+  const hash = JSON.parse(repo.pg("show", "p@v2", "--json")).hash;
+  try {
+    for (const sel of [v2, "v2", hash.slice(0, 12)]) {
+      const p = await c.getVersion("p", sel);
+      assert.deepEqual([p.versionId, p.hash, p.label], [v2, hash, ""], sel);
+    }
+    await assert.rejects(c.getVersion("p", "v9"), NotFound);
+    const p = await c.getVersion("p", "v2");
+    await s.stop();
+    assert.equal(await c.getVersion("p", "v2"), p);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
 test("unknown prompts and labels are not found; revalidation is conditional and sees a move", async () => {
   const repo = new Repo();
   const s = await serve(repo);

@@ -31,6 +31,12 @@ class AsyncClient:
             return hit
         return await asyncio.to_thread(self._sync.get, name, label, routing_key)
 
+    async def get_version(self, name: str, version: str) -> Prompt:
+        hit = self._sync._versions.get((name, version))
+        if hit is not None:
+            return hit
+        return await asyncio.to_thread(self._sync.get_version, name, version)
+
     def cached(
         self, name: str, label: str = "production", routing_key: Optional[str] = None
     ) -> Optional[Prompt]:

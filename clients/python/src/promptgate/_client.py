@@ -228,6 +228,7 @@ class Client:
         self._cache_dir = cache_dir
         # (name, label) → state; replaced whole, never mutated, so reads need no lock.
         self._entries: Dict[Tuple[str, str], _LabelState] = {}
+        self._versions: Dict[Tuple[str, str], Prompt] = {}
         self._closed = threading.Event()
         self._disk: "Optional[queue.Queue[_DiskOp]]" = None
         self._threads: List[threading.Thread] = []
@@ -268,6 +269,21 @@ class Client:
         p = state.serve(label, routing_key)
         if p is None:
             raise PromptgateError(f"`{name}@{label}` serves a version that was not fetched")
+        return p
+
+    def get_version(self, name: str, version: str) -> Prompt:
+        """One version by id (``v3-9f2c1ab``), number (``v3``) or hash prefix. Versions are
+        immutable: fetched once (hash verified), then served from memory forever."""
+        key = (name, version)
+        hit = self._versions.get(key)
+        if hit is not None:
+            return hit
+        got = self._get_json(f"/v1/prompts/{_quote(name)}/versions/{_quote(version)}", None)
+        assert got is not None  # no ETag was sent
+        b = got[0]
+        p = Prompt(name, "", b["version_id"], b["hash"], b["artifact"])
+        # Never revalidated: an immutable version has nothing to revalidate.
+        self._versions[key] = p
         return p
 
     def cached(
@@ -549,6 +565,7 @@ class Client:
         client._cache_dir, client._disk, client._threads = None, None, []
         client._closed = threading.Event()
         client._entries = {}
+        client._versions = {}
         for name, doc in b["prompts"].items():
             by_id = {v["version_id"]: v for v in doc["versions"]}
             for v in by_id.values():
