@@ -40,3 +40,20 @@ def test_rendering_is_byte_identical_to_promptgate_render() -> None:
         assert content_hash(v["artifact"]) == v["hash"], v["prompt"]
         p = Prompt(v["prompt"], "production", v["version_id"], v["hash"], v["artifact"])
         assert p.render_json(**v["variables"]) + "\n" == v["rendered"], v["prompt"]
+
+
+def test_conditional_fetches_against_a_real_server(repo, serve) -> None:
+    import urllib.error
+    import urllib.request
+
+    digest = json.loads(repo.pg("show", "p@v1", "--json").stdout)["hash"]
+    for v in load("etag.json"):
+        header = v["if_none_match"].replace("{hash}", digest).replace("{prefix}", digest[:12])
+        req = urllib.request.Request(serve.url + "/v1/prompts/p?label=production")
+        if header:
+            req.add_header("If-None-Match", header)
+        try:
+            status = urllib.request.urlopen(req).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == v["status"], header

@@ -37,3 +37,20 @@ test("rendering is byte-identical to promptgate render", () => {
     assert.equal(p.renderJson(vars) + "\n", v.rendered, v.prompt);
   }
 });
+
+test("conditional fetches against a real server", async () => {
+  const { Repo, serve } = await import("./support.mjs");
+  const repo = new Repo();
+  const s = await serve(repo);
+  try {
+    const hash = JSON.parse(repo.pg("show", "p@v1", "--json")).hash;
+    for (const v of load("etag.json")) {
+      const header = v.if_none_match.replaceAll("{hash}", hash).replaceAll("{prefix}", hash.slice(0, 12));
+      const res = await fetch(`${s.url}/v1/prompts/p?label=production`, { headers: header ? { "if-none-match": header } : {} });
+      await res.arrayBuffer();
+      assert.equal(res.status, Number(v.status), header);
+    }
+  } finally {
+    await s.stop();
+  }
+});

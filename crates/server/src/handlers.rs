@@ -777,6 +777,29 @@ mod tests {
     use promptgate_core::error::{Diagnostic, ErrorKind};
     use std::path::Path;
 
+    /// The conditional-fetch vectors every client checks (`clients/vectors/etag.json`).
+    #[test]
+    fn if_none_match_follows_the_shared_vectors() {
+        let text = include_str!("../../../clients/vectors/etag.json");
+        let doc: Value = serde_json::from_str(text).unwrap();
+        let hash = "9f2c1ab".repeat(9) + "0";
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 8);
+        for v in vectors {
+            let header = v["if_none_match"]
+                .as_str()
+                .unwrap()
+                .replace("{hash}", &hash)
+                .replace("{prefix}", &hash[..12]);
+            let mut h = HeaderMap::new();
+            if !header.is_empty() {
+                h.insert(header::IF_NONE_MATCH, header.parse().unwrap());
+            }
+            let want = v["status"].as_u64() == Some(304);
+            assert_eq!(not_modified(&h, &hash), want, "{header}");
+        }
+    }
+
     fn body(r: Response) -> Value {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
