@@ -254,3 +254,32 @@ def test_the_asyncio_client_shares_the_cache_and_sees_moves(repo: Repo, serve: S
         assert (tmp_path / "lkg" / "p@production.json").exists()
 
     asyncio.run(main())
+
+
+def test_outcomes_go_on_the_callers_span_without_opentelemetry(repo: Repo, tmp_path) -> None:
+    from promptgate import PromptgateError, record_outcome
+
+    out = tmp_path / "b.json"
+    repo.pg("bundle", "--out", str(out))
+    p = Client.from_bundle(str(out)).get("p")
+
+    class Span:
+        def __init__(self) -> None:
+            self.attrs: dict = {}
+
+        def set_attribute(self, k: str, v: object) -> None:
+            self.attrs[k] = v
+
+    span = Span()
+    attrs = record_outcome(p, span, tool_call_ok=True, feedback_score=0.8)
+    assert span.attrs == attrs == {
+        "prompt.name": "p",
+        "prompt.version_id": p.version_id,
+        "prompt.label": "production",
+        "app.tool_call_ok": 1,
+        "app.feedback_score": 0.8,
+    }
+    # No span and no OpenTelemetry installed: the attributes, for the caller to log.
+    assert record_outcome(p, feedback_score=1)["app.feedback_score"] == 1
+    with pytest.raises(PromptgateError, match="finite number"):
+        record_outcome(p, span, latency=float("nan"))

@@ -14,4 +14,6 @@ export { Client, NotFound, Prompt, PromptgateError, Unavailable } from "./client
 export type { ClientOptions, GetOptions } from "./client.js";
 export { F64, canonicalJson, contentHash, parse } from "./json.js";
 export { RenderError } from "./render.js";
+export { recordOutcome } from "./outcome.js";
+export type { SpanLike } from "./outcome.js";
 export { assign, bucket, split } from "./routing.js";

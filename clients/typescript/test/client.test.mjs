@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { Client, NotFound, RenderError, Unavailable, assign, contentHash, split } from "../dist/index.js";
+import { Client, NotFound, PromptgateError, RenderError, Unavailable, assign, contentHash, recordOutcome, split } from "../dist/index.js";
 import { Repo, getJson, metrics, serve, waitFor } from "./support.mjs";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "pg-ts-lkg-"));
@@ -197,4 +197,24 @@ test("a bundle serves every label without a server", async () => {
   assert.equal((await c.get("p")).versionId, repo.id("p@v1"));
   writeFileSync(out, readFileSync(out, "utf8").replace("assistant number 1", "assistant number 7"));
   await assert.rejects(Client.fromBundle(out), /digest/);
+});
+
+test("outcomes go on the caller's span, without OpenTelemetry", async () => {
+  const repo = new Repo();
+  const out = join(tmp(), "b.json");
+  repo.pg("bundle", "--out", out);
+  const p = await (await Client.fromBundle(out)).get("p");
+  const seen = {};
+  const span = { setAttribute: (k, v) => (seen[k] = v) };
+  const attrs = await recordOutcome(p, { tool_call_ok: true, feedback_score: 0.8 }, span);
+  assert.deepEqual(seen, attrs);
+  assert.deepEqual(attrs, {
+    "prompt.name": "p",
+    "prompt.version_id": p.versionId,
+    "prompt.label": "production",
+    "app.tool_call_ok": 1,
+    "app.feedback_score": 0.8,
+  });
+  assert.equal((await recordOutcome(p, { feedback_score: 1 }))["app.feedback_score"], 1);
+  await assert.rejects(recordOutcome(p, { latency: NaN }, span), PromptgateError);
 });

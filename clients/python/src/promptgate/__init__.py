@@ -9,6 +9,7 @@
 from ._aio import AsyncClient
 from ._canonical import canonical_json, content_hash
 from ._client import Client, NotFound, PromptgateError, Prompt, Unavailable
+from ._outcome import record_outcome
 from ._render import RenderError
 from ._routing import assign, bucket
 
@@ -24,5 +25,6 @@ __all__ = [
     "bucket",
     "canonical_json",
     "content_hash",
+    "record_outcome",
 ]
 __version__ = "0.1.0"
