@@ -12,7 +12,7 @@ use crate::engine::session;
 use crate::engine::store::{RunDir, list_runs};
 use crate::engine::{Summary, over_error_budget};
 use crate::error::{Error, Result};
-use crate::pipeline::{RunSide, Scoring};
+use crate::pipeline::{RunSide, Scoring, Streamed};
 
 #[derive(Debug, Args)]
 #[command(
@@ -66,7 +66,31 @@ pub fn eval(
         None => None,
     };
     let bar = Arc::new(Bar::new(pr, args.run.quiet || args.json));
-    let (evaluation, scored) = run_interruptible(async |interrupt| {
+    let scoring = Arc::new(scoring);
+    // Nothing after the run reads its records (no judge, no comparison): they are scored as
+    // they are written and dropped, so memory does not grow with the dataset.
+    let streams = scoring.streams() && stored.is_none();
+    let (evaluation, scored, (metrics, failing)) = run_interruptible(async |interrupt| {
+        if streams {
+            let keep = prepared.takes_snapshot();
+            let sink = Streamed::new(
+                scoring.clone(),
+                prepared.artifact.clone(),
+                &prepared.run,
+                keep,
+            )?;
+            let (ev, sink) = session::run_folded(
+                &repo,
+                prepared,
+                sink,
+                Streamed::take_kept,
+                bar.clone(),
+                interrupt,
+            )
+            .await?;
+            let summary = sink.finish(&ev.run)?.finish();
+            return Ok((ev, Vec::new(), summary));
+        }
         let ev = session::run(&repo, prepared, bar.clone(), interrupt.clone()).await?;
         let scored = if ev.summary.missing > 0 {
             crate::pipeline::score_records(&ev.records, &ev.artifact, &scoring)
@@ -81,17 +105,17 @@ pub fn eval(
             )
             .await?
         };
-        Ok((ev, scored))
+        if !scoring.is_empty() {
+            crate::pipeline::write_scored(&ev.run, &scored)?;
+        }
+        let summary = score::summarize(&scored, |id| scoring.metrics_of(id));
+        Ok((ev, scored, summary))
     })?;
     bar.finish();
     for w in &evaluation.warnings {
         warning!(pr, "{w}");
     }
     let s = &evaluation.summary;
-    if !scoring.is_empty() {
-        crate::pipeline::write_scored(&evaluation.run, &scored)?;
-    }
-    let (metrics, failing) = score::summarize(&scored, |id| scoring.metrics_of(id));
     let unjudged: Vec<&score::Scored> = scored
         .iter()
         .filter(|x| !x.judge_errors.is_empty())

@@ -42,6 +42,10 @@ pub mod defaults {
     pub const ESTIMATED_OUTPUT_TOKENS: u64 = 256;
     /// Tokens a judge's call is assumed to use, prompt and verdict.
     pub const JUDGE_ESTIMATED_TOKENS: u64 = 512;
+    /// The most calls a plan may have for its answers to be kept as its answer snapshot (what
+    /// makes an unchanged warm run fast). Beyond, holding every answer until the run ends
+    /// costs more memory than the warm run gains, and the run's records stream instead.
+    pub const ANSWER_SNAPSHOT_MAX_CALLS: usize = 100_000;
 }
 
 /// The parsed `promptgate.yaml`.

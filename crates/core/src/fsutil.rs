@@ -28,34 +28,88 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (tmp_path, tmp) = create_temp(dir, &name)?;
-    let written = (|| -> Result<()> {
-        let mut buf = std::io::BufWriter::with_capacity(1 << 16, tmp);
-        write(&mut buf).map_err(|e| Error::io(&tmp_path, "write", e))?;
-        let tmp = buf
-            .into_inner()
-            .map_err(|e| Error::io(&tmp_path, "write", e.into_error()))?;
-        if let Ok(meta) = fs::metadata(path) {
-            fs::set_permissions(&tmp_path, meta.permissions())
-                .map_err(|e| Error::io(&tmp_path, "set the permissions of", e))?;
-        }
-        tmp.sync_all()
-            .map_err(|e| Error::io(&tmp_path, "fsync", e))?;
-        fs::rename(&tmp_path, path).map_err(|e| Error::io(path, "rename into place", e))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp_path);
+    let mut file = AtomicFile::create(path)?;
+    if let Err(e) = write(&mut file) {
+        return Err(Error::io(&file.tmp_path, "write", e));
     }
-    written?;
-    sync_dir(dir)
+    file.commit()
+}
+
+/// A file written in full before it replaces `path`: a temporary file beside it, fsynced and
+/// renamed into place (keeping `path`'s permissions), then the folder fsynced. Dropped without
+/// [`AtomicFile::commit`], the temporary file goes and `path` is untouched.
+pub struct AtomicFile {
+    path: std::path::PathBuf,
+    tmp_path: std::path::PathBuf,
+    buf: Option<std::io::BufWriter<File>>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (tmp_path, tmp) = create_temp(dir, &name)?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp_path,
+            buf: Some(std::io::BufWriter::with_capacity(1 << 16, tmp)),
+        })
+    }
+
+    /// Put the file in place.
+    pub fn commit(mut self) -> Result<()> {
+        let (path, tmp_path) = (self.path.clone(), self.tmp_path.clone());
+        let Some(buf) = self.buf.take() else {
+            return Ok(());
+        };
+        let written = (|| -> Result<()> {
+            let tmp = buf
+                .into_inner()
+                .map_err(|e| Error::io(&tmp_path, "write", e.into_error()))?;
+            if let Ok(meta) = fs::metadata(&path) {
+                fs::set_permissions(&tmp_path, meta.permissions())
+                    .map_err(|e| Error::io(&tmp_path, "set the permissions of", e))?;
+            }
+            tmp.sync_all()
+                .map_err(|e| Error::io(&tmp_path, "fsync", e))?;
+            fs::rename(&tmp_path, &path).map_err(|e| Error::io(&path, "rename into place", e))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        written?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        sync_dir(dir)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self.buf.as_mut() {
+            Some(b) => b.write(data),
+            None => Err(std::io::Error::other("the file was already committed")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.buf.as_mut().map_or(Ok(()), |b| b.flush())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.buf.take().is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
 }
 
 /// A new temporary file in `dir` for replacing `name`: `.promptgate-tmp-<name>-<random>`,

@@ -537,44 +537,65 @@ impl Summary {
         wall: Duration,
         interrupted: bool,
     ) -> Summary {
-        let mut s = Summary {
-            run_id: run_id.to_string(),
-            cases: plan.cases,
-            calls: plan.calls.len(),
-            wall_ms: wall.as_secs_f64() * 1000.0,
-            interrupted,
-            ..Summary::default()
-        };
-        let mut lat: Vec<f64> = Vec::with_capacity(records.len());
+        let mut fold = SummaryFold::default();
         for r in records {
-            s.retries += u64::from(r.attempts.saturating_sub(1));
-            s.cost_usd += r.cost_usd;
-            match (&r.output, &r.error) {
-                (Some(o), _) => {
-                    s.ok += 1;
-                    s.input_tokens += o.input_tokens;
-                    s.output_tokens += o.output_tokens;
-                    if r.cached {
-                        s.cached += 1;
-                    } else {
-                        lat.push(r.latency_ms);
-                    }
-                }
-                (None, Some(e)) => {
-                    s.errors += 1;
-                    let class = e.class.as_str().to_string();
-                    s.error_examples
-                        .entry(class.clone())
-                        .or_insert_with(|| ErrorExample {
-                            case_id: r.case_id.clone(),
-                            status: e.status,
-                            message: e.message.clone(),
-                        });
-                    *s.errors_by_class.entry(class).or_default() += 1;
-                }
-                (None, None) => {}
-            }
+            fold.add(r);
         }
+        fold.finish(run_id, plan, wall, interrupted)
+    }
+}
+
+/// A run's [`Summary`], one record at a time: what it keeps of a record is its latency.
+#[derive(Debug, Default)]
+pub struct SummaryFold {
+    s: Summary,
+    latencies: Vec<f64>,
+}
+
+impl SummaryFold {
+    pub fn add(&mut self, r: &Record) {
+        let (s, lat) = (&mut self.s, &mut self.latencies);
+        s.retries += u64::from(r.attempts.saturating_sub(1));
+        s.cost_usd += r.cost_usd;
+        match (&r.output, &r.error) {
+            (Some(o), _) => {
+                s.ok += 1;
+                s.input_tokens += o.input_tokens;
+                s.output_tokens += o.output_tokens;
+                if r.cached {
+                    s.cached += 1;
+                } else {
+                    lat.push(r.latency_ms);
+                }
+            }
+            (None, Some(e)) => {
+                s.errors += 1;
+                let class = e.class.as_str().to_string();
+                s.error_examples
+                    .entry(class.clone())
+                    .or_insert_with(|| ErrorExample {
+                        case_id: r.case_id.clone(),
+                        status: e.status,
+                        message: e.message.clone(),
+                    });
+                *s.errors_by_class.entry(class).or_default() += 1;
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The summary of what was added, for `plan` (its cases and calls; those not added are
+    /// missing).
+    pub fn finish(self, run_id: &str, plan: &Plan, wall: Duration, interrupted: bool) -> Summary {
+        let SummaryFold {
+            mut s,
+            latencies: mut lat,
+        } = self;
+        s.run_id = run_id.to_string();
+        s.cases = plan.cases;
+        s.calls = plan.calls.len();
+        s.wall_ms = wall.as_secs_f64() * 1000.0;
+        s.interrupted = interrupted;
         s.missing = s.calls.saturating_sub(s.ok + s.errors);
         lat.sort_by(f64::total_cmp);
         // The gate's quantile (type 7), so that `eval`'s p95 is the one a latency budget uses.
@@ -583,6 +604,27 @@ impl Summary {
         s.latency_ms_p95 = q(0.95);
         s.latency_ms_p99 = q(0.99);
         s
+    }
+}
+
+/// Where a run's records go once they are written — an earlier execution's (a resume), the
+/// cache hits, then each call as it finishes: kept (`Vec<Record>`: what judges, pairing and a
+/// comparison need), or folded as they come, so that memory does not grow with the run.
+pub trait Sink: Send + 'static {
+    fn take(&mut self, record: Record);
+    /// Room for `n` more records, if the sink keeps them.
+    fn reserve(&mut self, n: usize) {
+        let _ = n;
+    }
+}
+
+impl Sink for Vec<Record> {
+    fn take(&mut self, record: Record) {
+        self.push(record);
+    }
+    fn reserve(&mut self, n: usize) {
+        // Room for every record at once: growing by doubling held two copies at the end.
+        self.reserve_exact(n);
     }
 }
 
@@ -629,13 +671,15 @@ pub struct Watch {
 }
 
 /// Execute a plan into a run folder, skipping calls already recorded there (resume).
-/// Returns every record of the run (old and new) and whether it was interrupted.
-pub async fn execute(
+/// Every record of the run (old and new) goes to `sink`, which is handed back with whether the
+/// run was interrupted.
+pub async fn execute<S: Sink>(
     plan: &Plan,
     runner: Runner<'_>,
     prefetched: Option<Prefetched>,
     watch: Watch,
-) -> Result<(Vec<Record>, bool)> {
+    mut sink: S,
+) -> Result<(S, bool)> {
     let Runner {
         provider,
         cache,
@@ -661,22 +705,24 @@ pub async fn execute(
         results,
         traces,
     } = blocking(|| start(plan, &calls, cache.as_ref(), run, prefetched))?;
+    sink.reserve(previous.len() + hits.len() + misses.len());
+    for r in previous.into_iter().chain(hits) {
+        sink.take(r);
+    }
     if misses.is_empty() {
         // Every call answered from the cache: no call to make, nothing for a writer to do.
-        return Ok((join_records(previous, hits), interrupt.draining()));
+        return Ok((sink, interrupt.draining()));
     }
     // Each request is rendered as its call is sent, not held for the whole run.
     let requester = plan.requester()?;
     let writer_cache = (opts.cache != CacheMode::Off).then_some(cache).flatten();
-    let expected = misses.len();
     let (tx, writer) = spawn_writer(
         Files { results, traces },
-        hits,
-        expected,
+        sink,
         writer_cache.map(|c| (c, opts.cache == CacheMode::Refresh)),
     );
     let sent = calls.send(plan, &requester, misses, tx).await;
-    let new = writer
+    let sink = writer
         .join()
         .map_err(|_| {
             Error::new(
@@ -697,7 +743,7 @@ pub async fn execute(
         // Cannot happen for a plan that rendered every case; said, not hidden, if it does.
         return Err(e);
     }
-    Ok((join_records(previous, new), interrupt.draining()))
+    Ok((sink, interrupt.draining()))
 }
 
 /// Run blocking work from async code: on a multi-threaded runtime the worker hands its other
@@ -827,23 +873,20 @@ struct Files {
 /// One writer thread owns the files: results, spans and cache entries (`cache`, and whether
 /// its answers replace stored ones) are written in the order calls finish. Answered calls'
 /// lines are flushed as soon as no other finished call is waiting: a crash loses at most the
-/// calls in flight and [`WRITE_BATCH`] finished ones. It returns every record, `hits` first.
-fn spawn_writer(
+/// calls in flight and [`WRITE_BATCH`] finished ones. Each record, once written, goes to
+/// `sink`, which is handed back at the end.
+fn spawn_writer<S: Sink>(
     files: Files,
-    hits: Vec<Record>,
-    expected: usize,
+    mut sink: S,
     cache: Option<(Cache, bool)>,
 ) -> (
     mpsc::Sender<Finished>,
-    std::thread::JoinHandle<std::io::Result<Vec<Record>>>,
+    std::thread::JoinHandle<std::io::Result<S>>,
 ) {
     let (tx, rx) = mpsc::channel::<Finished>();
-    let writer = std::thread::spawn(move || -> std::io::Result<Vec<Record>> {
+    let writer = std::thread::spawn(move || -> std::io::Result<S> {
         let mut results = std::io::BufWriter::with_capacity(1 << 16, files.results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, files.traces);
-        // Room for every record at once: growing by doubling held two copies at the end.
-        let mut out = hits;
-        out.reserve_exact(expected);
         // A failed cache write costs a repeated call later, nothing more.
         let mut cache_writer = cache.and_then(|(c, refresh)| c.writer(refresh).ok());
         loop {
@@ -874,7 +917,7 @@ fn spawn_writer(
                         let _ = w.flush();
                     }
                 }
-                out.push(f.record);
+                sink.take(f.record);
                 next = if batch < WRITE_BATCH {
                     rx.try_recv().ok()
                 } else {
@@ -887,7 +930,7 @@ fn spawn_writer(
         if let Some(w) = cache_writer.as_mut() {
             let _ = w.flush();
         }
-        Ok(out)
+        Ok(sink)
     });
     (tx, writer)
 }
@@ -1019,16 +1062,6 @@ impl Calls<'_> {
             unrenderable,
         }
     }
-}
-
-/// A resumed run's earlier records followed by this execution's.
-fn join_records(previous: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
-    if previous.is_empty() {
-        return new;
-    }
-    let mut all = previous;
-    all.extend(new);
-    all
 }
 
 /// Append cache hits' records to the results.

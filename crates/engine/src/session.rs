@@ -20,8 +20,8 @@ use promptgate_registry::{Ref, Repo};
 
 use super::store::{Manifest, ProviderInfo, Record, RunDir};
 use super::{
-    CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Runner, Summary, Watch, execute,
-    plan, plancache,
+    CacheMode, Interrupt, Observer, Options, Plan, Prefetched, Runner, Sink, Summary, SummaryFold,
+    Watch, execute, plan, plancache,
 };
 use promptgate_core::dataset::DatasetInfo;
 
@@ -77,6 +77,16 @@ pub struct Prepared {
     snapshot_stamp: Option<Stamp>,
     /// The plan's name in the plan cache.
     plan_digest: String,
+}
+
+impl Prepared {
+    /// Whether this run's answers may become its plan's answer snapshot (then a sink that folds
+    /// the records must keep them for it): the cache in use, not resumed, no snapshot used,
+    /// and at most [`defaults::ANSWER_SNAPSHOT_MAX_CALLS`] calls.
+    pub fn takes_snapshot(&self) -> bool {
+        self.snapshot_stamp.is_some()
+            && self.plan.calls.len() <= defaults::ANSWER_SNAPSHOT_MAX_CALLS
+    }
 }
 
 /// An evaluation planned (resolved, datasets read and rendered, provider built) but not started:
@@ -587,8 +597,30 @@ pub async fn run(
     interrupt: Arc<Interrupt>,
 ) -> Result<Evaluation> {
     let t0 = Instant::now();
-    let (records, interrupted) = execute_cases(&prepared, None, observer, interrupt).await?;
+    let (records, interrupted) =
+        execute_cases(&prepared, None, observer, interrupt, Vec::new()).await?;
     finish(repo, prepared, records, interrupted, t0.elapsed(), None).await
+}
+
+/// Run a prepared plan with its records folded by `sink` as they are written: the evaluation
+/// (its `records` empty) and the sink. `summary` takes from the sink, once it is done, the
+/// run's summary and the records it kept for the answer snapshot (see
+/// [`Prepared::takes_snapshot`]; none otherwise).
+pub async fn run_folded<S: Sink>(
+    repo: &Repo,
+    prepared: Prepared,
+    sink: S,
+    summary: impl FnOnce(&mut S) -> (SummaryFold, Vec<Record>),
+    observer: Arc<dyn Observer>,
+    interrupt: Arc<Interrupt>,
+) -> Result<(Evaluation, S)> {
+    let t0 = Instant::now();
+    let (mut sink, interrupted) = execute_cases(&prepared, None, observer, interrupt, sink).await?;
+    let wall = t0.elapsed();
+    let (fold, kept) = summary(&mut sink);
+    let summary = fold.finish(&prepared.run.id, &prepared.plan, wall, interrupted);
+    let ev = close(repo, prepared, summary, &kept, None).await?;
+    Ok((ev, sink))
 }
 
 /// The plan's calls for some cases only.
@@ -601,12 +633,13 @@ fn restricted(plan: &Plan, only: &HashSet<String>) -> Plan {
 
 /// Make the calls of some cases (all with `None`); calls already in the run folder are not
 /// made again. Returns every record of the run so far and whether it was interrupted.
-pub async fn execute_cases(
+pub async fn execute_cases<S: Sink>(
     prepared: &Prepared,
     only: Option<&HashSet<String>>,
     observer: Arc<dyn Observer>,
     interrupt: Arc<Interrupt>,
-) -> Result<(Vec<Record>, bool)> {
+    sink: S,
+) -> Result<(S, bool)> {
     let subset = only.map(|o| restricted(&prepared.plan, o));
     let runner = Runner {
         provider: prepared.provider.clone(),
@@ -622,6 +655,7 @@ pub async fn execute_cases(
             observer,
             interrupt,
         },
+        sink,
     )
     .await;
     if out.is_err() {
@@ -644,6 +678,36 @@ pub async fn finish(
     wall: Duration,
     only: Option<&HashSet<String>>,
 ) -> Result<Evaluation> {
+    let summary = match only {
+        Some(o) => Summary::from_records(
+            &prepared.run.id,
+            &restricted(&prepared.plan, o),
+            &records,
+            wall,
+            interrupted,
+        ),
+        None => Summary::from_records(
+            &prepared.run.id,
+            &prepared.plan,
+            &records,
+            wall,
+            interrupted,
+        ),
+    };
+    let mut ev = close(repo, prepared, summary, &records, only).await?;
+    ev.records = records;
+    Ok(ev)
+}
+
+/// Close a run whose summary is made: the manifest's end and status, the answer snapshot (from
+/// `records`, when they are all there), the OTLP export. The evaluation's `records` are empty.
+async fn close(
+    repo: &Repo,
+    prepared: Prepared,
+    summary: Summary,
+    records: &[Record],
+    only: Option<&HashSet<String>>,
+) -> Result<Evaluation> {
     let Prepared {
         plan,
         artifact,
@@ -655,12 +719,6 @@ pub async fn finish(
         plan_digest,
         ..
     } = prepared;
-    let summary = match only {
-        Some(o) => {
-            Summary::from_records(&run.id, &restricted(&plan, o), &records, wall, interrupted)
-        }
-        None => Summary::from_records(&run.id, &plan, &records, wall, interrupted),
-    };
     manifest.finished_at = Some(promptgate_core::clock::now());
     manifest.status = if summary.missing > 0 {
         "interrupted".into()
@@ -672,16 +730,13 @@ pub async fn finish(
     // File and SQLite work, done where blocking is allowed.
     crate::blocking(|| -> Result<()> {
         run.write_manifest(&manifest)?;
-        if let (Some(stamp), Some(cache), None) = (&snapshot_stamp, &cache, only) {
-            snapshot_answers(
-                repo,
-                &plan,
-                &records,
-                stamp,
-                cache,
-                &plan_digest,
-                &*provider,
-            );
+        if let (Some(stamp), Some(cache), None, true) = (
+            &snapshot_stamp,
+            &cache,
+            only,
+            plan.calls.len() <= defaults::ANSWER_SNAPSHOT_MAX_CALLS,
+        ) {
+            snapshot_answers(repo, &plan, records, stamp, cache, &plan_digest, &*provider);
         }
         Ok(())
     })?;
@@ -705,7 +760,7 @@ pub async fn finish(
         artifact,
         manifest,
         plan,
-        records,
+        records: Vec::new(),
         summary,
         warnings,
     })

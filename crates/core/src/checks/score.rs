@@ -162,17 +162,35 @@ pub fn summarize(
     scored: &[Scored],
     metrics_of: impl Fn(&str) -> std::collections::BTreeSet<String>,
 ) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
-    // metric → (outputs, passed, errored, sum of scores)
-    let mut metrics: BTreeMap<String, (usize, usize, usize, f64)> = BTreeMap::new();
-    let mut failing: BTreeMap<String, FailingCheck> = BTreeMap::new();
-    for s in scored {
+    let mut s = Summarizer::default();
+    for x in scored {
+        s.add(x, &metrics_of);
+    }
+    s.finish()
+}
+
+/// [`summarize`], one output at a time (for a run whose scores are not kept).
+#[derive(Debug, Default)]
+pub struct Summarizer {
+    /// metric → (outputs, passed, errored, sum of scores)
+    metrics: BTreeMap<String, (usize, usize, usize, f64)>,
+    failing: BTreeMap<String, FailingCheck>,
+}
+
+impl Summarizer {
+    pub fn add(
+        &mut self,
+        s: &Scored,
+        metrics_of: impl Fn(&str) -> std::collections::BTreeSet<String>,
+    ) {
+        let (metrics, failing) = (&mut self.metrics, &mut self.failing);
         if s.errored || !s.judge_errors.is_empty() {
             for m in metrics_of(&s.case_id) {
                 let e = metrics.entry(m).or_default();
                 e.0 += 1;
                 e.2 += 1;
             }
-            continue;
+            return;
         }
         for (m, v) in s.metrics.iter() {
             let e = metrics.entry(m.clone()).or_default();
@@ -192,20 +210,24 @@ pub fn summarize(
                 });
         }
     }
-    let metrics = metrics
-        .into_iter()
-        .map(|(metric, (n, p, errored, sum))| MetricSummary {
-            metric,
-            scored: n,
-            passed: p,
-            errored,
-            pass_rate: p as f64 / n.max(1) as f64,
-            mean_score: sum / (n - errored).max(1) as f64,
-        })
-        .collect();
-    let mut failing: Vec<FailingCheck> = failing.into_values().collect();
-    failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.check.cmp(&b.check)));
-    (metrics, failing)
+
+    pub fn finish(self) -> (Vec<MetricSummary>, Vec<FailingCheck>) {
+        let metrics = self
+            .metrics
+            .into_iter()
+            .map(|(metric, (n, p, errored, sum))| MetricSummary {
+                metric,
+                scored: n,
+                passed: p,
+                errored,
+                pass_rate: p as f64 / n.max(1) as f64,
+                mean_score: sum / (n - errored).max(1) as f64,
+            })
+            .collect();
+        let mut failing: Vec<FailingCheck> = self.failing.into_values().collect();
+        failing.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.check.cmp(&b.check)));
+        (metrics, failing)
+    }
 }
 
 /// What check templates see for each case: its variables, `expected` and `expected_json`.

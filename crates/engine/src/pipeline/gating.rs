@@ -244,7 +244,8 @@ impl GatePlan {
         let mut out = Vec::with_capacity(2);
         for side in [&self.baseline, &self.candidate] {
             let (records, interrupted) =
-                session::execute_cases(side, only, observer.clone(), interrupt.clone()).await?;
+                session::execute_cases(side, only, observer.clone(), interrupt.clone(), Vec::new())
+                    .await?;
             if interrupted {
                 return Ok(Err(interrupted_side(side, &records)));
             }

@@ -280,7 +280,7 @@ async fn ask<T>(
             observer: observer.clone(),
             interrupt: interrupt.clone(),
         };
-        let (recs, interrupted) = execute(&plan, runner, None, watch).await?;
+        let (recs, interrupted) = execute(&plan, runner, None, watch, Vec::new()).await?;
         for rec in recs.iter().filter(|r| r.sample == attempt) {
             if out.contains_key(&rec.case_id) {
                 continue;

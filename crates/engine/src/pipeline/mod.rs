@@ -7,6 +7,7 @@ pub mod judge;
 pub mod similar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write as _;
 
 use crate::session::Planned;
 use crate::store::{Record, RunDir};
@@ -126,6 +127,12 @@ impl Scoring {
         })
     }
 
+    /// Whether a run's records can be scored as they are written and dropped: nothing after
+    /// the run reads them (no judge, no `similar`; the caller knows whether it compares).
+    pub fn streams(&self) -> bool {
+        self.judges.is_empty() && self.embedder.is_none() && self.similar.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.checks.is_empty()
             && self.judges.is_empty()
@@ -221,6 +228,120 @@ pub async fn score_run(
     Ok(scored)
 }
 
+/// How many records [`Streamed`] scores at once (on every core).
+const SCORE_CHUNK: usize = 4096;
+
+/// An eval's records folded as they are written: the run's summary, and the deterministic
+/// checks scored a chunk at a time with each chunk's lines appended to `checks.jsonl` and its
+/// scores folded into the per-metric summary. No record is kept unless `keep` says the answer
+/// snapshot needs them. For a run that nothing after it reads the records of — no judge, no
+/// `similar`, no comparison ([`Scoring::streams`]).
+pub struct Streamed {
+    pub summary: crate::SummaryFold,
+    pub scores: score::Summarizer,
+    scoring: std::sync::Arc<Scoring>,
+    artifact: std::sync::Arc<Artifact>,
+    /// Records not scored yet (`records[scored..]`), and those kept.
+    records: Vec<Record>,
+    scored: usize,
+    keep: bool,
+    checks: Option<promptgate_core::fsutil::AtomicFile>,
+    failed: Option<std::io::Error>,
+}
+
+impl Streamed {
+    pub fn new(
+        scoring: std::sync::Arc<Scoring>,
+        artifact: std::sync::Arc<Artifact>,
+        run: &RunDir,
+        keep: bool,
+    ) -> Result<Streamed> {
+        let checks = if scoring.is_empty() {
+            None
+        } else {
+            Some(promptgate_core::fsutil::AtomicFile::create(
+                &run.path.join(CHECKS_FILE),
+            )?)
+        };
+        Ok(Streamed {
+            summary: Default::default(),
+            scores: Default::default(),
+            scoring,
+            artifact,
+            records: Vec::new(),
+            scored: 0,
+            keep,
+            checks,
+            failed: None,
+        })
+    }
+
+    /// The records kept (for the answer snapshot), and the summary: what
+    /// [`crate::session::run_folded`] asks for.
+    pub fn take_kept(&mut self) -> (crate::SummaryFold, Vec<Record>) {
+        let kept = if self.keep {
+            self.score_rest();
+            self.scored = 0;
+            std::mem::take(&mut self.records)
+        } else {
+            Vec::new()
+        };
+        (std::mem::take(&mut self.summary), kept)
+    }
+
+    fn score_rest(&mut self) {
+        if self.checks.is_none() || self.scored == self.records.len() {
+            return;
+        }
+        let scored = score_records(&self.records[self.scored..], &self.artifact, &self.scoring);
+        if self.keep {
+            self.scored = self.records.len();
+        } else {
+            self.records.clear();
+            self.scored = 0;
+        }
+        for s in &scored {
+            self.scores.add(s, |id| self.scoring.metrics_of(id));
+            if let (Some(w), None) = (self.checks.as_mut(), &self.failed) {
+                let line = serde_json::to_writer(&mut *w, s)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| w.write_all(b"\n"));
+                if let Err(e) = line {
+                    self.failed = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Score what is left and put `checks.jsonl` in place: the per-metric summary.
+    pub fn finish(mut self, run: &RunDir) -> Result<score::Summarizer> {
+        self.score_rest();
+        if let Some(e) = self.failed.take() {
+            return Err(promptgate_core::error::Error::io(
+                &run.path.join(CHECKS_FILE),
+                "write",
+                e,
+            ));
+        }
+        if let Some(f) = self.checks.take() {
+            f.commit()?;
+        }
+        Ok(self.scores)
+    }
+}
+
+impl crate::Sink for Streamed {
+    fn take(&mut self, record: Record) {
+        self.summary.add(&record);
+        if self.keep || self.checks.is_some() {
+            self.records.push(record);
+            if self.records.len() - self.scored >= SCORE_CHUNK {
+                self.score_rest();
+            }
+        }
+    }
+}
+
 /// One side of a comparison to score.
 pub struct ToScore<'a> {
     pub run: &'a RunDir,
@@ -289,10 +410,13 @@ pub async fn score_pair(
     Ok((b, c, pw.summaries))
 }
 
+/// Every output's check results in a run folder, one line each.
+pub const CHECKS_FILE: &str = "checks.jsonl";
+
 /// Write `checks.jsonl` (one line per output) into a run folder, streamed through a buffer
 /// into a temporary file renamed into place.
 pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
-    let path = run.path.join("checks.jsonl");
+    let path = run.path.join(CHECKS_FILE);
     promptgate_core::fsutil::write_atomic_with(&path, |w| {
         for s in scored {
             serde_json::to_writer(&mut *w, s).map_err(std::io::Error::other)?;

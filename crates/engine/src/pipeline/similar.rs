@@ -179,7 +179,7 @@ pub async fn run(
         observer,
         interrupt,
     };
-    let (recs, _) = execute(&plan, runner, None, watch).await?;
+    let (recs, _) = execute(&plan, runner, None, watch, Vec::new()).await?;
     let mut vectors: HashMap<String, std::result::Result<Vec<f64>, String>> = HashMap::new();
     for r in recs {
         let v = match (&r.output, &r.error) {
