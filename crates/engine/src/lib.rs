@@ -640,7 +640,6 @@ pub enum Prefetched {
 struct Finished {
     record: Record,
     span: Span,
-    cache_key: Option<String>,
 }
 
 /// Span attributes shared by every call of a run.
@@ -719,7 +718,13 @@ pub async fn execute<S: Sink>(
     let (tx, writer) = spawn_writer(
         Files { results, traces },
         sink,
-        writer_cache.map(|c| (c, opts.cache == CacheMode::Refresh)),
+        writer_cache.map(|c| {
+            (
+                c,
+                opts.cache == CacheMode::Refresh,
+                provider.endpoint().into(),
+            )
+        }),
     );
     let sent = calls.send(plan, &requester, misses, tx).await;
     let sink = writer
@@ -761,7 +766,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 struct Started<'a> {
     previous: Vec<Record>,
     hits: Vec<Record>,
-    misses: Vec<(&'a PlannedCall, Option<String>)>,
+    misses: Vec<&'a PlannedCall>,
     results: std::fs::File,
     traces: std::fs::File,
 }
@@ -823,28 +828,28 @@ fn start<'a>(
         Some(Prefetched::ByKey(hits)) => Some(hits),
         _ => None,
     };
-    let keyed: Vec<(&PlannedCall, Option<String>)> = todo
-        .into_iter()
-        .map(|c| {
-            (
-                c,
-                (opts.cache != CacheMode::Off)
-                    .then(|| Cache::key(&endpoint, &c.request_hash, c.sample)),
-            )
-        })
-        .collect();
+    // The keys are computed for the lookup only, and only when there is something to look up
+    // in: a call's key is computed again when its answer is written (holding 1M keys cost
+    // 88 bytes a call for the whole run).
+    let key = |c: &PlannedCall| Cache::key(&endpoint, &c.request_hash, c.sample);
     let mut hits: HashMap<String, Completion> = match (cache, opts.cache, prefetched) {
         (_, CacheMode::Use, Some(pre)) => pre,
-        (Some(c), CacheMode::Use, None) if !interrupt.draining() && !keyed.is_empty() => {
-            let keys: Vec<&str> = keyed.iter().filter_map(|(_, k)| k.as_deref()).collect();
-            c.get_many(&keys)
+        (Some(c), CacheMode::Use, None)
+            if !interrupt.draining() && !todo.is_empty() && c.path().exists() =>
+        {
+            let keys: Vec<String> = todo.iter().map(|c| key(c)).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.get_many(&refs)
         }
         _ => Default::default(),
     };
-    for (call, key) in keyed {
-        match key.as_ref().and_then(|k| hits.remove(k)) {
+    for call in todo {
+        match (!hits.is_empty())
+            .then(|| hits.remove(&key(call)))
+            .flatten()
+        {
             Some(output) => cached_records.push(cached_record(call, output, opts, &now)),
-            None => misses.push((call, key)),
+            None => misses.push(call),
         }
     }
     if !cached_records.is_empty() {
@@ -878,7 +883,7 @@ struct Files {
 fn spawn_writer<S: Sink>(
     files: Files,
     mut sink: S,
-    cache: Option<(Cache, bool)>,
+    cache: Option<(Cache, bool, Arc<str>)>,
 ) -> (
     mpsc::Sender<Finished>,
     std::thread::JoinHandle<std::io::Result<S>>,
@@ -888,12 +893,13 @@ fn spawn_writer<S: Sink>(
         let mut results = std::io::BufWriter::with_capacity(1 << 16, files.results);
         let mut traces = std::io::BufWriter::with_capacity(1 << 16, files.traces);
         // A failed cache write costs a repeated call later, nothing more.
-        let mut cache_writer = cache.and_then(|(c, refresh)| c.writer(refresh).ok());
+        let mut cache_writer =
+            cache.and_then(|(c, refresh, endpoint)| c.writer(refresh).ok().map(|w| (w, endpoint)));
         loop {
             let f = match rx.recv_timeout(IDLE_FLUSH) {
                 Ok(f) => f,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(w) = cache_writer.as_mut() {
+                    if let Some((w, _)) = cache_writer.as_mut() {
                         let _ = w.flush();
                     }
                     continue;
@@ -909,10 +915,13 @@ fn spawn_writer<S: Sink>(
                 batch += 1;
                 store::append_line(&mut results, &f.record)?;
                 store::append_line(&mut traces, &f.span)?;
-                if let (Some(w), Some(key), Some(output)) =
-                    (cache_writer.as_mut(), &f.cache_key, &f.record.output)
+                if let (Some((w, endpoint)), Some(output)) =
+                    (cache_writer.as_mut(), &f.record.output)
                 {
-                    w.put(key, output);
+                    w.put(
+                        &Cache::key(endpoint, &f.record.request_hash, f.record.sample),
+                        output,
+                    );
                     if w.pending() >= FLUSH_EVERY {
                         let _ = w.flush();
                     }
@@ -927,7 +936,7 @@ fn spawn_writer<S: Sink>(
             results.flush()?;
             traces.flush()?;
         }
-        if let Some(w) = cache_writer.as_mut() {
+        if let Some((w, _)) = cache_writer.as_mut() {
             let _ = w.flush();
         }
         Ok(sink)
@@ -959,7 +968,7 @@ impl Calls<'_> {
         &self,
         plan: &Plan,
         requester: &Requester<'_>,
-        misses: Vec<(&PlannedCall, Option<String>)>,
+        misses: Vec<&PlannedCall>,
         tx: mpsc::Sender<Finished>,
     ) -> Sent {
         let (provider, opts, interrupt) = (&self.provider, self.opts, &self.interrupt);
@@ -979,7 +988,7 @@ impl Calls<'_> {
         });
         let mut model = String::new();
         let mut unrenderable = None;
-        for (call, cache_key) in misses {
+        for call in misses {
             if interrupt.draining() || doomed.error().is_some() {
                 break;
             }
@@ -1027,16 +1036,7 @@ impl Calls<'_> {
                 {
                     observer.on_event(&Event::Finished(&record));
                     doomed.observe(&record);
-                    let cache_key = if record.output.is_some() {
-                        cache_key
-                    } else {
-                        None
-                    };
-                    let _ = tx.send(Finished {
-                        record,
-                        span,
-                        cache_key,
-                    });
+                    let _ = tx.send(Finished { record, span });
                 }
             });
         }

@@ -155,7 +155,9 @@ impl Cache {
     }
 
     fn get_part(&self, keys: &[&str]) -> HashMap<String, Completion> {
-        let mut out = HashMap::with_capacity(keys.len());
+        // Grown with the hits, not sized for the keys: a cold run has none, and room for
+        // every key cost 200 bytes a key.
+        let mut out = HashMap::new();
         let Ok(conn) = self.open_reader() else {
             return out;
         };
