@@ -109,7 +109,7 @@ impl Vars {
     }
 
     /// From columns in file order: sorted by name, a repeated name keeping its last value.
-    fn from_columns(mut columns: Vec<(String, Value)>) -> Vars {
+    pub fn from_columns(mut columns: Vec<(String, Value)>) -> Vars {
         // Stable: equal names stay in file order.
         columns.sort_by(|a, b| a.0.cmp(&b.0));
         if columns.windows(2).any(|w| w[0].0 == w[1].0) {

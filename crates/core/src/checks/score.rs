@@ -236,31 +236,40 @@ impl Summarizer {
 #[derive(Debug, Clone, Default)]
 pub struct Contexts {
     cases: Arc<Vec<Case>>,
-    /// Case id → its index in `cases`.
-    index: HashMap<String, usize>,
+    /// Positions in `cases`, sorted by case id (then position): a binary search finds a case
+    /// (4 bytes a case, where a map from id cost 65).
+    by_id: Vec<u32>,
 }
 
 impl Contexts {
     pub fn new(cases: Arc<Vec<Case>>) -> Contexts {
-        let index = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
-        Contexts { cases, index }
+        let mut by_id: Vec<u32> = (0..cases.len() as u32).collect();
+        by_id.sort_by(|&a, &b| {
+            cases[a as usize]
+                .id
+                .cmp(&cases[b as usize].id)
+                .then(a.cmp(&b))
+        });
+        Contexts { cases, by_id }
+    }
+
+    /// The case with this id (the last, should two share it).
+    fn find(&self, case_id: &str) -> Option<&Case> {
+        let i = self
+            .by_id
+            .partition_point(|&p| self.cases[p as usize].id.as_str() <= case_id);
+        let c = &self.cases[*self.by_id.get(i.checked_sub(1)?)? as usize];
+        (c.id == case_id).then_some(c)
     }
 
     /// The context of a case (empty for an id that is not one).
     pub fn get(&self, case_id: &str) -> Map<String, Value> {
-        match self.index.get(case_id) {
-            Some(&i) => {
-                let c = &self.cases[i];
-                super::context(
-                    c.vars.to_map(),
-                    c.expected.as_deref(),
-                    c.expected_json.as_deref(),
-                )
-            }
+        match self.find(case_id) {
+            Some(c) => super::context(
+                c.vars.to_map(),
+                c.expected.as_deref(),
+                c.expected_json.as_deref(),
+            ),
             None => Map::new(),
         }
     }
@@ -301,5 +310,44 @@ impl Cases {
                 problems,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Vars;
+
+    fn case(id: &str, q: &str) -> Case {
+        Case {
+            id: id.into(),
+            file: "d.jsonl".into(),
+            line: 1,
+            vars: Vars::from_columns(vec![("q".into(), Value::from(q))]),
+            expected: None,
+            expected_json: None,
+            group: None,
+            checks: None,
+        }
+    }
+
+    #[test]
+    fn a_case_context_is_found_by_id_the_last_of_equal_ids() {
+        let cases = vec![
+            case("b", "1"),
+            case("a", "2"),
+            case("c", "3"),
+            case("a", "4"),
+            case("aa", "5"),
+        ];
+        let ctx = Contexts::new(Arc::new(cases));
+        assert_eq!(ctx.get("b")["q"], "1");
+        assert_eq!(ctx.get("c")["q"], "3");
+        assert_eq!(ctx.get("a")["q"], "4", "the last of two equal ids");
+        assert_eq!(ctx.get("aa")["q"], "5");
+        for missing in ["", "0", "ab", "d", "A"] {
+            assert!(ctx.get(missing).is_empty(), "{missing}");
+        }
+        assert!(Contexts::default().get("a").is_empty());
     }
 }
