@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::provider::cache::Cache;
 use crate::provider::limiter::{RateLimiter, backoff};
-use crate::provider::{CallError, CallKey, Completion, Provider, request_hash};
+use crate::provider::{CallError, CallKey, Completion, ContentHash, Provider, request_hash};
 use promptgate_core::artifact::Artifact;
 use promptgate_core::dataset::{self, Dataset};
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result};
@@ -61,7 +61,7 @@ pub struct PlannedCall {
     pub sample: u32,
     /// Which of the plan's [`Requests`] it sends (repeats of a case send the same one).
     pub row: usize,
-    pub request_hash: Arc<str>,
+    pub request_hash: ContentHash,
     /// Rough token estimate (characters / 4 + max_tokens), for tokens-per-minute limits.
     pub est_tokens: u64,
 }
@@ -188,7 +188,7 @@ impl Requester<'_> {
                 // What is sent must be what the plan (and so the cache key) names: a plan read
                 // back from the plan cache that does not match its cases is refused, never
                 // sent under another request's key.
-                if *request_hash(&request) != *call.request_hash {
+                if request_hash(&request) != call.request_hash {
                     return Err(Error::new(
                         ErrorKind::Infrastructure,
                         Diagnostic::error(format!(
@@ -287,12 +287,12 @@ pub fn plan(
             row: None,
         },
     )?;
-    type Rendered = std::result::Result<(Arc<str>, u64), Vec<Diagnostic>>;
+    type Rendered = std::result::Result<(ContentHash, u64), Vec<Diagnostic>>;
     let rendered: Vec<Rendered> = rows
         .par_iter()
         .map(|(_, case)| {
             let request = render_case(&plan, &compiled, rendering, case)?;
-            let hash: Arc<str> = request_hash(&request).into();
+            let hash = request_hash(&request);
             let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
             let max_tokens = request
                 .params
@@ -313,7 +313,7 @@ pub fn plan(
                         line: case.line,
                         sample,
                         row,
-                        request_hash: hash.clone(),
+                        request_hash: hash,
                         est_tokens,
                     });
                 }
@@ -1104,7 +1104,7 @@ fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &A
         case_id: call.case_id.clone(),
         sample: call.sample,
         line: call.line,
-        request_hash: call.request_hash.clone(),
+        request_hash: call.request_hash,
         output: Some(output),
         error: None,
         latency_ms: 0.0,
@@ -1133,7 +1133,7 @@ async fn run_call(
     ctx: &SpanContext,
 ) -> Option<(Record, Span)> {
     let key = CallKey {
-        request_hash: call.request_hash.to_string(),
+        request_hash: call.request_hash,
         sample: call.sample,
         case_id: call.case_id.clone(),
     };
@@ -1191,7 +1191,7 @@ async fn run_call(
         case_id: call.case_id.clone(),
         sample: call.sample,
         line: call.line,
-        request_hash: call.request_hash.clone(),
+        request_hash: call.request_hash,
         output,
         error: error.map(Box::new),
         latency_ms: latency.as_secs_f64() * 1000.0,
@@ -1300,8 +1300,8 @@ mod tests {
         for call in &plan.calls {
             let request = requester.request(call).unwrap();
             assert_eq!(request.model, "m2");
-            assert_eq!(&*request_hash(&request), &*call.request_hash, "{call:?}");
-            hashes.insert(call.request_hash.clone());
+            assert_eq!(request_hash(&request), call.request_hash, "{call:?}");
+            hashes.insert(call.request_hash);
         }
         assert_eq!(hashes.len(), 3, "one request a case, shared by its repeats");
         // A call whose row is not in the plan is an error, not a panic.
@@ -1313,7 +1313,7 @@ mod tests {
         // A call whose recorded hash is not its request's (a stale or edited plan cache) is
         // refused: it would be cached under another request's key.
         let forged = PlannedCall {
-            request_hash: "0".repeat(64).into(),
+            request_hash: ContentHash::default(),
             ..plan.calls[0].clone()
         };
         let e = requester.request(&forged).unwrap_err().to_string();
@@ -1328,7 +1328,7 @@ mod tests {
                 case_id: format!("case \"{i}\""),
                 sample: (i % 3) as u32,
                 line: i,
-                request_hash: format!("{i:064x}").into(),
+                request_hash: ContentHash::parse(&format!("{i:064x}")).unwrap(),
                 output: Some(Completion {
                     content: "x".repeat(i % 700),
                     ..Completion::default()

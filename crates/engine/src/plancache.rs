@@ -9,6 +9,7 @@
 //! answer replaced or deleted since, see [`crate::provider::cache`]), a run takes its answers
 //! from the snapshot — one file read — instead of 10,000 keyed lookups.
 
+use crate::provider::ContentHash;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +64,7 @@ fn lines(bytes: &[u8]) -> Vec<&[u8]> {
 
 /// A stored plan: each case's request hash and token estimate, in dataset order.
 pub struct Stored {
-    cases: Vec<(Arc<str>, u64)>,
+    cases: Vec<(ContentHash, u64)>,
     repeats: u32,
 }
 
@@ -74,10 +75,10 @@ impl Stored {
     }
 
     /// Each call's request hash and sample, in the plan's order.
-    pub fn calls_iter(&self) -> impl Iterator<Item = (&str, u32)> {
+    pub fn calls_iter(&self) -> impl Iterator<Item = (&ContentHash, u32)> {
         self.cases
             .iter()
-            .flat_map(|(hash, _)| (0..self.repeats).map(move |s| (&**hash, s)))
+            .flat_map(|(hash, _)| (0..self.repeats).map(move |s| (hash, s)))
     }
 
     /// The plan for the cases of `datasets` (in order), whose requests `rendering` renders when
@@ -111,7 +112,7 @@ impl Stored {
                     line: cases[i].line,
                     sample,
                     row: i,
-                    request_hash: hash.clone(),
+                    request_hash: *hash,
                     est_tokens: *est_tokens,
                 }
             })
@@ -144,7 +145,7 @@ pub fn load(state_dir: &Path, digest: &str, repeats: u32) -> Option<Stored> {
         .map(|l| {
             parse_line(l).unwrap_or_else(|| {
                 bad.store(true, Ordering::Relaxed);
-                (Arc::from(""), 0)
+                (ContentHash::default(), 0)
             })
         })
         .collect_into_vec(&mut cases);
@@ -155,11 +156,10 @@ pub fn load(state_dir: &Path, digest: &str, repeats: u32) -> Option<Stored> {
 }
 
 /// A plan's line: `<request hash> <token estimate>`.
-fn parse_line(line: &[u8]) -> Option<(Arc<str>, u64)> {
+fn parse_line(line: &[u8]) -> Option<(ContentHash, u64)> {
     let text = std::str::from_utf8(line).ok()?;
     let (hash, est) = text.split_once(' ')?;
-    let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    Some((Arc::from(hash), est.parse().ok()?)).filter(|_| hex)
+    Some((ContentHash::parse(hash)?, est.parse().ok()?))
 }
 
 /// Remember a freshly rendered plan. A failure only costs rendering again next time.
@@ -198,11 +198,12 @@ struct SnapshotHead {
 }
 
 /// SHA-256 of the calls' request hashes and samples, in order.
-pub fn calls_digest<'a>(calls: impl Iterator<Item = (&'a str, u32)>) -> String {
+pub fn calls_digest<'a>(calls: impl Iterator<Item = (&'a ContentHash, u32)>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (hash, sample) in calls {
-        h.update(hash.as_bytes());
+        // The hex form, as the digest has always been taken over.
+        h.update(hash.to_string().as_bytes());
         h.update(sample.to_le_bytes());
     }
     canonical::hex(&h.finalize())
@@ -284,7 +285,7 @@ pub fn store_answers(
         cache: stamp.clone(),
         endpoint: canonical::sha256_hex(endpoint.as_bytes()),
         calls: answers.len(),
-        calls_digest: calls_digest(plan.calls.iter().map(|c| (&*c.request_hash, c.sample))),
+        calls_digest: calls_digest(plan.calls.iter().map(|c| (&c.request_hash, c.sample))),
     };
     let Ok(mut text) = serde_json::to_vec(&head) else {
         return;
@@ -355,7 +356,7 @@ mod tests {
                         line: c.line,
                         sample,
                         row: i,
-                        request_hash: hash(i).into(),
+                        request_hash: ContentHash::parse(&hash(i)).unwrap(),
                         est_tokens: 100 + i as u64,
                     })
                 })
@@ -382,7 +383,7 @@ mod tests {
         let digest = calls_digest(stored.calls_iter());
         assert_eq!(
             digest,
-            calls_digest(plan.calls.iter().map(|c| (&*c.request_hash, c.sample)))
+            calls_digest(plan.calls.iter().map(|c| (&c.request_hash, c.sample)))
         );
         let back = stored
             .into_plan(

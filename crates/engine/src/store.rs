@@ -24,9 +24,8 @@ pub struct Record {
     pub sample: u32,
     /// Line of the case in its dataset.
     pub line: usize,
-    /// Content hash of the rendered request (see [`crate::provider::request_hash`]); shared
-    /// with the plan's call (and its repeats), not copied.
-    pub request_hash: Arc<str>,
+    /// Content hash of the rendered request (see [`crate::provider::request_hash`]).
+    pub request_hash: crate::provider::ContentHash,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Completion>,
     /// Boxed: most records have none, and a record is a quarter smaller without the room.
@@ -298,7 +297,7 @@ mod tests {
             case_id: case.to_string(),
             sample: 0,
             line: 1,
-            request_hash: "h".into(),
+            request_hash: Default::default(),
             output: Some(Completion {
                 content: "ok".into(),
                 ..Completion::default()

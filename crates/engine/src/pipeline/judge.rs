@@ -240,7 +240,7 @@ async fn ask<T>(
         .into_iter()
         .enumerate()
         .map(|(row, a)| {
-            let hash: Arc<str> = provider::request_hash(&a.request).into();
+            let hash = provider::request_hash(&a.request);
             requests.push(Arc::new(a.request));
             PlannedCall {
                 case_id: a.key,

@@ -145,13 +145,13 @@ pub async fn run(
         for text in [a, b] {
             let request = request_for(&embedder.model, text);
             let hash = provider::request_hash(&request);
-            calls.entry(hash.clone()).or_insert_with(|| {
+            calls.entry(hash.to_string()).or_insert_with(|| {
                 let call = PlannedCall {
-                    case_id: hash.clone(),
+                    case_id: hash.to_string(),
                     line: 0,
                     sample: 0,
                     row: 0,
-                    request_hash: hash.into(),
+                    request_hash: hash,
                     est_tokens: (text.len() / 4) as u64 + 1,
                 };
                 (call, Arc::new(request))
@@ -192,7 +192,7 @@ pub async fn run(
     }
     let vector = |text: &str| -> std::result::Result<&Vec<f64>, String> {
         let hash = provider::request_hash(&request_for(&embedder.model, text));
-        match vectors.get(&hash) {
+        match vectors.get(&hash.to_string()) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(e.clone()),
             None => Err("not embedded (interrupted)".into()),

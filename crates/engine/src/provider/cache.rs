@@ -71,7 +71,7 @@ impl Cache {
 
     /// The cache key of one call: SHA-256 of `endpoint`, `request_hash` and `sample`, each
     /// followed by a newline.
-    pub fn key(endpoint: &str, request_hash: &str, sample: u32) -> String {
+    pub fn key(endpoint: &str, request_hash: &super::ContentHash, sample: u32) -> String {
         canonical::sha256_hex(format!("{endpoint}\n{request_hash}\n{sample}\n").as_bytes())
     }
 
@@ -321,7 +321,8 @@ mod tests {
     fn round_trip_batches_and_distinct_samples() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let key = Cache::key("openai http://x", "abc", 0);
+        let abc = crate::provider::ContentHash::of(b"abc");
+        let key = Cache::key("openai http://x", &abc, 0);
         assert!(cache.get(&key).is_none());
         let c = Completion {
             content: "hi".into(),
@@ -329,10 +330,16 @@ mod tests {
         };
         cache.put(&key, &c).unwrap();
         assert_eq!(cache.get(&key), Some(c.clone()));
-        assert_ne!(key, Cache::key("openai http://x", "abc", 1));
+        assert_ne!(key, Cache::key("openai http://x", &abc, 1));
         let mut w = cache.writer(false).unwrap();
         let keys: Vec<String> = (0..1200)
-            .map(|i| Cache::key("e", &i.to_string(), 0))
+            .map(|i| {
+                Cache::key(
+                    "e",
+                    &crate::provider::ContentHash::of(i.to_string().as_bytes()),
+                    0,
+                )
+            })
             .collect();
         for k in &keys {
             w.put(k, &c);
@@ -356,7 +363,8 @@ mod tests {
                             content: format!("{t}-{i}"),
                             ..Completion::default()
                         };
-                        w.put(&Cache::key("e", &format!("{t}-{i}"), 0), &c);
+                        let h = crate::provider::ContentHash::of(format!("{t}-{i}").as_bytes());
+                        w.put(&Cache::key("e", &h, 0), &c);
                         if i % 50 == 0 {
                             w.flush().unwrap();
                         }
@@ -370,7 +378,8 @@ mod tests {
         }
         for t in 0..4 {
             for i in 0..200 {
-                let got = cache.get(&Cache::key("e", &format!("{t}-{i}"), 0)).unwrap();
+                let h = crate::provider::ContentHash::of(format!("{t}-{i}").as_bytes());
+                let got = cache.get(&Cache::key("e", &h, 0)).unwrap();
                 assert_eq!(got.content, format!("{t}-{i}"));
             }
         }

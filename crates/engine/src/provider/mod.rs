@@ -66,7 +66,7 @@ pub fn origin(url: &reqwest::Url) -> String {
 /// What identifies one call: the request's content hash, the sample index and the case.
 #[derive(Debug, Clone)]
 pub struct CallKey {
-    pub request_hash: String,
+    pub request_hash: ContentHash,
     pub sample: u32,
     pub case_id: String,
 }
@@ -112,13 +112,66 @@ impl fmt::Debug for Secret {
 /// endpoint) that render the same request share answers.
 pub const IDENTITY_FIELDS: [&str; 3] = ["prompt", "provider", "version_id"];
 
+/// A SHA-256 content hash (a request's): 32 bytes, written everywhere as 64 lowercase hex
+/// digits. Held as bytes: a plan of 1M calls holds one per case.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl ContentHash {
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> ContentHash {
+        use sha2::Digest;
+        ContentHash(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// From 64 hex digits.
+    pub fn parse(hex: &str) -> Option<ContentHash> {
+        let b = hex.as_bytes();
+        if b.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = digit(b[2 * i])? << 4 | digit(b[2 * i + 1])?;
+        }
+        Some(ContentHash(out))
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&canonical::hex(&self.0))
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ContentHash::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("a content hash is 64 hexadecimal digits"))
+    }
+}
+
 /// The content hash of a request as the model sees it: the SHA-256 of the canonical JSON
 /// (`docs/formats.md`) of the request's serde serialization without its
 /// [`IDENTITY_FIELDS`] — every other field, including any added later, is part of it.
-pub fn request_hash(req: &Request) -> String {
+pub fn request_hash(req: &Request) -> ContentHash {
     let Ok(mut v) = serde_json::to_value(req) else {
         // Unreachable for these types (string keys, JSON values); never one hash for all.
-        return canonical::sha256_hex(format!("{req:?}").as_bytes());
+        return ContentHash::of(format!("{req:?}").as_bytes());
     };
     if let serde_json::Value::Object(m) = &mut v {
         for f in IDENTITY_FIELDS {
@@ -126,7 +179,10 @@ pub fn request_hash(req: &Request) -> String {
         }
     }
     // A value with no canonical form (a number JSON cannot carry) still gets a hash of its own.
-    canonical::content_hash(&v).unwrap_or_else(|_| canonical::sha256_hex(v.to_string().as_bytes()))
+    match canonical::to_canonical_string(&v) {
+        Ok(text) => ContentHash::of(text.as_bytes()),
+        Err(_) => ContentHash::of(v.to_string().as_bytes()),
+    }
 }
 
 /// `Retry-After` (seconds) or `retry-after-ms`, whichever is present.
@@ -336,7 +392,7 @@ mod tests {
             }))
             .unwrap()
         };
-        assert_eq!(request_hash(&req), generic(&req));
+        assert_eq!(request_hash(&req).to_string(), generic(&req));
         req.tools = vec![
             ToolSpec {
                 name: "a".into(),
@@ -355,7 +411,7 @@ mod tests {
             schema: json!({"z": 1, "a": null}),
             strict: true,
         });
-        assert_eq!(request_hash(&req), generic(&req));
+        assert_eq!(request_hash(&req).to_string(), generic(&req));
         // Name and version are not part of it.
         let mut other = req.clone();
         other.prompt = "q".into();

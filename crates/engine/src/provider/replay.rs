@@ -13,7 +13,7 @@ use promptgate_core::render::Request;
 /// One recorded answer: the shape of a `results.jsonl` line (other keys are ignored).
 #[derive(Debug, Deserialize)]
 struct Recorded {
-    request_hash: String,
+    request_hash: super::ContentHash,
     #[serde(default)]
     sample: u32,
     output: Option<Completion>,
@@ -22,7 +22,7 @@ struct Recorded {
 pub struct Replay {
     name: String,
     source: PathBuf,
-    entries: HashMap<(String, u32), Completion>,
+    entries: HashMap<(super::ContentHash, u32), Completion>,
 }
 
 impl Replay {
@@ -93,7 +93,7 @@ impl Provider for Replay {
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
             self.entries
-                .get(&(key.request_hash.clone(), key.sample))
+                .get(&(key.request_hash, key.sample))
                 .cloned()
                 .ok_or_else(|| {
                     CallError::new(
@@ -102,7 +102,7 @@ impl Provider for Replay {
                             "no recording for case `{}` (sample {}, request {}) in {}: the rendered request changed since it was recorded",
                             key.case_id,
                             key.sample,
-                            &key.request_hash[..12.min(key.request_hash.len())],
+                            &key.request_hash.to_string()[..12],
                             self.source.display()
                         ),
                     )
