@@ -357,6 +357,31 @@ pub fn lookup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_hash_is_64_hex_digits_both_ways() {
+        let h = ContentHash::of(b"abc");
+        let hex = h.to_string();
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(ContentHash::parse(&hex), Some(h));
+        assert_eq!(ContentHash::parse(&hex.to_uppercase()), Some(h));
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{hex}\""));
+        assert_eq!(serde_json::from_str::<ContentHash>(&json).unwrap(), h);
+        for bad in [
+            "",
+            "ab",
+            &hex[..63],
+            &format!("{hex}0"),
+            &hex.replace('b', "g"),
+        ] {
+            assert_eq!(ContentHash::parse(bad), None, "{bad}");
+            assert!(serde_json::from_str::<ContentHash>(&format!("\"{bad}\"")).is_err());
+        }
+    }
     use promptgate_core::render::{ChatMessage, ResponseFormat, ToolSpec};
     use serde_json::json;
 
