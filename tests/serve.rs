@@ -1076,3 +1076,39 @@ async fn event_streams_are_capped_and_their_memory_returned() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_the_server_no_longer_has_stops_being_served_by_the_client() {
+    let repo = repo(true);
+    let s = Serve::start(&repo, &[]);
+    let disk = tempfile::tempdir().unwrap();
+    let client = Client::builder(&s.base)
+        .cache_dir(disk.path())
+        .push(false)
+        .build()
+        .unwrap();
+    client.get("p", "production", None).await.unwrap();
+    client.flush_disk().await;
+    let copy = disk.path().join("p@production.json");
+    assert!(copy.is_file());
+    // A server that cannot be reached changes nothing; one that says "gone" does.
+    std::fs::remove_dir_all(repo.file("prompts/p")).unwrap();
+    let gone = || async {
+        get(&s.url("/v1/prompts"), None).await.1["prompts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|p| p["name"] != "p"))
+    };
+    let t0 = std::time::Instant::now();
+    while !gone().await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "serve still lists `p`"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.refresh().await;
+    assert!(client.cached("p", "production", None).is_none());
+    assert!(client.get("p", "production", None).await.is_err());
+    client.flush_disk().await;
+    assert!(!copy.exists(), "the disk copy of a gone prompt is removed");
+}

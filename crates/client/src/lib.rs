@@ -89,9 +89,11 @@ struct Inner {
     disk_tx: Option<tokio::sync::mpsc::UnboundedSender<DiskOp>>,
 }
 
-/// What the disk writer does: write a copy, or report that everything before is written.
+/// What the disk writer does: write a copy, remove one (gone from the server), or report that
+/// everything before is done.
 enum DiskOp {
     Write(PathBuf, Vec<u8>),
+    Remove(PathBuf),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -105,6 +107,9 @@ async fn disk_writer(mut rx: tokio::sync::mpsc::UnboundedReceiver<DiskOp>) {
                     let _ = promptgate_core::fsutil::write_atomic(&path, &bytes);
                 })
                 .await;
+            }
+            DiskOp::Remove(path) => {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
             }
             DiskOp::Flush(done) => {
                 let _ = done.send(());
@@ -497,14 +502,32 @@ async fn refresh_all(inner: &Inner) {
     }
 }
 
+/// Refetch one label; keep what we have on any error — except the server saying the prompt or
+/// label is gone: then it stops being served, from memory and from disk, instead of forever.
 async fn refresh_one(inner: &Inner, name: &str, label: &str, etag: Option<&str>) {
-    if let Ok(Some(state)) = fetch(inner, name, label, etag).await
-        && let Ok(mut entries) = inner.entries.write()
-    {
-        entries
-            .entry(name.to_string())
-            .or_default()
-            .insert(label.to_string(), Arc::new(state));
+    match fetch(inner, name, label, etag).await {
+        Ok(Some(state)) => {
+            if let Ok(mut entries) = inner.entries.write() {
+                entries
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(label.to_string(), Arc::new(state));
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Ok(mut entries) = inner.entries.write()
+                && let Some(labels) = entries.get_mut(name)
+            {
+                labels.remove(label);
+                if labels.is_empty() {
+                    entries.remove(name);
+                }
+            }
+            if let (Some(p), Some(tx)) = (disk_path(inner, name, label), &inner.disk_tx) {
+                let _ = tx.send(DiskOp::Remove(p));
+            }
+        }
+        _ => {}
     }
 }
 
