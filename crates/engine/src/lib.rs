@@ -53,17 +53,17 @@ const LOOKUP_PART: usize = 65_536;
 /// How long the writer waits for a finished call before committing pending cache entries.
 const IDLE_FLUSH: Duration = Duration::from_millis(200);
 
-/// One call to make.
-#[derive(Debug, Clone)]
+/// One call to make: 44 bytes, so that a plan of 1M calls stays small — its case (id and line)
+/// is the plan's row, found with [`Plan::case_of`].
+#[derive(Debug, Clone, Copy)]
 pub struct PlannedCall {
-    pub case_id: String,
-    pub line: usize,
+    /// Which row of the plan it belongs to: its case, and the request it sends (repeats of a
+    /// case send the same one).
+    pub row: u32,
     pub sample: u32,
-    /// Which of the plan's [`Requests`] it sends (repeats of a case send the same one).
-    pub row: usize,
     pub request_hash: ContentHash,
     /// Rough token estimate (characters / 4 + max_tokens), for tokens-per-minute limits.
-    pub est_tokens: u64,
+    pub est_tokens: u32,
 }
 
 /// A run, planned: every case rendered (and checked), every call listed with its request's
@@ -89,7 +89,15 @@ pub enum Requests {
     /// Rendered from the version's templates and row `row` of the plan's cases.
     Rendered(Arc<Rendering>),
     /// Given whole, one a row (a judge's questions, texts to embed).
-    Given(Arc<[Arc<Request>]>),
+    Given(Arc<[Given]>),
+}
+
+/// A request given whole, with the case (or key) its answer is recorded under.
+#[derive(Debug)]
+pub struct Given {
+    pub case_id: String,
+    pub line: usize,
+    pub request: Arc<Request>,
 }
 
 /// What rendering a plan's rows needs besides its cases.
@@ -100,12 +108,12 @@ pub struct Rendering {
 }
 
 impl Plan {
-    /// A plan that sends the given requests: call `i` sends `requests[i]`.
+    /// A plan that sends the given requests: a call of row `i` sends `rows[i]`.
     pub fn given(
         prompt: &str,
         version_id: &str,
         calls: Vec<PlannedCall>,
-        requests: Vec<Arc<Request>>,
+        rows: Vec<Given>,
     ) -> Plan {
         Plan {
             prompt: prompt.to_string(),
@@ -114,9 +122,20 @@ impl Plan {
             cases: calls.len(),
             repeats: 1,
             calls,
-            requests: Requests::Given(requests.into()),
+            requests: Requests::Given(rows.into()),
             case_data: Default::default(),
         }
+    }
+
+    /// The case a call is for: its id and its line in its dataset (`("", 0)` for a row the
+    /// plan does not have).
+    pub fn case_of(&self, call: &PlannedCall) -> (&str, usize) {
+        let row = call.row as usize;
+        match &self.requests {
+            Requests::Given(rows) => rows.get(row).map(|g| (g.case_id.as_str(), g.line)),
+            Requests::Rendered(_) => self.case_data.get(row).map(|c| (c.id.as_str(), c.line)),
+        }
+        .unwrap_or(("", 0))
     }
 
     /// The same plan, making only the calls `keep` selects.
@@ -136,7 +155,7 @@ impl Plan {
     /// What renders this plan's requests (its templates compiled once).
     fn requester(&self) -> Result<Requester<'_>> {
         Ok(match &self.requests {
-            Requests::Given(list) => Requester::Given(list),
+            Requests::Given(list) => Requester::Given(list, self),
             Requests::Rendered(r) => Requester::Rendered {
                 compiled: Box::new(render::Compiled::new(
                     &r.artifact,
@@ -155,7 +174,7 @@ impl Plan {
 
 /// Renders (or hands out) the request a call sends.
 enum Requester<'a> {
-    Given(&'a [Arc<Request>]),
+    Given(&'a [Given], &'a Plan),
     Rendered {
         /// Boxed: one per execution, and much larger than the other variant.
         compiled: Box<render::Compiled<'a>>,
@@ -165,24 +184,34 @@ enum Requester<'a> {
 }
 
 impl Requester<'_> {
+    fn plan(&self) -> &Plan {
+        match self {
+            Requester::Given(_, plan) | Requester::Rendered { plan, .. } => plan,
+        }
+    }
+
     fn request(&self, call: &PlannedCall) -> Result<Arc<Request>> {
         let missing = || {
             Error::new(
                 ErrorKind::Infrastructure,
                 Diagnostic::error(format!(
                     "case `{}` has no request in its plan (row {})",
-                    call.case_id, call.row
+                    self.plan().case_of(call).0,
+                    call.row
                 )),
             )
         };
         match self {
-            Requester::Given(list) => list.get(call.row).cloned().ok_or_else(missing),
+            Requester::Given(list, _) => list
+                .get(call.row as usize)
+                .map(|g| g.request.clone())
+                .ok_or_else(missing),
             Requester::Rendered {
                 compiled,
                 rendering,
                 plan,
             } => {
-                let case = plan.case_data.get(call.row).ok_or_else(missing)?;
+                let case = plan.case_data.get(call.row as usize).ok_or_else(missing)?;
                 let request = render_case(plan, compiled, rendering, case)
                     .map_err(|d| Error::many(ErrorKind::Usage, d))?;
                 // What is sent must be what the plan (and so the cache key) names: a plan read
@@ -193,7 +222,7 @@ impl Requester<'_> {
                         ErrorKind::Infrastructure,
                         Diagnostic::error(format!(
                             "the request of case `{}` is not the one its plan recorded",
-                            call.case_id
+                            plan.case_of(call).0
                         ))
                         .hint("the plan cache is stale or was edited: delete `.promptgate/plans/` and run again"),
                     ));
@@ -303,18 +332,16 @@ pub fn plan(
         })
         .collect();
     let mut calls = Vec::with_capacity(rows.len() * repeats as usize);
-    for (row, ((_, case), r)) in rows.iter().zip(rendered).enumerate() {
+    for (row, r) in rendered.into_iter().enumerate() {
         match r {
             Err(ds) => problems.extend(ds),
             Ok((hash, est_tokens)) => {
                 for sample in 0..repeats {
                     calls.push(PlannedCall {
-                        case_id: case.id.clone(),
-                        line: case.line,
                         sample,
-                        row,
+                        row: row as u32,
                         request_hash: hash,
-                        est_tokens,
+                        est_tokens: est_tokens.min(u64::from(u32::MAX)) as u32,
                     });
                 }
             }
@@ -800,7 +827,7 @@ fn start<'a>(
     let mut todo: Vec<&PlannedCall> = plan
         .calls
         .iter()
-        .filter(|c| done.is_empty() || !done.contains(&(c.case_id.clone(), c.sample)))
+        .filter(|c| done.is_empty() || !done.contains(&(plan.case_of(c).0.to_string(), c.sample)))
         .collect();
     observer.on_event(&Event::Started {
         total: plan.calls.len(),
@@ -829,7 +856,7 @@ fn start<'a>(
                 .with_min_len(1024)
                 .map_init(
                     || Arc::<str>::from(&*now),
-                    |now, (output, call)| cached_record(call, output, opts, now),
+                    |now, (output, call)| cached_record(plan, call, output, opts, now),
                 )
                 .collect_into_vec(&mut cached_records);
             todo.clear();
@@ -862,7 +889,7 @@ fn start<'a>(
             .then(|| hits.remove(&key(call)))
             .flatten()
         {
-            Some(output) => cached_records.push(cached_record(call, output, opts, &now)),
+            Some(output) => cached_records.push(cached_record(plan, call, output, opts, &now)),
             None => misses.push(call),
         }
     }
@@ -1026,9 +1053,14 @@ impl Calls<'_> {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let (provider, call, tx, observer, interrupt, ctx, doomed, backlog) = (
+            let (case_id, line) = plan.case_of(call);
+            let call = CallOf {
+                call: *call,
+                case_id: case_id.to_string(),
+                line,
+            };
+            let (provider, tx, observer, interrupt, ctx, doomed, backlog) = (
                 provider.clone(),
-                call.clone(),
                 tx.clone(),
                 self.observer.clone(),
                 interrupt.clone(),
@@ -1098,12 +1130,19 @@ fn write_hits(results: &mut std::fs::File, records: &[Record]) -> std::io::Resul
     out.flush()
 }
 
-fn cached_record(call: &PlannedCall, output: Completion, opts: &Options, now: &Arc<str>) -> Record {
+fn cached_record(
+    plan: &Plan,
+    call: &PlannedCall,
+    output: Completion,
+    opts: &Options,
+    now: &Arc<str>,
+) -> Record {
     let cost = price(opts, &output);
+    let (case_id, line) = plan.case_of(call);
     Record {
-        case_id: call.case_id.clone(),
+        case_id: case_id.to_string(),
         sample: call.sample,
-        line: call.line,
+        line,
         request_hash: call.request_hash,
         output: Some(output),
         error: None,
@@ -1121,11 +1160,18 @@ fn price(opts: &Options, c: &Completion) -> f64 {
         + opts.price_per_1k.1 * c.output_tokens as f64 / 1000.0
 }
 
+/// A call as it is sent: the planned call and the case it is for.
+struct CallOf {
+    call: PlannedCall,
+    case_id: String,
+    line: usize,
+}
+
 /// One call with its retries. `None` when interrupted before it could finish: the call stays
 /// missing, and `--resume` makes it.
 async fn run_call(
     provider: &dyn Provider,
-    call: &PlannedCall,
+    call: &CallOf,
     request: &Request,
     opts: &Options,
     observer: &dyn Observer,
@@ -1133,8 +1179,8 @@ async fn run_call(
     ctx: &SpanContext,
 ) -> Option<(Record, Span)> {
     let key = CallKey {
-        request_hash: call.request_hash,
-        sample: call.sample,
+        request_hash: call.call.request_hash,
+        sample: call.call.sample,
         case_id: call.case_id.clone(),
     };
     let started_at = promptgate_core::clock::now();
@@ -1144,7 +1190,7 @@ async fn run_call(
     let (result, latency) = loop {
         attempts += 1;
         if !opts.limiter.is_unlimited() {
-            opts.limiter.acquire(call.est_tokens).await;
+            opts.limiter.acquire(u64::from(call.call.est_tokens)).await;
         }
         let ta = Instant::now();
         // Where an answer enters the engine: nothing a provider echoes of a secret goes further.
@@ -1189,9 +1235,9 @@ async fn run_call(
     let cost = output.as_ref().map(|o| price(opts, o)).unwrap_or(0.0);
     let record = Record {
         case_id: call.case_id.clone(),
-        sample: call.sample,
+        sample: call.call.sample,
         line: call.line,
-        request_hash: call.request_hash,
+        request_hash: call.call.request_hash,
         output,
         error: error.map(Box::new),
         latency_ms: latency.as_secs_f64() * 1000.0,
@@ -1214,7 +1260,7 @@ async fn run_call(
 
 fn make_span(
     ctx: &SpanContext,
-    call: &PlannedCall,
+    call: &CallOf,
     model: &str,
     record: &Record,
     start: u128,
@@ -1227,7 +1273,7 @@ fn make_span(
         a.insert("prompt.label".into(), json!(l));
     }
     a.insert("promptgate.case_id".into(), json!(call.case_id));
-    a.insert("promptgate.sample".into(), json!(call.sample));
+    a.insert("promptgate.sample".into(), json!(call.call.sample));
     a.insert("promptgate.attempts".into(), json!(record.attempts));
     a.insert("promptgate.cached".into(), json!(record.cached));
     a.insert("gen_ai.operation.name".into(), json!(ctx.operation));
@@ -1307,17 +1353,52 @@ mod tests {
         // A call whose row is not in the plan is an error, not a panic.
         let stray = PlannedCall {
             row: 99,
-            ..plan.calls[0].clone()
+            ..plan.calls[0]
         };
         assert!(requester.request(&stray).is_err());
         // A call whose recorded hash is not its request's (a stale or edited plan cache) is
         // refused: it would be cached under another request's key.
         let forged = PlannedCall {
             request_hash: ContentHash::default(),
-            ..plan.calls[0].clone()
+            ..plan.calls[0]
         };
         let e = requester.request(&forged).unwrap_err().to_string();
         assert!(e.contains("not the one its plan recorded"), "{e}");
+    }
+
+    #[test]
+    fn a_planned_call_is_44_bytes_and_finds_its_case_through_its_row() {
+        // A 1M-call plan holds a million of them.
+        assert_eq!(std::mem::size_of::<PlannedCall>(), 44);
+        let rows: Vec<Given> = (0..3)
+            .map(|i| Given {
+                case_id: format!("k{i}"),
+                line: 10 + i,
+                request: Arc::new(Request {
+                    prompt: "p".into(),
+                    version_id: "v1".into(),
+                    provider: "x".into(),
+                    model: "m".into(),
+                    params: Default::default(),
+                    messages: vec![],
+                    tools: vec![],
+                    response_format: None,
+                }),
+            })
+            .collect();
+        let call = |row: u32| PlannedCall {
+            row,
+            sample: 0,
+            request_hash: ContentHash::default(),
+            est_tokens: 1,
+        };
+        let plan = Plan::given("p", "v1", (0..3).map(call).collect(), rows);
+        assert_eq!(plan.case_of(&plan.calls[2]), ("k2", 12));
+        assert_eq!(
+            plan.case_of(&call(7)),
+            ("", 0),
+            "a row the plan does not have"
+        );
     }
 
     #[test]

@@ -97,8 +97,6 @@ impl Stored {
         }
         // Built in parallel, straight into place: call k is case k / repeats, sample k % repeats.
         use rayon::prelude::*;
-        let cases: Vec<&promptgate_core::dataset::Case> =
-            datasets.iter().flat_map(|d| &d.cases).collect();
         let repeats = self.repeats;
         let mut calls = Vec::new();
         (0..self.calls())
@@ -108,12 +106,10 @@ impl Stored {
                 let (i, sample) = (k / repeats as usize, (k % repeats as usize) as u32);
                 let (hash, est_tokens) = &self.cases[i];
                 PlannedCall {
-                    case_id: cases[i].id.clone(),
-                    line: cases[i].line,
                     sample,
-                    row: i,
+                    row: i as u32,
                     request_hash: *hash,
-                    est_tokens: *est_tokens,
+                    est_tokens: (*est_tokens).min(u64::from(u32::MAX)) as u32,
                 }
             })
             .collect_into_vec(&mut calls);
@@ -340,6 +336,16 @@ mod tests {
     fn a_stored_plan_gives_back_its_calls_for_the_same_cases_only() {
         let dir = tempfile::tempdir().unwrap();
         let ds = dataset(dir.path(), 3);
+        let rendering = || crate::Rendering {
+            artifact: Arc::new(
+                promptgate_core::artifact::parse(
+                    Path::new("v1.yaml"),
+                    "model: { provider: p, name: m }\nmessages: [{ role: user, content: hi }]\n",
+                )
+                .unwrap(),
+            ),
+            model_override: None,
+        };
         let plan = Plan {
             prompt: "p".into(),
             version_id: "v1-abc".into(),
@@ -350,29 +356,17 @@ mod tests {
                 .cases
                 .iter()
                 .enumerate()
-                .flat_map(|(i, c)| {
+                .flat_map(|(i, _)| {
                     (0..2).map(move |sample| PlannedCall {
-                        case_id: c.id.clone(),
-                        line: c.line,
                         sample,
-                        row: i,
+                        row: i as u32,
                         request_hash: ContentHash::parse(&hash(i)).unwrap(),
-                        est_tokens: 100 + i as u64,
+                        est_tokens: 100 + i as u32,
                     })
                 })
                 .collect(),
-            requests: crate::Requests::Given(Vec::new().into()),
-            case_data: Default::default(),
-        };
-        let rendering = || crate::Rendering {
-            artifact: Arc::new(
-                promptgate_core::artifact::parse(
-                    Path::new("v1.yaml"),
-                    "model: { provider: p, name: m }\nmessages: [{ role: user, content: hi }]\n",
-                )
-                .unwrap(),
-            ),
-            model_override: None,
+            requests: crate::Requests::Rendered(Arc::new(rendering())),
+            case_data: Arc::new(ds.cases.clone()),
         };
         store(dir.path(), "k", &plan);
         let text = std::fs::read_to_string(path(dir.path(), "k")).unwrap();
@@ -385,7 +379,7 @@ mod tests {
             digest,
             calls_digest(plan.calls.iter().map(|c| (&c.request_hash, c.sample)))
         );
-        let back = stored
+        let mut back = stored
             .into_plan(
                 "p",
                 "v1-abc",
@@ -394,12 +388,15 @@ mod tests {
                 rendering(),
             )
             .unwrap();
-        let key = |p: &Plan| -> Vec<(String, usize, u32, usize, String, u64)> {
+        // The session gives a plan its cases; a call's row names its case.
+        back.case_data = Arc::new(ds.cases.clone());
+        let key = |p: &Plan| -> Vec<(String, usize, u32, u32, String, u32)> {
             p.calls
                 .iter()
                 .map(|c| {
                     let h = c.request_hash.to_string();
-                    (c.case_id.clone(), c.line, c.sample, c.row, h, c.est_tokens)
+                    let (id, line) = p.case_of(c);
+                    (id.to_string(), line, c.sample, c.row, h, c.est_tokens)
                 })
                 .collect()
         };

@@ -627,7 +627,7 @@ pub async fn run_folded<S: Sink>(
 fn restricted(plan: &Plan, only: &HashSet<String>) -> Plan {
     Plan {
         cases: only.len(),
-        ..plan.only(|c| only.contains(&c.case_id))
+        ..plan.only(|c| only.contains(plan.case_of(c).0))
     }
 }
 
@@ -788,7 +788,7 @@ fn snapshot_answers(
     let Some(answers) = plan
         .calls
         .iter()
-        .map(|c| by_call.get(&(c.case_id.as_str(), c.sample)).copied())
+        .map(|c| by_call.get(&(plan.case_of(c).0, c.sample)).copied())
         .collect::<Option<Vec<&Completion>>>()
     else {
         return;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
-use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
+use crate::{Given, Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
 use promptgate_core::artifact::Artifact;
 use promptgate_core::checks::score::{Contexts, Scored};
 use promptgate_core::checks::{Check, CheckResult, Kind};
@@ -235,24 +235,28 @@ async fn ask<T>(
     interrupt: Arc<Interrupt>,
 ) -> Result<HashMap<String, std::result::Result<T, String>>> {
     promptgate_core::fsutil::create_dir_all(&dir.path)?;
-    let mut requests = Vec::with_capacity(asks.len());
-    let mut pending: Vec<PlannedCall> = asks
+    let mut rows = Vec::with_capacity(asks.len());
+    // Each question's key (its case) and its call.
+    let mut pending: Vec<(String, PlannedCall)> = asks
         .into_iter()
         .enumerate()
         .map(|(row, a)| {
             let hash = provider::request_hash(&a.request);
-            requests.push(Arc::new(a.request));
-            PlannedCall {
-                case_id: a.key,
+            rows.push(Given {
+                case_id: a.key.clone(),
                 line: a.line,
+                request: Arc::new(a.request),
+            });
+            let call = PlannedCall {
                 sample: 0,
-                row,
+                row: row as u32,
                 request_hash: hash,
-                est_tokens: defaults::JUDGE_ESTIMATED_TOKENS,
-            }
+                est_tokens: defaults::JUDGE_ESTIMATED_TOKENS as u32,
+            };
+            (a.key, call)
         })
         .collect();
-    let questions = Plan::given(&judge.prompt, &judge.version_id, Vec::new(), requests);
+    let questions = Plan::given(&judge.prompt, &judge.version_id, Vec::new(), rows);
     let mut out: HashMap<String, std::result::Result<T, String>> = HashMap::new();
     let mut problems: HashMap<String, String> = HashMap::new();
     for attempt in 0..judge.attempts {
@@ -263,9 +267,9 @@ async fn ask<T>(
             cases: pending.len(),
             calls: pending
                 .iter()
-                .map(|c| PlannedCall {
+                .map(|(_, c)| PlannedCall {
                     sample: attempt,
-                    ..c.clone()
+                    ..*c
                 })
                 .collect(),
             ..questions.clone()
@@ -300,17 +304,17 @@ async fn ask<T>(
                 (None, None) => {}
             }
         }
-        pending.retain(|c| !out.contains_key(&c.case_id));
+        pending.retain(|(key, _)| !out.contains_key(key));
         if interrupted {
             break;
         }
     }
-    for c in pending {
+    for (key, _) in pending {
         let why = problems
-            .remove(&c.case_id)
+            .remove(&key)
             .unwrap_or_else(|| "not judged (interrupted)".into());
         out.insert(
-            c.case_id,
+            key,
             Err(format!(
                 "judge `{}` ({}@{}) after {} attempt(s): {why}",
                 judge.check.id, judge.prompt, judge.version_id, judge.attempts

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::judge::Verdict;
 use crate::provider::{self, Provider, cache::Cache};
 use crate::store::{Record, RunDir};
-use crate::{Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
+use crate::{Given, Interrupt, Observer, Options, Plan, PlannedCall, Runner, Watch, execute};
 use promptgate_core::checks::score::Contexts;
 use promptgate_core::checks::{Check, CheckResult, Kind};
 use promptgate_core::config::defaults;
@@ -147,12 +147,10 @@ pub async fn run(
             let hash = provider::request_hash(&request);
             calls.entry(hash.to_string()).or_insert_with(|| {
                 let call = PlannedCall {
-                    case_id: hash.to_string(),
-                    line: 0,
                     sample: 0,
                     row: 0,
                     request_hash: hash,
-                    est_tokens: (text.len() / 4) as u64 + 1,
+                    est_tokens: (text.len() / 4).min(u32::MAX as usize - 1) as u32 + 1,
                 };
                 (call, Arc::new(request))
             });
@@ -163,12 +161,24 @@ pub async fn run(
         path: run.path.join("embeddings"),
     };
     promptgate_core::fsutil::create_dir_all(&dir.path)?;
-    let (calls, requests): (Vec<PlannedCall>, Vec<Arc<Request>>) = calls
-        .into_values()
+    // Each text's answer is recorded under its request hash.
+    let (calls, rows): (Vec<PlannedCall>, Vec<Given>) = calls
+        .into_iter()
         .enumerate()
-        .map(|(row, (call, request))| (PlannedCall { row, ..call }, request))
+        .map(|(row, (hash, (call, request)))| {
+            let call = PlannedCall {
+                row: row as u32,
+                ..call
+            };
+            let given = Given {
+                case_id: hash,
+                line: 0,
+                request,
+            };
+            (call, given)
+        })
         .unzip();
-    let plan = Plan::given("embeddings", &embedder.model, calls, requests);
+    let plan = Plan::given("embeddings", &embedder.model, calls, rows);
     let runner = Runner {
         provider: embedder.provider.clone(),
         cache: embedder.cache.clone(),
