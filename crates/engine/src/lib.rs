@@ -820,15 +820,16 @@ fn start<'a>(
     let (provider, opts) = (&calls.provider, calls.opts);
     let (observer, interrupt) = (&calls.observer, &calls.interrupt);
     let previous = run.records()?;
-    let done: HashSet<(String, u32)> = previous
+    let done: HashSet<(&str, u32)> = previous
         .iter()
-        .map(|r| (r.case_id.clone(), r.sample))
+        .map(|r| (r.case_id.as_str(), r.sample))
         .collect();
     let mut todo: Vec<&PlannedCall> = plan
         .calls
         .iter()
-        .filter(|c| done.is_empty() || !done.contains(&(plan.case_of(c).0.to_string(), c.sample)))
+        .filter(|c| done.is_empty() || !done.contains(&(plan.case_of(c).0, c.sample)))
         .collect();
+    drop(done);
     observer.on_event(&Event::Started {
         total: plan.calls.len(),
         already_done: plan.calls.len() - todo.len(),

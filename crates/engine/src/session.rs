@@ -678,22 +678,9 @@ pub async fn finish(
     wall: Duration,
     only: Option<&HashSet<String>>,
 ) -> Result<Evaluation> {
-    let summary = match only {
-        Some(o) => Summary::from_records(
-            &prepared.run.id,
-            &restricted(&prepared.plan, o),
-            &records,
-            wall,
-            interrupted,
-        ),
-        None => Summary::from_records(
-            &prepared.run.id,
-            &prepared.plan,
-            &records,
-            wall,
-            interrupted,
-        ),
-    };
+    let subset = only.map(|o| restricted(&prepared.plan, o));
+    let plan = subset.as_ref().unwrap_or(&prepared.plan);
+    let summary = Summary::from_records(&prepared.run.id, plan, &records, wall, interrupted);
     let mut ev = close(repo, prepared, summary, &records, only).await?;
     ev.records = records;
     Ok(ev)
@@ -708,6 +695,7 @@ async fn close(
     records: &[Record],
     only: Option<&HashSet<String>>,
 ) -> Result<Evaluation> {
+    let snapshot = prepared.takes_snapshot() && only.is_none();
     let Prepared {
         plan,
         artifact,
@@ -730,12 +718,7 @@ async fn close(
     // File and SQLite work, done where blocking is allowed.
     crate::blocking(|| -> Result<()> {
         run.write_manifest(&manifest)?;
-        if let (Some(stamp), Some(cache), None, true) = (
-            &snapshot_stamp,
-            &cache,
-            only,
-            plan.calls.len() <= defaults::ANSWER_SNAPSHOT_MAX_CALLS,
-        ) {
+        if let (Some(stamp), Some(cache), true) = (&snapshot_stamp, &cache, snapshot) {
             snapshot_answers(repo, &plan, records, stamp, cache, &plan_digest, &*provider);
         }
         Ok(())

@@ -7,7 +7,6 @@ pub mod judge;
 pub mod similar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
 
 use crate::session::Planned;
 use crate::store::{Record, RunDir};
@@ -237,8 +236,8 @@ const SCORE_CHUNK: usize = 4096;
 /// snapshot needs them. For a run that nothing after it reads the records of — no judge, no
 /// `similar`, no comparison ([`Scoring::streams`]).
 pub struct Streamed {
-    pub summary: crate::SummaryFold,
-    pub scores: score::Summarizer,
+    summary: crate::SummaryFold,
+    scores: score::Summarizer,
     scoring: std::sync::Arc<Scoring>,
     artifact: std::sync::Arc<Artifact>,
     /// Records not scored yet (`records[scored..]`), and those kept.
@@ -302,13 +301,10 @@ impl Streamed {
         }
         for s in &scored {
             self.scores.add(s, |id| self.scoring.metrics_of(id));
-            if let (Some(w), None) = (self.checks.as_mut(), &self.failed) {
-                let line = serde_json::to_writer(&mut *w, s)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| w.write_all(b"\n"));
-                if let Err(e) = line {
-                    self.failed = Some(e);
-                }
+            if let (Some(w), None) = (self.checks.as_mut(), &self.failed)
+                && let Err(e) = write_scored_line(w, s)
+            {
+                self.failed = Some(e);
             }
         }
     }
@@ -419,11 +415,16 @@ pub fn write_scored(run: &RunDir, scored: &[Scored]) -> Result<()> {
     let path = run.path.join(CHECKS_FILE);
     promptgate_core::fsutil::write_atomic_with(&path, |w| {
         for s in scored {
-            serde_json::to_writer(&mut *w, s).map_err(std::io::Error::other)?;
-            w.write_all(b"\n")?;
+            write_scored_line(w, s)?;
         }
         Ok(())
     })
+}
+
+/// One output's line of `checks.jsonl`.
+fn write_scored_line(w: &mut dyn std::io::Write, s: &Scored) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *w, s).map_err(std::io::Error::other)?;
+    w.write_all(b"\n")
 }
 
 /// Gather one side's samples per case.
