@@ -283,3 +283,11 @@ def test_outcomes_go_on_the_callers_span_without_opentelemetry(repo: Repo, tmp_p
     assert record_outcome(p, feedback_score=1)["app.feedback_score"] == 1
     with pytest.raises(PromptgateError, match="finite number"):
         record_outcome(p, span, latency=float("nan"))
+
+
+def test_a_url_with_credentials_is_refused_without_repeating_them() -> None:
+    from promptgate import PromptgateError
+
+    with pytest.raises(PromptgateError) as e:
+        Client("http://ci:s3cret-pw@127.0.0.1:7070", push=False)
+    assert "s3cret-pw" not in str(e.value) and "token" in str(e.value)

@@ -187,6 +187,10 @@ export class Client {
     } catch {
       throw new PromptgateError(`not a server URL: ${JSON.stringify(url)} (e.g. http://127.0.0.1:7070)`);
     }
+    if (u.username || u.password) {
+      // A secret in the URL would be repeated by every message that names the server.
+      throw new PromptgateError("the server URL carries credentials: pass the token as `token`");
+    }
     this.#base = u.toString().replace(/\/$/, "");
     this.#token = options.token;
     this.#timeout = (options.timeout ?? 2) * 1000;

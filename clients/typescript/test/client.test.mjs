@@ -218,3 +218,10 @@ test("outcomes go on the caller's span, without OpenTelemetry", async () => {
   assert.equal((await recordOutcome(p, { feedback_score: 1 }))["app.feedback_score"], 1);
   await assert.rejects(recordOutcome(p, { latency: NaN }, span), PromptgateError);
 });
+
+test("a URL with credentials is refused without repeating them", () => {
+  assert.throws(
+    () => new Client("http://ci:s3cret-pw@127.0.0.1:7070", { push: false }),
+    (e) => e instanceof PromptgateError && !e.message.includes("s3cret-pw") && /token/.test(e.message),
+  );
+});

@@ -163,6 +163,19 @@ impl Builder {
 
     /// Build the client and start its background tasks (call inside a tokio runtime).
     pub fn build(self) -> Result<Client> {
+        // A secret in the URL would be repeated by every message that names the server.
+        match reqwest::Url::parse(&self.base) {
+            Ok(u) if u.username().is_empty() && u.password().is_none() => {}
+            Ok(_) => {
+                return Err(Error::usage(
+                    "the registry URL carries credentials: give the token with `.token(…)`",
+                ));
+            }
+            Err(e) => {
+                return Err(Error::usage(format!("not a registry URL: {e}"))
+                    .with_hint("e.g. `http://127.0.0.1:7070`"));
+            }
+        }
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
@@ -613,5 +626,26 @@ async fn event_loop(inner: std::sync::Weak<Inner>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_with_credentials_or_none_at_all_is_refused_at_build() {
+        let e = Client::builder("http://ci:s3cret-pw@127.0.0.1:7070")
+            .build()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(!e.contains("s3cret-pw") && e.contains(".token("), "{e}");
+        let e = Client::builder("127.0.0.1:7070")
+            .build()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("not a registry URL"), "{e}");
     }
 }

@@ -219,6 +219,9 @@ class Client:
         push: bool = True,
     ) -> None:
         parsed = urllib.parse.urlsplit(url.rstrip("/"))
+        if parsed.username is not None or parsed.password is not None:
+            # A secret in the URL would be repeated by every message that names the server.
+            raise PromptgateError("the server URL carries credentials: pass the token as token=")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise PromptgateError(f"not a server URL: {url!r} (e.g. http://127.0.0.1:7070)")
         self._url = parsed
