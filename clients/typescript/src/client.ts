@@ -180,7 +180,13 @@ export class Client {
   #events: AbortController | undefined;
   #closed = false;
 
-  constructor(url: string, options: ClientOptions = {}) {
+  /** `url`: the server; `null` for none (a client over a bundle: no refresh, no events). */
+  constructor(url: string | null, options: ClientOptions = {}) {
+    this.#base = "";
+    this.#token = options.token;
+    this.#timeout = (options.timeout ?? 2) * 1000;
+    this.#cacheDir = options.cacheDir;
+    if (url === null) return;
     let u: URL;
     try {
       u = new URL(url);
@@ -192,14 +198,9 @@ export class Client {
       throw new PromptgateError("the server URL carries credentials: pass the token as `token`");
     }
     this.#base = u.toString().replace(/\/$/, "");
-    this.#token = options.token;
-    this.#timeout = (options.timeout ?? 2) * 1000;
-    this.#cacheDir = options.cacheDir;
-    if (url) {
-      this.#timer = setInterval(() => void this.refresh(), (options.ttl ?? 30) * 1000);
-      this.#timer.unref();
-      if (options.push ?? true) void this.#eventLoop();
-    }
+    this.#timer = setInterval(() => void this.refresh(), (options.ttl ?? 30) * 1000);
+    this.#timer.unref();
+    if (options.push ?? true) void this.#eventLoop();
   }
 
   /** The version `label` (default `production`) of `name` serves to `routingKey`: from memory
@@ -277,8 +278,7 @@ export class Client {
     const b = parse(await readFile(path, "utf8")) as Obj;
     if (Number(b["bundle_version"]) !== 1) throw new PromptgateError(`${path}: not a promptgate bundle of version 1`);
     if (contentHash(b["prompts"] ?? null) !== b["digest"]) throw new PromptgateError(`${path}: the bundle's digest does not match its content`);
-    const c = new Client("http://bundle.invalid", { push: false });
-    c.close();
+    const c = new Client(null);
     for (const [name, d] of Object.entries(b["prompts"] as Obj)) {
       const doc = d as Obj;
       const byId = new Map<string, Obj>();

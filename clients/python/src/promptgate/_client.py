@@ -211,19 +211,21 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: Optional[str],
         token: Optional[str] = None,
         ttl: float = DEFAULT_TTL,
         cache_dir: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         push: bool = True,
     ) -> None:
-        parsed = urllib.parse.urlsplit(url.rstrip("/"))
-        if parsed.username is not None or parsed.password is not None:
-            # A secret in the URL would be repeated by every message that names the server.
-            raise PromptgateError("the server URL carries credentials: pass the token as token=")
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise PromptgateError(f"not a server URL: {url!r} (e.g. http://127.0.0.1:7070)")
+        # `None`: no server (a client over a bundle), so no refresh and no event stream.
+        parsed = urllib.parse.urlsplit((url or "").rstrip("/"))
+        if url is not None:
+            if parsed.username is not None or parsed.password is not None:
+                # A secret in the URL would be repeated by every message that names the server.
+                raise PromptgateError("the server URL carries credentials: pass the token as token=")
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise PromptgateError(f"not a server URL: {url!r} (e.g. http://127.0.0.1:7070)")
         self._url = parsed
         self._token = token
         self._ttl = ttl
@@ -238,7 +240,7 @@ class Client:
         if cache_dir is not None:
             self._disk = queue.Queue()
             self._start(self._disk_writer, "promptgate-disk")
-        if url:
+        if url is not None:
             self._start(self._refresh_loop, "promptgate-refresh")
             if push:
                 self._start(self._event_loop, "promptgate-events")
@@ -562,13 +564,7 @@ class Client:
             raise PromptgateError(f"{path}: not a promptgate bundle of version 1")
         if content_hash(b.get("prompts")) != b.get("digest"):
             raise PromptgateError(f"{path}: the bundle's digest does not match its content")
-        client = cls.__new__(cls)
-        client._url = urllib.parse.urlsplit("")
-        client._token, client._ttl, client._timeout = None, DEFAULT_TTL, DEFAULT_TIMEOUT
-        client._cache_dir, client._disk, client._threads = None, None, []
-        client._closed = threading.Event()
-        client._entries = {}
-        client._versions = {}
+        client = cls(None)
         for name, doc in b["prompts"].items():
             by_id = {v["version_id"]: v for v in doc["versions"]}
             for v in by_id.values():
