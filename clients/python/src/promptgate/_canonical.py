@@ -21,12 +21,12 @@ def _digits(f: float) -> tuple[str, int]:
     r = repr(abs(f))
     mantissa, _, exp = r.partition("e")
     whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0")
-    # Position of the decimal point relative to the first digit of `whole + frac`.
+    written = whole + frac
+    significant = written.lstrip("0")
+    # The decimal point sits after `point` digits of `written`; its leading zeros go.
     point = len(whole) + (int(exp) if exp else 0)
-    lead = len(whole + frac) - len((whole + frac).lstrip("0"))
-    digits = digits.rstrip("0") or "0"
-    return digits, point - lead - 1
+    lead = len(written) - len(significant)
+    return significant.rstrip("0") or "0", point - lead - 1
 
 
 def _float(f: float) -> str:
