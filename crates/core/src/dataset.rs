@@ -47,7 +47,7 @@ pub const DEFAULT_GROUP: &str = "group";
 /// One golden case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
-    pub id: String,
+    pub id: Box<str>,
     /// The dataset file it came from (as displayed in messages).
     pub file: Arc<str>,
     /// 1-based line of the row in its file.
@@ -58,7 +58,7 @@ pub struct Case {
     /// (11 MB over 100,000 cases).
     pub expected: Option<Box<Value>>,
     pub expected_json: Option<Box<Value>>,
-    pub group: Option<String>,
+    pub group: Option<Box<str>>,
     /// Checks for this case only (a list in the suite's `checks:` format), added to the suite's.
     pub checks: Option<Box<Value>>,
 }
@@ -73,7 +73,7 @@ impl Case {
     /// Where a row with a problem would have been (line 0: no row has it).
     fn placeholder(file: &Arc<str>) -> Case {
         Case {
-            id: String::new(),
+            id: Box::default(),
             file: file.clone(),
             line: 0,
             vars: Vars::default(),
@@ -85,10 +85,12 @@ impl Case {
     }
 }
 
-/// A case's variables, sorted by name. A case has a handful: a sorted vector holds them in
-/// one small allocation where a map would take a 640-byte B-tree node per case.
+/// A case's variables, sorted by name. A case has a handful: a sorted slice holds them in
+/// one small allocation where a map would take a 640-byte B-tree node per case, and each
+/// name is shared with the other cases of its dataset ([`Names`]) instead of copied into
+/// every one (a million cases held 40 MB of copies of `question`).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Vars(Vec<(String, Value)>);
+pub struct Vars(Box<[(Arc<str>, Value)]>);
 
 impl Vars {
     pub fn get(&self, name: &str) -> Option<&Value> {
@@ -96,20 +98,23 @@ impl Vars {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_str())
+        self.0.iter().map(|(k, _)| &**k)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.iter().map(|(k, v)| (&**k, v))
     }
 
     /// The variables as a JSON object (for templates and checks).
     pub fn to_map(&self) -> Map<String, Value> {
-        self.0.iter().cloned().collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     /// From columns in file order: sorted by name, a repeated name keeping its last value.
-    pub fn from_columns(mut columns: Vec<(String, Value)>) -> Vars {
+    pub fn from_columns(mut columns: Vec<(Arc<str>, Value)>) -> Vars {
         // Stable: equal names stay in file order.
         columns.sort_by(|a, b| a.0.cmp(&b.0));
         if columns.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -119,39 +124,81 @@ impl Vars {
         }
         // The row's columns had room for the reserved ones too: a case keeps only what it
         // holds (and the room goes to the next row).
-        columns.shrink_to_fit();
-        Vars(columns)
+        Vars(columns.into_boxed_slice())
     }
 
     fn find(&self, name: &str) -> std::result::Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+}
+
+/// The column names met while reading a dataset, each held once and shared by the cases that
+/// have it. A dataset has a handful, so a list searched in order is all it takes.
+#[derive(Debug, Default)]
+pub struct Names(Vec<Arc<str>>);
+
+impl Names {
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.iter().find(|n| ***n == *name) {
+            return n.clone();
+        }
+        let n = Arc::<str>::from(name);
+        self.0.push(n.clone());
+        n
     }
 }
 
 /// A row's columns in file order, as JSONL gives them: parsed straight into pairs, with no
-/// map in between.
-struct Columns(Vec<(String, Value)>);
+/// map in between and each name taken from [`Names`] (no string made for it).
+struct Columns<'n>(&'n mut Names);
 
-impl<'de> serde::Deserialize<'de> for Columns {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Columns, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Columns;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Columns, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(entry) = map.next_entry::<String, Value>()? {
-                    out.push(entry);
-                }
-                Ok(Columns(out))
-            }
+impl<'de> serde::de::DeserializeSeed<'de> for Columns<'_> {
+    type Value = Vec<(Arc<str>, Value)>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Columns<'_> {
+    type Value = Vec<(Arc<str>, Value)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        while let Some(key) = map.next_key_seed(Name(&mut *self.0))? {
+            out.push((key, map.next_value::<Value>()?));
         }
-        d.deserialize_map(Visit)
+        Ok(out)
+    }
+}
+
+/// A column name, as the shared one.
+struct Name<'n>(&'n mut Names);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Name<'_> {
+    type Value = Arc<str>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Name<'_> {
+    type Value = Arc<str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a column name")
+    }
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<Arc<str>, E> {
+        Ok(self.0.get(name))
     }
 }
 
@@ -439,11 +486,18 @@ fn parse_jsonl_block(
     // below: the cases are written in place, in order, with no vector of results in between.
     let found: std::sync::Mutex<Vec<(usize, bool, Diagnostic)>> = Default::default();
     let start = cases.len();
-    // Each piece of work names the file with its own copy of the name: cases made on both
-    // cores at once do not all count references on one shared counter.
+    // Each piece of work names the file and the columns with its own copies of the names:
+    // cases made on both cores at once do not all count references on one shared counter.
     cases.par_extend(rows.par_iter().with_min_len(256).map_init(
-        || Arc::<str>::from(&**file),
-        |file, &(lineno, line)| match parse_jsonl_row(path, file, line, lineno, group_column) {
+        || (Arc::<str>::from(&**file), Names::default()),
+        |(file, names), &(lineno, line)| match parse_jsonl_row(
+            path,
+            file,
+            names,
+            line,
+            lineno,
+            group_column,
+        ) {
             Ok(case) => case,
             Err((fatal, d)) => {
                 if let Ok(mut f) = found.lock() {
@@ -478,6 +532,7 @@ fn parse_jsonl_block(
 fn parse_jsonl_row(
     path: &Path,
     file: &Arc<str>,
+    names: &mut Names,
     line: &[u8],
     lineno: usize,
     group_column: &str,
@@ -492,8 +547,11 @@ fn parse_jsonl_row(
         ));
     };
     let problem = |d: Diagnostic| Err((false, d.in_context(place())));
-    match serde_json::from_str::<Columns>(line) {
-        Ok(Columns(row)) => match case_from_row(row, file, lineno, group_column, false) {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = serde::de::DeserializeSeed::deserialize(Columns(names), &mut de)
+        .and_then(|row| de.end().map(|()| row));
+    match parsed {
+        Ok(row) => match case_from_row(row, file, lineno, group_column, false) {
             Ok(c) => Ok(c),
             Err(msg) => problem(Diagnostic::error(msg)),
         },
@@ -519,8 +577,8 @@ fn read_csv(
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(reader);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
+    let headers: Vec<Arc<str>> = match rdr.headers() {
+        Ok(h) => h.iter().map(Arc::from).collect(),
         Err(e) => {
             problems.push(
                 Diagnostic::error(format!("cannot read the CSV header: {e}"))
@@ -543,11 +601,11 @@ fn read_csv(
             }
         };
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-        let row: Vec<(String, Value)> = headers
+        let row: Vec<(Arc<str>, Value)> = headers
             .iter()
             .zip(record.iter())
             .filter(|(_, cell)| !cell.is_empty())
-            .map(|(h, cell)| (h.to_string(), Value::String(cell.to_string())))
+            .map(|(h, cell)| (h.clone(), Value::String(cell.to_string())))
             .collect();
         match case_from_row(row, file, line, group_column, true) {
             Ok(c) => cases.push(c),
@@ -558,7 +616,7 @@ fn read_csv(
 }
 
 fn case_from_row(
-    mut row: Vec<(String, Value)>,
+    mut row: Vec<(Arc<str>, Value)>,
     file: &Arc<str>,
     line: usize,
     group_column: &str,
@@ -566,10 +624,13 @@ fn case_from_row(
 ) -> Result<Case, String> {
     // A row without an id is named by the hash of all its columns (as one JSON object: a
     // repeated key keeps its last value).
-    let hashed_id = if row.iter().any(|(k, _)| k == ID) {
+    let hashed_id = if row.iter().any(|(k, _)| &**k == ID) {
         None
     } else {
-        let object: Map<String, Value> = row.iter().cloned().collect();
+        let object: Map<String, Value> = row
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let canon =
             canonical::to_canonical_string(&Value::Object(object)).map_err(|e| e.to_string())?;
         Some(canonical::sha256_hex(canon.as_bytes())[..12].to_string())
@@ -580,7 +641,7 @@ fn case_from_row(
     // expectation; a repeated key keeps its last value); the rest, in the same allocation,
     // are the variables.
     row.retain_mut(|(key, value)| {
-        let slot = match key.as_str() {
+        let slot = match &**key {
             ID => &mut id,
             EXPECTED => &mut expected,
             EXPECTED_JSON => &mut expected_json,
@@ -622,13 +683,13 @@ fn case_from_row(
         return Err("`checks` must be a list of checks, e.g. [{\"contains\": \"refund\"}]".into());
     }
     Ok(Case {
-        id,
+        id: id.into(),
         file: file.clone(),
         line,
         vars,
         expected: expected.map(Box::new),
         expected_json: expected_json.map(Box::new),
-        group,
+        group: group.map(String::into_boxed_str),
         checks: checks.map(Box::new),
     })
 }
@@ -666,6 +727,35 @@ mod tests {
         )
     }
 
+    /// What a million cases cost in memory starts here (each byte is a megabyte at 1M).
+    #[test]
+    fn a_case_is_small_and_shares_its_column_names() {
+        assert!(std::mem::size_of::<Case>() <= 96);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "d.jsonl",
+                "{\"id\":\"a\",\"q\":\"x\"}\n{\"q\":\"y\",\"id\":\"b\"}\n",
+            ),
+            ("d.csv", "id,q\na,x\nb,y\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let d = load(&path, "group").unwrap();
+            let [a, b] = &d.cases[..] else {
+                panic!("{name}: {:?}", d.cases)
+            };
+            assert_eq!(
+                (a.vars.get("q"), b.vars.get("q")),
+                (Some(&json!("x")), Some(&json!("y")))
+            );
+            assert!(
+                Arc::ptr_eq(&a.vars.0[0].0, &b.vars.0[0].0),
+                "{name}: one `q` for both"
+            );
+        }
+    }
+
     #[test]
     fn jsonl_rows_across_blocks_keep_their_lines_and_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -697,11 +787,15 @@ mod tests {
         let d = load(&path, "group").unwrap();
         assert_eq!(d.cases.len(), n); // n - 1 rows, the blank line skipped, and the last row
         for c in &d.cases[..n - 1] {
-            assert_eq!(c.id, format!("c{}", c.line), "line numbers follow the file");
+            assert_eq!(
+                *c.id,
+                format!("c{}", c.line),
+                "line numbers follow the file"
+            );
         }
         assert!(d.cases.windows(2).all(|w| w[0].line < w[1].line));
         let last = d.cases.last().unwrap();
-        assert_eq!((last.id.as_str(), last.line), ("last", n + 1));
+        assert_eq!((&*last.id, last.line), ("last", n + 1));
         assert_eq!(d.digest, digest(&path).unwrap());
         assert_eq!(
             d.digest,
@@ -748,7 +842,7 @@ mod tests {
             "group",
         )
         .unwrap();
-        assert_eq!((c.id.as_str(), c.line), ("x", 1));
+        assert_eq!((&*c.id, c.line), ("x", 1));
         assert_eq!(c.expected.as_deref(), Some(&json!("e")));
         assert_eq!(c.group.as_deref(), Some("g"));
         assert_eq!(c.checks.as_deref(), Some(&json!([{"contains": "a"}])));
@@ -783,13 +877,13 @@ mod tests {
             "group",
         )
         .unwrap();
-        assert_eq!(c.id, want);
+        assert_eq!(*c.id, want);
         let c2 = one(
             r#"{"question":"Où est ma commande ?","n":2,"expected":"shipped"}"#,
             "group",
         )
         .unwrap();
-        assert_eq!(c2.id, want);
+        assert_eq!(*c2.id, want);
     }
 
     #[test]

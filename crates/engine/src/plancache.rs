@@ -164,21 +164,23 @@ pub fn store(state_dir: &Path, digest: &str, plan: &Plan) {
     if p.exists() {
         return;
     }
-    let mut text = String::with_capacity(plan.cases * 72);
-    for c in plan.calls.iter().filter(|c| c.sample == 0) {
-        use std::fmt::Write;
-        let _ = writeln!(text, "{} {}", c.request_hash, c.est_tokens);
-    }
     // Renamed into place but not fsynced: a plan lost in a crash is rendered again, and a torn
-    // one does not parse or has too few lines (and is rendered again).
-    if let Some(dir) = p.parent() {
-        let _ = std::fs::create_dir_all(dir);
-        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
-            use std::io::Write;
-            if tmp.write_all(text.as_bytes()).is_ok() {
-                let _ = tmp.persist(&p);
-            }
+    // one does not parse or has too few lines (and is rendered again). Written as it is
+    // formatted: the whole text of a 1M-case plan is 72 MB.
+    let Some(dir) = p.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(tmp) = tempfile::NamedTempFile::new_in(dir) else {
+        return;
+    };
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(tmp);
+    for c in plan.calls.iter().filter(|c| c.sample == 0) {
+        if writeln!(out, "{} {}", c.request_hash, c.est_tokens).is_err() {
+            return;
         }
+    }
+    if let Ok(tmp) = out.into_inner() {
+        let _ = tmp.persist(&p);
     }
 }
 

@@ -166,7 +166,7 @@ pub fn resolve(
     let all: Vec<&Case> = cases.iter().collect();
     let suite: Vec<&Check> = suite_checks.iter().collect();
     variables(&suite, &all, suite_file, &mut r.errors);
-    let by_id: HashMap<&str, &Case> = cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    let by_id: HashMap<&str, &Case> = cases.iter().map(|c| (&*c.id, c)).collect();
     let mut owned: Vec<(&String, &Vec<Check>)> = own.iter().collect();
     owned.sort_by(|a, b| a.0.cmp(b.0));
     for (id, list) in owned {

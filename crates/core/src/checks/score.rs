@@ -257,9 +257,9 @@ impl Contexts {
     fn find(&self, case_id: &str) -> Option<&Case> {
         let i = self
             .by_id
-            .partition_point(|&p| self.cases[p as usize].id.as_str() <= case_id);
+            .partition_point(|&p| *self.cases[p as usize].id <= *case_id);
         let c = &self.cases[*self.by_id.get(i.checked_sub(1)?)? as usize];
-        (c.id == case_id).then_some(c)
+        (*c.id == *case_id).then_some(c)
     }
 
     /// The context of a case (empty for an id that is not one).
@@ -293,7 +293,7 @@ impl Cases {
                 let place = format!("{}:{} (case `{}`)", c.file, c.line, c.id);
                 match super::parse_checks(list, &place) {
                     Ok(parsed) => {
-                        own.insert(c.id.clone(), parsed);
+                        own.insert(c.id.to_string(), parsed);
                     }
                     Err(e) => problems.extend(e.into_diagnostics()),
                 }
