@@ -37,7 +37,7 @@ fn lookup<'c>(case: &'c Case, path: &str) -> Result<Option<&'c Value>, String> {
     let root = segs.next().unwrap_or(path);
     let mut value = match root {
         crate::dataset::EXPECTED => case.expected.as_deref(),
-        crate::dataset::EXPECTED_JSON => case.expected_json.as_deref(),
+        crate::dataset::EXPECTED_JSON => case.expected_json(),
         name => case.vars.get(name),
     }
     .ok_or_else(String::new)?;
@@ -64,7 +64,7 @@ fn offered(case: &Case) -> Vec<String> {
     if case.expected.is_some() {
         names.push(crate::dataset::EXPECTED.into());
     }
-    if case.expected_json.is_some() {
+    if case.expected_json().is_some() {
         names.push(crate::dataset::EXPECTED_JSON.into());
     }
     names

@@ -265,11 +265,7 @@ impl Contexts {
     /// The context of a case (empty for an id that is not one).
     pub fn get(&self, case_id: &str) -> Map<String, Value> {
         match self.find(case_id) {
-            Some(c) => super::context(
-                c.vars.to_map(),
-                c.expected.as_deref(),
-                c.expected_json.as_deref(),
-            ),
+            Some(c) => super::context(c.vars.to_map(), c.expected.as_deref(), c.expected_json()),
             None => Map::new(),
         }
     }
@@ -289,7 +285,7 @@ impl Cases {
         let mut own = HashMap::new();
         let mut problems = Vec::new();
         for c in cases.iter() {
-            if let Some(Value::Array(list)) = c.checks.as_deref() {
+            if let Some(Value::Array(list)) = c.checks() {
                 let place = format!("{}:{} (case `{}`)", c.file, c.line, c.id);
                 match super::parse_checks(list, &place) {
                     Ok(parsed) => {
@@ -325,9 +321,7 @@ mod tests {
             line: 1,
             vars: Vars::from_columns(vec![("q".into(), Value::from(q))]),
             expected: None,
-            expected_json: None,
-            group: None,
-            checks: None,
+            extra: None,
         }
     }
 

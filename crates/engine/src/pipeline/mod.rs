@@ -729,7 +729,7 @@ pub fn decide(policy: &Policy, mut paired: Paired, breaking: Vec<String>) -> (De
 pub fn case_order(plan: &crate::Plan) -> Vec<(String, Option<String>)> {
     plan.case_data
         .iter()
-        .map(|c| (c.id.to_string(), c.group.as_deref().map(str::to_string)))
+        .map(|c| (c.id.to_string(), c.group().map(str::to_string)))
         .collect()
 }
 
