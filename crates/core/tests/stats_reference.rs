@@ -529,3 +529,20 @@ fn edge_cases_never_produce_nan_intervals() {
     assert!(t.mean.is_nan() && t.p_two_sided == 1.0);
     assert_eq!(continuous::sign_flip(&[], 0, 0).p_two_sided, 1.0);
 }
+
+/// The guard's always-valid boundary against `confseq`, the implementation of Howard et al.
+/// (2021) by its authors (`tests/data/make_sequential_reference.py`): 72 points over α, the
+/// planned time and the time looked at.
+#[test]
+fn the_normal_mixture_boundary_matches_confseq() {
+    use promptgate_core::stats::sequential::{normal_mixture_bound, z_boundary};
+    let r: Value =
+        serde_json::from_str(include_str!("data/stats_sequential_reference.json")).unwrap();
+    let cases = r["normal_mixture_two_sided"].as_array().unwrap();
+    assert_eq!(cases.len(), 72);
+    for c in cases {
+        let (v, alpha, v_opt) = (f(&c["v"]), f(&c["alpha"]), f(&c["v_opt"]));
+        close(normal_mixture_bound(v, alpha, v_opt), f(&c["bound"]), 1e-9);
+        close(z_boundary(v, alpha, v_opt), f(&c["bound"]) / v.sqrt(), 1e-9);
+    }
+}

@@ -1,8 +1,9 @@
 //! Statistics of the gate: pure functions, no I/O. Paired binary outcomes (Tango's score
 //! interval, McNemar exact and mid-p, Newcombe's hybrid interval), paired continuous scores
 //! (t, Wilcoxon signed-rank, sign-flip permutation, bootstrap), clustered standard errors,
-//! one-sample floors, budgets, power and multiplicity. Each function cites its source; each is
-//! tested against values computed independently with SciPy/statsmodels
+//! one-sample floors, budgets, power and multiplicity — and, for the rollout guard, always-valid
+//! confidence sequences (`sequential`). Each function cites its source; each is tested against
+//! values computed independently with SciPy/statsmodels or `confseq`
 //! (`tests/stats_reference.rs`).
 
 pub mod binary;
@@ -10,6 +11,7 @@ pub mod bootstrap;
 pub mod budgets;
 pub mod continuous;
 pub mod power;
+pub mod sequential;
 
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
