@@ -17,6 +17,7 @@ const WRITE_SECRET: &str = "pg-write-7f3a9c1e5b";
 const READ_SECRET: &str = "pg-read-2d8e4b6a0c";
 const CANARY_SECRET: &str = "pg-canary-9b1c3e5f7a";
 const FILE_SECRET: &str = "pg-file-4c6e8a0b2d";
+const INGEST_SECRET: &str = "pg-ingest-6a2c8e0f4b";
 
 /// A running `promptgate serve`, killed on drop.
 struct Serve {
@@ -38,6 +39,7 @@ impl Serve {
             .env("PG_TEST_WRITE", WRITE_SECRET)
             .env("PG_TEST_READ", READ_SECRET)
             .env("PG_TEST_CANARY", CANARY_SECRET)
+            .env("PG_TEST_INGEST", INGEST_SECRET)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -101,14 +103,15 @@ fn tokens_file() -> PathBuf {
 }
 
 /// Prompt `p` with v1..v3, `production` → v1; tokens: a writer, a reader limited to `p`, a
-/// writer limited to the `canary` label, and (from the tokens file) a reader of everything.
+/// writer limited to the `canary` label, a collector that may send signals, and (from the
+/// tokens file) a reader of everything.
 fn repo(open_reads: bool) -> TestRepo {
     let repo = TestRepo::with_versions(3);
     let cfg = repo.read("promptgate.yaml");
     repo.write(
         "promptgate.yaml",
         &format!(
-            "{cfg}serve:\n  open_reads: {open_reads}\n  tokens_file: {}\n  tokens:\n    - {{ name: ci, env: PG_TEST_WRITE, scope: write }}\n    - {{ name: svc, env: PG_TEST_READ, scope: read, prompts: [p] }}\n    - {{ name: canary-bot, env: PG_TEST_CANARY, scope: write, labels: [canary] }}\n",
+            "{cfg}serve:\n  open_reads: {open_reads}\n  tokens_file: {}\n  tokens:\n    - {{ name: ci, env: PG_TEST_WRITE, scope: write }}\n    - {{ name: svc, env: PG_TEST_READ, scope: read, prompts: [p] }}\n    - {{ name: canary-bot, env: PG_TEST_CANARY, scope: write, labels: [canary] }}\n    - {{ name: collector, env: PG_TEST_INGEST, scope: ingest }}\n",
             tokens_file().display()
         ),
     );
@@ -1111,4 +1114,151 @@ async fn a_prompt_the_server_no_longer_has_stops_being_served_by_the_client() {
     assert!(client.get("p", "production", None).await.is_err());
     client.flush_disk().await;
     assert!(!copy.exists(), "the disk copy of a gone prompt is removed");
+}
+
+/// OTLP spans over HTTP, as a Collector's `otlphttp` exporter sends them: protobuf (gzipped)
+/// and JSON both aggregate into the version's signals; the wrong token, content type, body or
+/// size gets a 4xx with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_over_otlp_become_signals_per_version() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use prost::Message;
+
+    let repo = repo(false);
+    let v1 = id(&repo, "v1");
+    let s = Serve::start(&repo, &[]);
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..KeyValue::default()
+    };
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let spans: Vec<Span> = (1..=100u64)
+        .map(|i| Span {
+            name: "chat".into(),
+            start_time_unix_nano: now_ns - i * 1_000_000,
+            end_time_unix_nano: now_ns,
+            attributes: vec![
+                kv("prompt.name", V::StringValue("p".into())),
+                kv("prompt.version_id", V::StringValue(v1.clone())),
+                kv("prompt.label", V::StringValue("production".into())),
+                kv("gen_ai.usage.input_tokens", V::IntValue(7)),
+            ],
+            status: Some(Status {
+                code: if i % 10 == 0 { 2 } else { 1 },
+                message: String::new(),
+            }),
+            ..Span::default()
+        })
+        .chain(std::iter::once(Span {
+            name: "unrelated".into(),
+            ..Span::default()
+        }))
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &request.encode_to_vec()).unwrap();
+    let body = gz.finish().unwrap();
+    let http = reqwest::Client::new();
+    let post = |ct: &str, token: Option<&str>, body: Vec<u8>| {
+        let mut r = http
+            .post(s.url("/v1/traces"))
+            .header("content-type", ct)
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    };
+    let r = post("application/x-protobuf", Some(INGEST_SECRET), body.clone())
+        .header("content-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    assert!(r.bytes().await.unwrap().is_empty());
+    // The same spans as OTLP/JSON, sent by a write token (write includes ingest).
+    let json = serde_json::to_vec(&request).unwrap();
+    let r = post("application/json", Some(WRITE_SECRET), json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "{}");
+
+    let (status, signals, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
+    assert_eq!(status, 200, "{signals}");
+    let versions = signals["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{signals}");
+    let v = &versions[0];
+    assert_eq!(
+        (v["version_id"].as_str(), v["label"].as_str()),
+        (Some(v1.as_str()), Some("production"))
+    );
+    assert_eq!(
+        (v["calls"].as_u64(), v["errors"].as_u64()),
+        (Some(200), Some(20)),
+        "{v}"
+    );
+    assert_eq!(v["input_tokens"], 1400);
+    let p95 = v["latency_ms"]["p95"].as_f64().unwrap();
+    assert!((p95 - 95.0).abs() <= 95.0 * 0.011, "{v}");
+    assert_eq!(signals["spans_ignored"], 2);
+
+    // Refusals, each with its reason.
+    let r = post("application/x-protobuf", Some(READ_SECRET), body.clone())
+        .header("content-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("may not send signals"));
+    let r = post("application/x-protobuf", None, body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post("text/plain", Some(INGEST_SECRET), json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = post(
+        "application/x-protobuf",
+        Some(INGEST_SECRET),
+        b"\xff\xff\xff".to_vec(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("ExportTraceServiceRequest")
+    );
+    let r = post("application/json", Some(INGEST_SECRET), vec![b' '; 9 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Nothing refused was counted.
+    let (_, after, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
+    assert_eq!(after["versions"][0]["calls"], 200);
+    assert!(!s.log().contains(INGEST_SECRET));
 }

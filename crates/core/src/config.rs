@@ -161,6 +161,9 @@ pub struct TokenSpec {
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Read,
+    /// Send production signals (`POST /v1/traces`, `/v1/feedback`), and read.
+    Ingest,
+    /// Move labels and register versions, and everything below.
     Write,
 }
 

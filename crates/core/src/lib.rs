@@ -22,6 +22,7 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod safe;
+pub mod signals;
 pub mod stats;
 pub mod suite;
 pub mod yaml;

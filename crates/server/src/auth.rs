@@ -104,7 +104,7 @@ impl Auth {
                     Error::from(
                         Diagnostic::error(format!("cannot read the tokens file: {}", e.inner()))
                             .in_context(format!("{} at `{}`", path.display(), e.path()))
-                            .hint("a list of `{ name, token, scope: read|write, prompts: [..], labels: [..] }`"),
+                            .hint("a list of `{ name, token, scope: read|ingest|write, prompts: [..], labels: [..] }`"),
                     )
                 })?;
             for t in &specs {
@@ -180,6 +180,11 @@ impl Auth {
             if need == Scope::Read && self.open_reads {
                 return Ok(None);
             }
+            if self.grants.is_empty() && need == Scope::Ingest {
+                return Err(Denied::Unauthenticated(
+                    "sending signals needs a bearer token, and this server has none configured: add an ingest token under `serve.tokens` in promptgate.yaml, e.g. `{ name: collector, env: PROMPTGATE_INGEST_TOKEN, scope: ingest }`, export its secret in that variable, and restart `serve`",
+                ));
+            }
             if self.grants.is_empty() {
                 return Err(Denied::Unauthenticated(
                     "writes need a bearer token, and this server has none configured: add a write token under `serve.tokens` in promptgate.yaml, e.g. `{ name: ci, env: PROMPTGATE_CI_TOKEN, scope: write }`, export its secret in that variable, and restart `serve`",
@@ -201,6 +206,10 @@ impl Auth {
                     "token `{}` may not write to `{}`",
                     g.name,
                     prompt.unwrap_or("?")
+                ),
+                (Scope::Ingest, _) => format!(
+                    "token `{}` may not send signals (it needs `scope: ingest` or `write`)",
+                    g.name
                 ),
                 (Scope::Read, _) => format!(
                     "token `{}` may not read `{}`",

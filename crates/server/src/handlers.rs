@@ -733,6 +733,105 @@ pub(crate) fn sse_of(c: &Change) -> SseEvent {
         .data(serde_json::to_string(c).unwrap_or_default())
 }
 
+/// `POST /v1/traces`: OTLP/HTTP spans, aggregated into the signals of the versions they name.
+pub(crate) async fn post_traces(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    app.auth
+        .check(bearer(&headers), Scope::Ingest, None, None)?;
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let refuse = |b: crate::ingest::Bad| Refused::new(b.status, b.message, Value::Null);
+    let encoding = crate::ingest::encoding(text(header::CONTENT_TYPE)).map_err(refuse)?;
+    let request =
+        crate::ingest::decode(encoding, text(header::CONTENT_ENCODING), &body).map_err(refuse)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut signals = app.signals.lock().map_err(|_| {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signals unavailable",
+            Value::Null,
+        )
+    })?;
+    let (observations, ignored) = crate::ingest::observations(&request, &signals, now);
+    for (key, o) in &observations {
+        signals.record(key, o);
+    }
+    drop(signals);
+    app.spans_ignored
+        .fetch_add(ignored as u64, Ordering::Relaxed);
+    Ok((
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        crate::ingest::response_body(encoding),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignalsQuery {
+    prompt: Option<String>,
+    /// Only windows from this many seconds ago on (default: every window kept).
+    since: Option<u64>,
+}
+
+/// `GET /v1/signals`: what the signals hold, per version heard from.
+pub(crate) async fn get_signals(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<SignalsQuery>,
+) -> Answer {
+    read_access(&app, &headers, q.prompt.as_deref())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let from = q.since.map_or(0, |s| now.saturating_sub(s));
+    let signals = app.signals.lock().map_err(|_| {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signals unavailable",
+            Value::Null,
+        )
+    })?;
+    let versions: Vec<Value> = signals
+        .keys()
+        .filter(|k| q.prompt.as_ref().is_none_or(|p| *p == k.prompt))
+        .map(|k| {
+            let w = signals.since(k, from);
+            let metrics: serde_json::Map<String, Value> = w
+                .metrics
+                .iter()
+                .map(|(name, m)| (name.clone(), json!({ "n": m.n, "mean": m.mean })))
+                .collect();
+            json!({
+                "prompt": k.prompt,
+                "label": k.label,
+                "version_id": k.version_id,
+                "calls": w.calls,
+                "errors": w.errors,
+                "error_rate": (w.calls > 0).then(|| w.errors as f64 / w.calls as f64),
+                "latency_ms": {
+                    "mean": (w.latency_ms.n > 0).then_some(w.latency_ms.mean),
+                    "p50": w.latency_quantile(0.50),
+                    "p95": w.latency_quantile(0.95),
+                    "p99": w.latency_quantile(0.99),
+                },
+                "input_tokens": w.input_tokens,
+                "output_tokens": w.output_tokens,
+                "metrics": metrics,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "window_secs": promptgate_core::signals::WINDOW_SECS,
+        "spans_ignored": app.spans_ignored.load(Ordering::Relaxed),
+        "versions": versions,
+    }))
+    .into_response())
+}
+
 pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Response {
     let snap = app.snapshot();
     let h = app.health.lock().map(|h| h.clone()).unwrap_or_default();

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod handlers;
+pub mod ingest;
 pub mod metrics;
 mod state;
 
@@ -42,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/prompts/{name}/render"),
     ("PUT", "/v1/prompts/{name}/labels/{label}"),
     ("POST", "/v1/prompts/{name}/labels/{label}/rollback"),
+    ("POST", "/v1/traces"),
+    ("GET", "/v1/signals"),
     ("GET", "/v1/events"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -73,6 +76,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/prompts/{name}/labels/{label}/rollback",
             axum::routing::post(post_rollback),
         )
+        .route(
+            "/v1/traces",
+            axum::routing::post(post_traces)
+                .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),
+        )
+        .route("/v1/signals", get(get_signals))
         .route("/v1/events", get(events))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

@@ -151,6 +151,10 @@ pub struct App {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The most event streams open at once.
     pub(crate) max_streams: AtomicUsize,
+    /// Production signals per version, from `POST /v1/traces`.
+    pub(crate) signals: Mutex<promptgate_core::signals::Signals>,
+    /// Spans received that named no prompt version.
+    pub(crate) spans_ignored: std::sync::atomic::AtomicU64,
 }
 
 /// One open event stream: counted (in the metrics) while it lives.
@@ -202,6 +206,8 @@ impl App {
             seen: Mutex::new(HashMap::new()),
             shutdown,
             max_streams: AtomicUsize::new(promptgate_core::config::defaults::MAX_STREAMS),
+            signals: Mutex::new(promptgate_core::signals::Signals::default()),
+            spans_ignored: Default::default(),
         });
         app.reload(None, false);
         Ok(app)

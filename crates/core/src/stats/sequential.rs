@@ -60,6 +60,19 @@ impl Moments {
         self.n = n;
     }
 
+    /// `n` observations of 0 or 1, `ones` of them 1 (errors out of calls).
+    pub fn binary(ones: u64, n: u64) -> Moments {
+        if n == 0 {
+            return Moments::default();
+        }
+        let p = ones.min(n) as f64 / n as f64;
+        Moments {
+            n,
+            mean: p,
+            m2: n as f64 * p * (1.0 - p),
+        }
+    }
+
     /// The plug-in variance Σ (x − mean)² / n (what the asymptotic sequence uses).
     pub fn variance(&self) -> Option<f64> {
         (self.n > 0).then(|| self.m2 / self.n as f64)
@@ -213,6 +226,12 @@ mod tests {
             assert!((m.m2 - m2).abs() / m2 < 1e-9, "{m:?} vs {m2}");
         }
         assert_eq!(Moments::default().variance(), None);
+        // Counts of errors are the same moments as the errors one by one.
+        let ones = of(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let counted = Moments::binary(2, 8);
+        assert_eq!(counted.n, ones.n);
+        assert!((counted.mean - ones.mean).abs() < 1e-15 && (counted.m2 - ones.m2).abs() < 1e-12);
+        assert_eq!(Moments::binary(3, 0), Moments::default());
     }
 
     #[test]
