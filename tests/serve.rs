@@ -19,6 +19,16 @@ const CANARY_SECRET: &str = "pg-canary-9b1c3e5f7a";
 const FILE_SECRET: &str = "pg-file-4c6e8a0b2d";
 const INGEST_SECRET: &str = "pg-ingest-6a2c8e0f4b";
 
+/// The token secrets `repo()`'s configuration names, in the environment of `command`.
+fn with_secrets(mut command: std::process::Command) -> std::process::Command {
+    command
+        .env("PG_TEST_WRITE", WRITE_SECRET)
+        .env("PG_TEST_READ", READ_SECRET)
+        .env("PG_TEST_CANARY", CANARY_SECRET)
+        .env("PG_TEST_INGEST", INGEST_SECRET);
+    command
+}
+
 /// A running `promptgate serve`, killed on drop.
 struct Serve {
     child: Child,
@@ -34,12 +44,7 @@ impl Serve {
         // A scan only every minute: changes must arrive through file events.
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--poll-ms", "60000"];
         args.extend_from_slice(extra);
-        let mut child = repo
-            .command(&args)
-            .env("PG_TEST_WRITE", WRITE_SECRET)
-            .env("PG_TEST_READ", READ_SECRET)
-            .env("PG_TEST_CANARY", CANARY_SECRET)
-            .env("PG_TEST_INGEST", INGEST_SECRET)
+        let mut child = with_secrets(repo.command(&args))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -1261,4 +1266,65 @@ async fn spans_over_otlp_become_signals_per_version() {
     let (_, after, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
     assert_eq!(after["versions"][0]["calls"], 200);
     assert!(!s.log().contains(INGEST_SECRET));
+
+    // A restart loses nothing saved: signals are saved within seconds of changing (a crash,
+    // SIGKILL, loses at most that), and once more at a graceful shutdown.
+    let saved_calls = || {
+        let text = std::fs::read_to_string(repo.file(".promptgate/signals.json")).ok()?;
+        let saved: promptgate::signals::Signals = serde_json::from_str(&text).ok()?;
+        let key = saved.keys().next()?.clone();
+        Some(saved.since(&key, 0).calls)
+    };
+    let t = Instant::now();
+    while saved_calls() != Some(200) {
+        assert!(
+            t.elapsed() < Duration::from_secs(12),
+            "signals never saved: {:?}",
+            saved_calls()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut s = s;
+    s.stop();
+    let s = Serve::start(&repo, &[]);
+    let calls = |v: &Value| v["versions"][0]["calls"].as_u64();
+    let (_, back, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
+    assert_eq!(calls(&back), Some(200), "after SIGKILL: {back}");
+    let r = reqwest::Client::new()
+        .post(s.url("/v1/traces"))
+        .header("content-type", "application/json")
+        .bearer_auth(INGEST_SECRET)
+        .body(json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut s = s;
+    unsafe {
+        libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop();
+    let s = Serve::start(&repo, &[]);
+    let (_, back, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
+    assert_eq!(calls(&back), Some(300), "after SIGTERM: {back}");
+    // A damaged file stops `serve` with the way out, instead of overwriting what it held.
+    drop(s);
+    repo.write(".promptgate/signals.json", "{\"tracked\": [");
+    let out = with_secrets(repo.command(&["serve", "--listen", "127.0.0.1:0"]))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("signals.json") && err.contains("delete it"),
+        "{err}"
+    );
 }

@@ -36,7 +36,7 @@ impl Files {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FileStore::new(
             dir.path().join("prompts"),
-            dir.path().join("locks"),
+            dir.path(),
             "prompts",
             Trust::default(),
         ));
@@ -450,6 +450,44 @@ fn a_rollback_through_the_promotion_service_is_compare_and_swap_and_audited() {
     }
 }
 
+/// Production signals are kept whole across a restart (a new store over the same place reads
+/// what the last one saved), and replaced whole by the next save.
+#[test]
+fn a_store_keeps_production_signals_across_a_restart() {
+    use promptgate::signals::{Key, Observation, Signals};
+    for (name, backend) in backends() {
+        let store = backend.store();
+        assert_eq!(store.load_signals().unwrap().window_count(), 0, "{name}");
+        let key = Key {
+            prompt: "p".into(),
+            label: Some("canary".into()),
+            version_id: "v2-abc".into(),
+        };
+        let mut s = Signals::tracking(["app.feedback.score".to_string()]);
+        for i in 0..120 {
+            s.record(
+                &key,
+                &Observation {
+                    at_unix_s: 1_800_000_000 + i,
+                    call: true,
+                    error: i % 4 == 0,
+                    latency_ms: Some(i as f64),
+                    metrics: vec![("app.feedback.score".into(), 1.0)],
+                    ..Observation::default()
+                },
+            );
+        }
+        store.save_signals(&s).unwrap();
+        let again = backend.store().load_signals().unwrap();
+        let (a, b) = (s.since(&key, 0), again.since(&key, 0));
+        assert_eq!((b.calls, b.errors), (120, 30), "{name}");
+        assert_eq!(a.latency_quantile(0.95), b.latency_quantile(0.95), "{name}");
+        assert_eq!(b.metrics["app.feedback.score"].n, 120, "{name}");
+        store.save_signals(&Signals::default()).unwrap();
+        assert_eq!(store.load_signals().unwrap().window_count(), 0, "{name}");
+    }
+}
+
 #[test]
 fn a_bundle_is_a_read_only_store_that_reads_like_the_store_it_was_written_from() {
     use promptgate::bundle::{Bundle, BundleStore};
@@ -496,6 +534,10 @@ fn a_bundle_is_a_read_only_store_that_reads_like_the_store_it_was_written_from()
     let e = bundle.prompt("pp").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("did you mean `p`"), "{e}");
+
+    // A bundle keeps no signals (serve holds them in memory only).
+    assert!(bundle.save_signals(&Default::default()).is_err());
+    assert_eq!(bundle.load_signals().unwrap().window_count(), 0);
 
     // Writes are refused, saying why and what to do; nothing is ever announced.
     let e = register(&*source, "p", 3);

@@ -28,11 +28,14 @@ use crate::{
 use promptgate_core::artifact::{self, Loaded};
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
 use promptgate_core::fsutil::{self, LockGuard};
+use promptgate_core::signals::Signals;
 
 /// Per-prompt registry file name.
 pub const REGISTRY_FILE: &str = "registry.yaml";
 /// Per-prompt audit log file name.
 pub const AUDIT_FILE: &str = "audit.jsonl";
+/// `serve`'s production signals, in the state folder (not in Git: they are observations).
+pub const SIGNALS_FILE: &str = "signals.json";
 
 /// `registry.yaml`: versions → hashes, labels → versions, and the audit checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,23 +89,27 @@ impl RegistryFile {
     }
 }
 
-/// Prompts as files under a folder (`prompts/` of a repository), locks under another.
+/// Prompts as files under a folder (`prompts/` of a repository); locks and production signals
+/// in the state folder (`.promptgate/`).
 #[derive(Debug, Clone)]
 pub struct FileStore {
     prompts: PathBuf,
     locks: PathBuf,
+    /// `serve`'s production signals (`signals.json`).
+    signals: PathBuf,
     /// The prompts folder as people know it (`prompts`), for hints.
     shown: String,
     trust: signing::Trust,
 }
 
 impl FileStore {
-    /// The store of the prompts under `prompts` (shown in hints as `shown`), locking in
-    /// `locks`, verifying the audit log with `trust`.
-    pub fn new(prompts: PathBuf, locks: PathBuf, shown: &str, trust: signing::Trust) -> FileStore {
+    /// The store of the prompts under `prompts` (shown in hints as `shown`), with its locks
+    /// and signals in `state`, verifying the audit log with `trust`.
+    pub fn new(prompts: PathBuf, state: &Path, shown: &str, trust: signing::Trust) -> FileStore {
         FileStore {
             prompts,
-            locks,
+            locks: state.join("locks"),
+            signals: state.join(SIGNALS_FILE),
             shown: shown.to_string(),
             trust,
         }
@@ -233,6 +240,29 @@ impl FileStore {
 impl Store for FileStore {
     fn location(&self) -> String {
         self.prompts.display().to_string()
+    }
+
+    fn load_signals(&self) -> Result<Signals> {
+        let text = match fs::read_to_string(&self.signals) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signals::default()),
+            Err(e) => return Err(Error::io(&self.signals, "read", e)),
+        };
+        serde_json::from_str(&text).map_err(|e| {
+            Error::from(
+                Diagnostic::error(format!("cannot read the saved production signals: {e}"))
+                    .in_context(self.signals.display().to_string())
+                    .hint("the file is written whole by `serve`; delete it to start the signals afresh"),
+            )
+        })
+    }
+
+    fn save_signals(&self, signals: &Signals) -> Result<()> {
+        let text = serde_json::to_vec(signals).map_err(|e| Error::usage(e.to_string()))?;
+        if let Some(dir) = self.signals.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", e))?;
+        }
+        fsutil::write_atomic(&self.signals, &text)
     }
 
     /// File events (inotify and its equivalents) under the prompts folder, each turned into

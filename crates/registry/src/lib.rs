@@ -482,7 +482,7 @@ impl Repo {
         let trust = signing::Trust::from_config(config.audit.as_ref())?;
         let files = Arc::new(FileStore::new(
             root.join(config.prompts_dir()),
-            root.join(config::defaults::STATE_DIR).join("locks"),
+            &root.join(config::defaults::STATE_DIR),
             config.prompts_dir(),
             trust,
         ));

@@ -14,6 +14,7 @@
 
 use promptgate_core::artifact::Loaded;
 use promptgate_core::error::Result;
+use promptgate_core::signals::Signals;
 
 use crate::audit::{Entry, Log};
 use crate::{LabelMove, NewVersion, Prompt, Registered, VersionEntry};
@@ -118,6 +119,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn subscribe(&self, notify: OnChange) -> Subscription {
         let _ = notify;
         Subscription::none("this store sends no change notices")
+    }
+
+    /// The production signals last saved by `serve` (empty when none were).
+    fn load_signals(&self) -> Result<Signals> {
+        Ok(Signals::default())
+    }
+
+    /// Keep the signals, replacing what was kept: whole or not at all. A store that cannot
+    /// (a bundle) says so; `serve` then holds them in memory only.
+    fn save_signals(&self, signals: &Signals) -> Result<()> {
+        let _ = signals;
+        Err(promptgate_core::error::Error::usage(format!(
+            "{} cannot keep production signals",
+            self.location()
+        )))
     }
 
     /// The audit log with every signature verified (`check`, `log`).

@@ -761,6 +761,9 @@ pub(crate) async fn post_traces(
         signals.record(key, o);
     }
     drop(signals);
+    if !observations.is_empty() {
+        app.signals_dirty.store(true, Ordering::SeqCst);
+    }
     app.spans_ignored
         .fetch_add(ignored as u64, Ordering::Relaxed);
     Ok((

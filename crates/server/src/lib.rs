@@ -51,6 +51,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
 ];
 
+/// How often changed production signals are saved.
+pub const SIGNALS_SAVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The OpenAPI 3 document (checked in as `docs/openapi.json`).
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
@@ -124,6 +127,18 @@ pub async fn serve(
     if !app.store.read_only() {
         watch(app.clone(), opts.poll, stop_rx.clone());
     }
+    // Signals are saved every few seconds when they changed (a crash loses at most that
+    // much), and once more at shutdown.
+    let saver = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SIGNALS_SAVE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let app = saver.clone();
+            let _ = tokio::task::spawn_blocking(move || app.save_signals()).await;
+        }
+    });
 
     let shutdown = async move {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -147,9 +162,13 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
     });
+    let last = app.clone();
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::io(Path::new(&opts.listen), "serve on", e))?;
+    tokio::task::spawn_blocking(move || last.save_signals())
+        .await
+        .ok();
     Ok(())
 }

@@ -151,8 +151,10 @@ pub struct App {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The most event streams open at once.
     pub(crate) max_streams: AtomicUsize,
-    /// Production signals per version, from `POST /v1/traces`.
+    /// Production signals per version, from `POST /v1/traces`, kept by the store.
     pub(crate) signals: Mutex<promptgate_core::signals::Signals>,
+    /// Signals changed since they were last saved.
+    pub(crate) signals_dirty: std::sync::atomic::AtomicBool,
     /// Spans received that named no prompt version.
     pub(crate) spans_ignored: std::sync::atomic::AtomicU64,
 }
@@ -169,6 +171,22 @@ impl Drop for StreamSlot {
 impl App {
     /// Load the initial state. Prompts that fail to load are reported in `/healthz` and not
     /// served until they are fixed.
+    /// Save the signals if they changed since the last save (blocking: file or database work).
+    pub fn save_signals(&self) {
+        if self.store.read_only() || !self.signals_dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let copy = match self.signals.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => return,
+        };
+        if let Err(e) = self.store.save_signals(&copy) {
+            // Tried again at the next save.
+            self.signals_dirty.store(true, Ordering::SeqCst);
+            eprintln!("promptgate serve: cannot save the production signals: {e}");
+        }
+    }
+
     pub fn new(source: Source, auth: Auth, shutdown: watch::Receiver<bool>) -> Result<Arc<App>> {
         let boot = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -189,6 +207,12 @@ impl App {
                 path.display().to_string(),
             ),
         };
+        // What the last run saved: a restart loses nothing it had saved.
+        let signals = if store.read_only() {
+            Default::default()
+        } else {
+            store.load_signals()?
+        };
         let app = Arc::new(App {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             store,
@@ -206,7 +230,8 @@ impl App {
             seen: Mutex::new(HashMap::new()),
             shutdown,
             max_streams: AtomicUsize::new(promptgate_core::config::defaults::MAX_STREAMS),
-            signals: Mutex::new(promptgate_core::signals::Signals::default()),
+            signals: Mutex::new(signals),
+            signals_dirty: Default::default(),
             spans_ignored: Default::default(),
         });
         app.reload(None, false);
