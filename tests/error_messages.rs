@@ -170,3 +170,25 @@ fn a_schema_openai_cannot_take_as_strict_is_a_warning() {
     let out = repo.pg(&["check"]).ok();
     insta::assert_snapshot!(repo.redact(&out.stderr));
 }
+
+/// A rollout policy is checked when the configuration is read, before anything runs: a typo
+/// gets its suggestion, a bad value its line.
+#[test]
+fn a_rollout_policy_mistake() {
+    let repo = TestRepo::new();
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!("{cfg}rollout:\n  steps: [5, 25, 50, 100]\n  min_sample: 500\n"),
+    );
+    let out = repo.pg(&["list"]).code(2);
+    let typo = repo.redact(&out.stderr);
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{cfg}rollout:\n  steps: [5, 25, 50]\n  metrics:\n    - metric: error_rate\n      tolerance: 0.01\n    - metric: app.feedback.score\n      tolerance: 0.1\n"
+        ),
+    );
+    let out = repo.pg(&["list"]).code(2);
+    insta::assert_snapshot!(format!("{typo}\n---\n{}", repo.redact(&out.stderr)));
+}

@@ -1133,6 +1133,12 @@ async fn spans_over_otlp_become_signals_per_version() {
 
     let repo = repo(false);
     let v1 = id(&repo, "v1");
+    // The policy's metrics are what the signals keep of span attributes.
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!("{cfg}rollout:\n  metrics:\n    - {{ metric: app.tool_call.ok, worse: lower, tolerance: 0.05 }}\n"),
+    );
     let s = Serve::start(&repo, &[]);
     let kv = |k: &str, v: V| KeyValue {
         key: k.into(),
@@ -1153,6 +1159,8 @@ async fn spans_over_otlp_become_signals_per_version() {
                 kv("prompt.version_id", V::StringValue(v1.clone())),
                 kv("prompt.label", V::StringValue("production".into())),
                 kv("gen_ai.usage.input_tokens", V::IntValue(7)),
+                kv("app.tool_call.ok", V::BoolValue(i % 10 != 0)),
+                kv("app.untracked", V::DoubleValue(1.0)),
             ],
             status: Some(Status {
                 code: if i % 10 == 0 { 2 } else { 1 },
@@ -1220,6 +1228,9 @@ async fn spans_over_otlp_become_signals_per_version() {
         "{v}"
     );
     assert_eq!(v["input_tokens"], 1400);
+    assert_eq!(v["metrics"]["app.tool_call.ok"]["n"], 200, "{v}");
+    assert!((v["metrics"]["app.tool_call.ok"]["mean"].as_f64().unwrap() - 0.9).abs() < 1e-9);
+    assert!(v["metrics"].get("app.untracked").is_none(), "{v}");
     let p95 = v["latency_ms"]["p95"].as_f64().unwrap();
     assert!((p95 - 95.0).abs() <= 95.0 * 0.011, "{v}");
     assert_eq!(signals["spans_ignored"], 2);

@@ -76,6 +76,9 @@ pub struct Config {
     /// Bounds on inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// How canaries are rolled out and guarded (`serve`'s rollout guard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Policy>,
 }
 
 /// `audit.keys[]` in `promptgate.yaml`: a public key trusted to sign.
@@ -265,7 +268,18 @@ fn keys_of(path: &str) -> &'static [&'static str] {
             "serve",
             "audit",
             "limits",
+            "rollout",
         ],
+        "rollout" => &[
+            "steps",
+            "min_step_secs",
+            "min_samples",
+            "max_step_secs",
+            "alpha",
+            "on_regression",
+            "metrics",
+        ],
+        p if p.starts_with("rollout.metrics") => &["metric", "worse", "tolerance", "tolerance_pct"],
         "limits" => &["dataset_line_bytes"],
         "embeddings" => &["provider", "model"],
         "audit" => &["require_signatures", "keys"],
@@ -307,6 +321,12 @@ impl Config {
             ))
             .hint("this promptgate understands `version: 1`; upgrade promptgate")
             .into());
+        }
+        if let Some(policy) = &cfg.rollout {
+            crate::rollout::check(policy, |d, path| {
+                let line = crate::artifact::locate::locate(text, &path);
+                d.at(line.map(|(l, c)| crate::error::Location::in_text(file, text, l, c)))
+            })?;
         }
         Ok(cfg)
     }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod rollout;
 pub mod safe;
 pub mod signals;
 pub mod stats;

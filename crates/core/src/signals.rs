@@ -160,6 +160,11 @@ impl Signals {
         }
     }
 
+    /// Keep these metrics from now on (and only these).
+    pub fn track(&mut self, names: impl IntoIterator<Item = String>) {
+        self.tracked = names.into_iter().collect();
+    }
+
     /// Whether a metric of this name is kept.
     pub fn tracks(&self, name: &str) -> bool {
         self.tracked.contains(name)

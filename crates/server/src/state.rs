@@ -208,11 +208,14 @@ impl App {
             ),
         };
         // What the last run saved: a restart loses nothing it had saved.
-        let signals = if store.read_only() {
-            Default::default()
+        let mut signals = if store.read_only() {
+            promptgate_core::signals::Signals::default()
         } else {
             store.load_signals()?
         };
+        // The metrics the rollout policy compares, beside calls, errors, latency and tokens.
+        let policy = repo.as_ref().and_then(|r| r.config.rollout.clone());
+        signals.track(policy.unwrap_or_default().tracked());
         let app = Arc::new(App {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             store,
