@@ -1152,6 +1152,7 @@ async fn spans_over_otlp_become_signals_per_version() {
     let spans: Vec<Span> = (1..=100u64)
         .map(|i| Span {
             name: "chat".into(),
+            trace_id: u128::from(i).to_be_bytes().to_vec(),
             start_time_unix_nano: now_ns - i * 1_000_000,
             end_time_unix_nano: now_ns,
             attributes: vec![
@@ -1234,6 +1235,62 @@ async fn spans_over_otlp_become_signals_per_version() {
     let p95 = v["latency_ms"]["p95"].as_f64().unwrap();
     assert!((p95 - 95.0).abs() <= 95.0 * 0.011, "{v}");
     assert_eq!(signals["spans_ignored"], 2);
+
+    // Late feedback, by trace or by version; all of a list or none.
+    let feedback = |body: Value, token: &str| {
+        reqwest::Client::new()
+            .post(s.url("/v1/feedback"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let trace = format!("{:032x}", 1u128);
+    let r = feedback(
+        json!([
+            {"metric": "app.tool_call.ok", "value": 1, "trace_id": trace},
+            {"metric": "app.tool_call.ok", "value": 0, "prompt": "p", "version_id": v1, "label": "production"},
+        ]),
+        INGEST_SECRET,
+    )
+    .await
+    .unwrap();
+    let (status, answer) = (r.status(), r.text().await.unwrap());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["accepted"],
+        2
+    );
+    let r = feedback(
+        json!([
+            {"metric": "app.tool_call.ok", "value": 1, "trace_id": trace},
+            {"metric": "app.csat", "value": 5, "trace_id": trace},
+        ]),
+        INGEST_SECRET,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    let why = r.text().await.unwrap();
+    assert!(
+        why.contains("item 1") && why.contains("rollout.metrics"),
+        "{why}"
+    );
+    let r = feedback(
+        json!({"metric": "app.tool_call.ok", "value": 1, "trace_id": trace}),
+        READ_SECRET,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, with_feedback, _) = get(&s.url("/v1/signals?prompt=p"), Some(READ_SECRET)).await;
+    assert_eq!(
+        with_feedback["versions"][0]["metrics"]["app.tool_call.ok"]["n"],
+        202
+    );
+    assert_eq!(
+        with_feedback["versions"][0]["calls"], 200,
+        "feedback is not a call"
+    );
 
     // Refusals, each with its reason.
     let r = post("application/x-protobuf", Some(READ_SECRET), body.clone())

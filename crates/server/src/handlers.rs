@@ -757,10 +757,13 @@ pub(crate) async fn post_traces(
         )
     })?;
     let (observations, ignored) = crate::ingest::observations(&request, &signals, now);
-    for (key, o) in &observations {
-        signals.record(key, o);
+    for o in &observations {
+        signals.record(&o.key, &o.observation);
     }
     drop(signals);
+    if let Ok(mut traces) = app.recent_traces.lock() {
+        traces.note(&observations);
+    }
     if !observations.is_empty() {
         app.signals_dirty.store(true, Ordering::SeqCst);
     }
@@ -771,6 +774,63 @@ pub(crate) async fn post_traces(
         crate::ingest::response_body(encoding),
     )
         .into_response())
+}
+
+/// `POST /v1/feedback`: late signals (a user's rating, say) for a version, named directly or
+/// through a trace it served; one object or a list of them, all counted or none.
+pub(crate) async fn post_feedback(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    app.auth
+        .check(bearer(&headers), Scope::Ingest, None, None)?;
+    let items: Vec<crate::ingest::Feedback> = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(_)) => serde_json::from_slice(&body),
+        Ok(_) => serde_json::from_slice(&body).map(|f| vec![f]),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| {
+        Refused::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"metric\": NAME, \"value\": NUMBER, \"trace_id\": HEX}} (or `prompt` and `version_id` instead of `trace_id`), or a list of them: {e}"),
+            Value::Null,
+        )
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let unavailable = || {
+        Refused::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signals unavailable",
+            Value::Null,
+        )
+    };
+    let mut signals = app.signals.lock().map_err(|_| unavailable())?;
+    let traces = app.recent_traces.lock().map_err(|_| unavailable())?;
+    let mut observed = Vec::with_capacity(items.len());
+    for (i, f) in items.iter().enumerate() {
+        let o = crate::ingest::feedback(f, &traces, &signals, now).map_err(|why| {
+            Refused::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                if items.len() > 1 {
+                    format!("item {i}: {why}")
+                } else {
+                    why
+                },
+                Value::Null,
+            )
+        })?;
+        observed.push(o);
+    }
+    drop(traces);
+    for (key, o) in &observed {
+        signals.record(key, o);
+    }
+    drop(signals);
+    app.signals_dirty.store(true, Ordering::SeqCst);
+    Ok(Json(json!({ "accepted": observed.len() })).into_response())
 }
 
 #[derive(Deserialize)]

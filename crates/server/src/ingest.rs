@@ -125,13 +125,22 @@ pub fn decode(
     }
 }
 
-/// What the request's spans say: one (version, observation) per span that names a prompt
-/// version, and how many spans did not.
-pub fn observations(
-    req: &ExportTraceServiceRequest,
+/// What one span said about its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed<'a> {
+    pub key: Key,
+    pub observation: Observation,
+    /// Its trace, for feedback that names the trace.
+    pub trace_id: &'a [u8],
+}
+
+/// What the request's spans say: one observation per span that names a prompt version, and
+/// how many spans did not.
+pub fn observations<'a>(
+    req: &'a ExportTraceServiceRequest,
     signals: &Signals,
     now_unix_s: u64,
-) -> (Vec<(Key, Observation)>, usize) {
+) -> (Vec<Observed<'a>>, usize) {
     let mut out = Vec::new();
     let mut ignored = 0;
     for span in req
@@ -172,9 +181,10 @@ pub fn observations(
             .filter(|kv| signals.tracks(&kv.key))
             .filter_map(|kv| Some((kv.key.clone(), number_of(kv)?)))
             .collect();
-        out.push((
+        out.push(Observed {
             key,
-            Observation {
+            trace_id: &span.trace_id,
+            observation: Observation {
                 // A span from the future or with no end counts now.
                 at_unix_s: if ended == 0 || ended > now_unix_s {
                     now_unix_s
@@ -188,9 +198,114 @@ pub fn observations(
                 output_tokens: count("gen_ai.usage.output_tokens"),
                 metrics,
             },
-        ));
+        });
     }
     (out, ignored)
+}
+
+/// The versions of recently seen traces, so that late feedback can name a trace instead of a
+/// version: the newest [`TRACES_KEPT`] only, so memory does not grow with traffic.
+#[derive(Debug, Default)]
+pub struct RecentTraces {
+    by_id: std::collections::HashMap<Vec<u8>, Key>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+/// Traces whose version is remembered for feedback.
+pub const TRACES_KEPT: usize = 65_536;
+
+impl RecentTraces {
+    /// Remember the trace of every span that named a version.
+    pub fn note(&mut self, observed: &[Observed<'_>]) {
+        for o in observed {
+            if o.trace_id.is_empty() || self.by_id.contains_key(o.trace_id) {
+                continue;
+            }
+            self.by_id.insert(o.trace_id.to_vec(), o.key.clone());
+            self.order.push_back(o.trace_id.to_vec());
+            while self.order.len() > TRACES_KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.by_id.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The version of trace `hex` (32 hex digits), if it was seen recently.
+    pub fn get(&self, hex: &str) -> Option<&Key> {
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect();
+        self.by_id.get(&bytes?)
+    }
+}
+
+/// One piece of late feedback (`POST /v1/feedback`): a metric of a version, named directly or
+/// through a trace the version served.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    pub metric: String,
+    pub value: f64,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The version a piece of feedback is about, and its observation; or why it cannot count.
+pub fn feedback(
+    f: &Feedback,
+    traces: &RecentTraces,
+    signals: &Signals,
+    now_unix_s: u64,
+) -> Result<(Key, Observation), String> {
+    if !signals.tracks(&f.metric) {
+        return Err(format!(
+            "metric `{}` is not one the rollout policy compares, so it would not be kept: add it to `rollout.metrics` in promptgate.yaml",
+            f.metric
+        ));
+    }
+    if !f.value.is_finite() {
+        return Err(format!(
+            "metric `{}`: the value must be a finite number",
+            f.metric
+        ));
+    }
+    let key = match (&f.trace_id, &f.prompt, &f.version_id) {
+        (Some(t), None, None) => traces.get(t).cloned().ok_or_else(|| {
+            format!(
+                "trace `{t}` is not among the last {TRACES_KEPT} traces seen: send `prompt` and `version_id` instead"
+            )
+        })?,
+        (None, Some(p), Some(v)) => Key {
+            prompt: p.clone(),
+            label: f.label.clone(),
+            version_id: v.clone(),
+        },
+        _ => {
+            return Err(
+                "name the version: either `trace_id`, or `prompt` and `version_id` (with `label` if it was fetched by one)"
+                    .into(),
+            );
+        }
+    };
+    Ok((
+        key,
+        Observation {
+            at_unix_s: now_unix_s,
+            metrics: vec![(f.metric.clone(), f.value)],
+            ..Observation::default()
+        },
+    ))
 }
 
 fn value(kv: &KeyValue) -> Option<&any_value::Value> {
@@ -289,7 +404,7 @@ mod tests {
         let signals = Signals::tracking(["app.tool_call.ok".to_string()]);
         let (obs, ignored) = observations(&req, &signals, 1_900_000_000);
         assert_eq!((obs.len(), ignored), (2, 1));
-        let (k, o) = &obs[1];
+        let (k, o) = (&obs[1].key, &obs[1].observation);
         assert_eq!(
             (k.prompt.as_str(), k.version_id.as_str(), k.label.as_deref()),
             ("support", "v2", Some("production"))
@@ -301,8 +416,8 @@ mod tests {
         assert_eq!(o.metrics, vec![("app.tool_call.ok".to_string(), 0.0)]);
         // Untracked attributes are not kept; a span ending in the future counts now.
         let (obs, _) = observations(&req, &Signals::default(), 1_700_000_000);
-        assert!(obs[0].1.metrics.is_empty());
-        assert_eq!(obs[0].1.at_unix_s, 1_700_000_000);
+        assert!(obs[0].observation.metrics.is_empty());
+        assert_eq!(obs[0].observation.at_unix_s, 1_700_000_000);
     }
 
     #[test]
@@ -371,10 +486,97 @@ mod tests {
         let req = decode(Encoding::Json, None, json.as_bytes()).unwrap();
         let (obs, ignored) = observations(&req, &Signals::default(), u64::MAX);
         assert_eq!((obs.len(), ignored), (1, 0));
-        assert_eq!(obs[0].0.version_id, "v3-1a2b3c4");
-        assert_eq!(obs[0].1.latency_ms, Some(1000.0));
-        assert_eq!(obs[0].1.output_tokens, 42);
+        assert_eq!(obs[0].key.version_id, "v3-1a2b3c4");
+        assert_eq!(obs[0].observation.latency_ms, Some(1000.0));
+        assert_eq!(obs[0].observation.output_tokens, 42);
+        // Feedback can name its trace (hex, as OTLP/JSON writes it).
+        let mut traces = RecentTraces::default();
+        traces.note(&obs);
+        let key = traces.get("5b8efff798038103d269b633813fc60c").unwrap();
+        assert_eq!(key.version_id, "v3-1a2b3c4");
+        assert!(traces.get("5b8e").is_none() && traces.get("zz").is_none());
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(span.trace_id.len(), 16);
+    }
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::*;
+
+    fn fb(json: &str) -> Feedback {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn feedback_names_its_version_or_trace_and_a_tracked_metric() {
+        let signals = Signals::tracking(["app.feedback.score".to_string()]);
+        let traces = RecentTraces::default();
+        let (key, o) = feedback(
+            &fb(r#"{"metric": "app.feedback.score", "value": 0.5, "prompt": "p", "version_id": "v2", "label": "canary"}"#),
+            &traces,
+            &signals,
+            1_800_000_000,
+        )
+        .unwrap();
+        assert_eq!(
+            (key.version_id.as_str(), key.label.as_deref()),
+            ("v2", Some("canary"))
+        );
+        assert_eq!(o.metrics, vec![("app.feedback.score".to_string(), 0.5)]);
+        assert!(!o.call);
+        let refused = |json: &str| feedback(&fb(json), &traces, &signals, 0).unwrap_err();
+        assert!(
+            refused(r#"{"metric": "other", "value": 1, "prompt": "p", "version_id": "v2"}"#)
+                .contains("add it to `rollout.metrics`")
+        );
+        assert!(
+            refused(r#"{"metric": "app.feedback.score", "value": 1}"#).contains("name the version")
+        );
+        assert!(
+            refused(r#"{"metric": "app.feedback.score", "value": 1, "trace_id": "00ff"}"#)
+                .contains("is not among the last")
+        );
+        assert!(
+            serde_json::from_str::<Feedback>(r#"{"metric": "m", "value": 1, "score": 2}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn only_the_newest_traces_are_remembered() {
+        let mut traces = RecentTraces::default();
+        let key = Key {
+            prompt: "p".into(),
+            label: None,
+            version_id: "v1".into(),
+        };
+        let ids: Vec<[u8; 16]> = (0..TRACES_KEPT as u32 + 10)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                id
+            })
+            .collect();
+        let observed: Vec<Observed> = ids
+            .iter()
+            .map(|id| Observed {
+                key: key.clone(),
+                observation: Observation::default(),
+                trace_id: id,
+            })
+            .collect();
+        traces.note(&observed);
+        assert_eq!(traces.by_id.len(), TRACES_KEPT);
+        assert!(
+            traces.get(&"00".repeat(16)).is_none(),
+            "the oldest went first"
+        );
+        let newest: String = ids
+            .last()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(traces.get(&newest).is_some());
     }
 }

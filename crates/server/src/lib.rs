@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/prompts/{name}/labels/{label}"),
     ("POST", "/v1/prompts/{name}/labels/{label}/rollback"),
     ("POST", "/v1/traces"),
+    ("POST", "/v1/feedback"),
     ("GET", "/v1/signals"),
     ("GET", "/v1/events"),
     ("GET", "/healthz"),
@@ -84,6 +85,7 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::post(post_traces)
                 .layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),
         )
+        .route("/v1/feedback", axum::routing::post(post_feedback))
         .route("/v1/signals", get(get_signals))
         .route("/v1/events", get(events))
         .route("/healthz", get(healthz))

@@ -155,6 +155,8 @@ pub struct App {
     pub(crate) signals: Mutex<promptgate_core::signals::Signals>,
     /// Signals changed since they were last saved.
     pub(crate) signals_dirty: std::sync::atomic::AtomicBool,
+    /// The versions of recent traces, for feedback that names a trace.
+    pub(crate) recent_traces: Mutex<crate::ingest::RecentTraces>,
     /// Spans received that named no prompt version.
     pub(crate) spans_ignored: std::sync::atomic::AtomicU64,
 }
@@ -236,6 +238,7 @@ impl App {
             signals: Mutex::new(signals),
             signals_dirty: Default::default(),
             spans_ignored: Default::default(),
+            recent_traces: Default::default(),
         });
         app.reload(None, false);
         Ok(app)
