@@ -14,6 +14,11 @@
 //! with one per core.
 //!
 //! `cargo bench --bench serve -- --quick` runs shorter load tests.
+//!
+//! `cargo bench --bench serve -- --ingest [SPANS]` measures OTLP trace ingest instead: batches
+//! of 512 spans carrying the prompt attributes (20 versions), gzipped protobuf as a Collector
+//! sends them, over 2 connections, 10 million spans by default: spans per second, and the
+//! server's resident memory after each tenth (flat: aggregates, not spans, are kept).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -78,6 +83,14 @@ fn mv(name: &str, to: &str, expect: Expect) -> LabelMove {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo bench --bench serve -- --ingest [SPANS]` measures OTLP ingest only.
+    if let Some(i) = std::env::args().position(|a| a == "--ingest") {
+        let spans = std::env::args()
+            .nth(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000_000);
+        return ingest(spans);
+    }
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let repo = build_repo(dir.path());
@@ -306,4 +319,188 @@ fn report(what: &str, seen: &mut [Duration]) {
         percentile(seen, 0.99).as_secs_f64() * 1e3,
         seen.last().unwrap().as_secs_f64() * 1e3
     );
+}
+
+/// OTLP ingest: spans per second and the server's memory as the spans add up.
+fn ingest(total: u64) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use prost::Message;
+
+    const BATCH: u64 = 512;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("promptgate.yaml"),
+        "version: 1\nserve:\n  tokens:\n    - { name: collector, env: PG_BENCH_TOKEN, scope: ingest }\nrollout:\n  metrics:\n    - { metric: error_rate, tolerance: 0.01 }\n    - { metric: app.tool_call.ok, worse: lower, tolerance: 0.05 }\n",
+    )
+    .unwrap();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PG_BENCH_TOKEN", TOKEN)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = format!(
+        "http://{}",
+        line.split("http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
+    let kv = |k: &str, v: V| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..KeyValue::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    // One batch, encoded once: 512 spans over 20 versions of 4 prompts.
+    let spans: Vec<Span> = (0..BATCH)
+        .map(|i| Span {
+            trace_id: u128::from(i + 1).to_be_bytes().to_vec(),
+            span_id: (i + 1).to_be_bytes().to_vec(),
+            name: "chat gpt-4o-mini".into(),
+            start_time_unix_nano: now - (50 + i % 400) * 1_000_000,
+            end_time_unix_nano: now,
+            attributes: vec![
+                kv("prompt.name", V::StringValue(format!("p{}", i % 4))),
+                kv(
+                    "prompt.version_id",
+                    V::StringValue(format!("v{}-abcdef0", i % 5 + 1)),
+                ),
+                kv("prompt.label", V::StringValue("production".into())),
+                kv("gen_ai.system", V::StringValue("openai".into())),
+                kv("gen_ai.usage.input_tokens", V::IntValue(812)),
+                kv("gen_ai.usage.output_tokens", V::IntValue(95)),
+                kv("app.tool_call.ok", V::BoolValue(i % 17 != 0)),
+            ],
+            status: Some(Status {
+                code: if i % 50 == 0 { 2 } else { 1 },
+                message: String::new(),
+            }),
+            ..Span::default()
+        })
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &request.encode_to_vec()).unwrap();
+    let body = axum::body::Bytes::from(gz.finish().unwrap());
+    println!(
+        "OTLP ingest: batches of {BATCH} spans, {} KB gzipped protobuf ({} KB raw), 2 connections",
+        body.len() / 1024,
+        request.encoded_len() / 1024
+    );
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let pid = server.id();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let batches = total.div_ceil(BATCH);
+    let tenth = (batches / 10).max(1);
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let url = format!("{base}/v1/traces");
+        let next = std::sync::Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let mut lap = (Instant::now(), 0u64);
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (http, url, body, next) =
+                    (http.clone(), url.clone(), body.clone(), next.clone());
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < batches {
+                        let r = http
+                            .post(&url)
+                            .bearer_auth(TOKEN)
+                            .header("content-type", "application/x-protobuf")
+                            .header("content-encoding", "gzip")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 200);
+                        r.bytes().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let done = next.load(Ordering::Relaxed).min(batches);
+            if done / tenth > lap.1 / tenth || done >= batches {
+                let dt = lap.0.elapsed().as_secs_f64();
+                let rate = (done - lap.1) as f64 * BATCH as f64 / dt;
+                println!(
+                    "  {:>5.1} M spans: {:>7.0} spans/s since the last line, server RSS {:.1} MiB",
+                    (done * BATCH) as f64 / 1e6,
+                    rate,
+                    rss(pid) as f64 / 1024.0
+                );
+                lap = (Instant::now(), done);
+            }
+            if done >= batches {
+                break;
+            }
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{} spans in {secs:.1} s = {:.0} spans/s; server RSS {:.1} MiB at the end",
+            batches * BATCH,
+            (batches * BATCH) as f64 / secs,
+            rss(pid) as f64 / 1024.0
+        );
+        let signals: serde_json::Value = http
+            .get(format!("{base}/v1/signals"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let calls: u64 = signals["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(calls, batches * BATCH, "every span counted");
+    });
+    let _ = server.kill();
+    let _ = server.wait();
 }
