@@ -17,7 +17,7 @@ pub mod cli;
 pub use promptgate_client as client;
 pub use promptgate_core::{
     Diagnostic, Error, ErrorKind, Result, artifact, call, checks, clock, config, dataset, error,
-    exit_codes, fsutil, gate, redact, render, report, safe, signals, stats, suite, yaml,
+    exit_codes, fsutil, gate, redact, render, report, rollout, safe, signals, stats, suite, yaml,
 };
 pub use promptgate_engine::{self as engine, pipeline, provider};
 pub use promptgate_registry::{self as registry, bundle};

@@ -50,3 +50,8 @@ fn serve_help() {
 fn bundle_help() {
     insta::assert_snapshot!(help(&["bundle", "--help"]));
 }
+
+#[test]
+fn rollout_start_help() {
+    insta::assert_snapshot!(help(&["rollout", "start", "--help"]));
+}

@@ -1396,3 +1396,259 @@ async fn spans_over_otlp_become_signals_per_version() {
         "{err}"
     );
 }
+
+/// A guarded rollout end to end: a simulated service resolves the label through the real
+/// client with random routing keys, "answers" with an error rate per version, and exports
+/// OTLP spans to a real `serve`. A canary with a worse error rate is rolled back by the guard
+/// itself (audited as `promptgate-guard`, the client switched back); a healthy canary advances
+/// through every step and finishes; pause and abort work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use prost::Message;
+
+    let repo = repo(true);
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{cfg}rollout:\n  steps: [10, 50, 100]\n  min_step_secs: 0\n  min_samples: 150\n  metrics:\n    - {{ metric: error_rate, tolerance: 0.05 }}\n"
+        ),
+    );
+    let (v1, v2, v3) = (id(&repo, "v1"), id(&repo, "v2"), id(&repo, "v3"));
+    let s = Serve::start(&repo, &["--guard-ms", "200"]);
+    let client = Client::builder(&s.base)
+        .ttl(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let error_rate = |v: &str| if v == v2 { 0.40 } else { 0.02 };
+    let mut rng = fastrand::Rng::with_seed(11);
+    // The service: 400 calls, each resolved through the client, exported as one batch.
+    let serve_calls = async |rng: &mut fastrand::Rng| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let mut spans = Vec::new();
+        for _ in 0..400 {
+            let key = format!("user-{}", rng.u32(..));
+            let p = client.get("p", "production", Some(&key)).await.unwrap();
+            let attrs = p
+                .span_attributes()
+                .iter()
+                .map(|(k, v)| KeyValue {
+                    key: k.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(V::StringValue(v.to_string())),
+                    }),
+                    ..KeyValue::default()
+                })
+                .collect();
+            let failed = rng.f64() < error_rate(&p.version_id);
+            spans.push(Span {
+                name: "chat".into(),
+                start_time_unix_nano: now - 30_000_000,
+                end_time_unix_nano: now,
+                attributes: attrs,
+                status: Some(Status {
+                    code: if failed { 2 } else { 1 },
+                    message: String::new(),
+                }),
+                ..Span::default()
+            });
+        }
+        let body = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+        .encode_to_vec();
+        let r = http
+            .post(s.url("/v1/traces"))
+            .bearer_auth(INGEST_SECRET)
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = || -> Value {
+        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
+    };
+    let production = |repo: &TestRepo| -> Value {
+        let out = repo.pg(&["show", "p@production", "--json"]).ok();
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["version_id"].clone()
+    };
+
+    // A bad canary (40 % errors against 2 %): rolled back by the guard alone.
+    repo.pg(&[
+        "rollout",
+        "start",
+        "p@v2",
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "try v2",
+    ])
+    .ok();
+    let t = Instant::now();
+    while status()[0]["status"]["state"] == "active" {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no decision: {}",
+            status()
+        );
+        serve_calls(&mut rng).await;
+    }
+    let st = status();
+    assert_eq!(st[0]["status"]["state"], "rolled_back", "{st}");
+    assert!(
+        st[0]["status"]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("error_rate is worse by")
+    );
+    assert_eq!(production(&repo), v1);
+    let log = repo
+        .pg(&["log", "p", "--label", "production", "--json"])
+        .ok()
+        .stdout;
+    let last: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (last["actor"].as_str(), last["action"].as_str()),
+        (Some("promptgate-guard"), Some("rollback")),
+        "{last}"
+    );
+    assert_eq!(
+        last["report_digest"].as_str().map(str::len),
+        Some(64),
+        "the evidence's digest"
+    );
+    // The client follows: every key gets v1 again.
+    let t = Instant::now();
+    loop {
+        let mut served = BTreeSet::new();
+        for i in 0..50 {
+            served.insert(
+                client
+                    .get("p", "production", Some(&format!("k{i}")))
+                    .await
+                    .unwrap()
+                    .version_id
+                    .clone(),
+            );
+        }
+        if served == BTreeSet::from([v1.clone()]) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "client still serves {served:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A healthy canary: through 10 % and 50 % to the whole label.
+    repo.pg(&[
+        "rollout",
+        "start",
+        "p@v3",
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "try v3",
+    ])
+    .ok();
+    // Paused, it is not moved however good it looks; resumed, it is.
+    repo.pg(&[
+        "rollout",
+        "pause",
+        "p",
+        "--label",
+        "production",
+        "-m",
+        "hold on",
+    ])
+    .ok();
+    for _ in 0..4 {
+        serve_calls(&mut rng).await;
+    }
+    let st = status();
+    assert_eq!(
+        (
+            st[0]["status"]["state"].as_str(),
+            st[0]["progress"]["step"].as_u64()
+        ),
+        (Some("paused"), Some(0)),
+        "{st}"
+    );
+    repo.pg(&["rollout", "resume", "p", "--label", "production"])
+        .ok();
+    let t = Instant::now();
+    let mut steps_seen = BTreeSet::new();
+    while status()[0]["status"]["state"] == "active" {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "not finished: {}",
+            status()
+        );
+        steps_seen.insert(status()[0]["progress"]["step"].as_u64().unwrap());
+        serve_calls(&mut rng).await;
+    }
+    assert_eq!(status()[0]["status"]["state"], "finished", "{}", status());
+    assert!(
+        steps_seen.contains(&1),
+        "it went through 50 %: {steps_seen:?}"
+    );
+    assert_eq!(production(&repo), v3);
+    let log = repo
+        .pg(&["log", "p", "--label", "production", "--json"])
+        .ok()
+        .stdout;
+    let guard_moves = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .take_while(|e| e["actor"] == "promptgate-guard")
+        .count();
+    assert_eq!(guard_moves, 2, "10 → 50 → 100: {log}");
+
+    // Abort sends the label back at once.
+    repo.pg(&[
+        "rollout",
+        "start",
+        "p@v2",
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "again",
+    ])
+    .ok();
+    repo.pg(&[
+        "rollout",
+        "abort",
+        "p",
+        "--label",
+        "production",
+        "-m",
+        "wrong tone",
+    ])
+    .ok();
+    assert_eq!(production(&repo), v3);
+    assert_eq!(status()[0]["status"]["state"], "aborted");
+    let out = repo
+        .pg(&["rollout", "pause", "p", "--label", "production"])
+        .code(2);
+    assert!(out.stderr.contains("not active"), "{}", out.stderr);
+}

@@ -5,6 +5,7 @@ mod eval;
 mod gate;
 pub mod printer;
 mod progress;
+mod rollout;
 mod running;
 mod runs;
 mod serve;
@@ -160,6 +161,11 @@ pub enum Command {
     Promote(gate::PromoteArgs),
     /// Move a label back to its previous target, instantly (compare-and-swap, audited).
     Rollback(gate::RollbackArgs),
+    /// Guarded rollouts: start one (gate, first canary step), see them, pause, resume, abort.
+    Rollout {
+        #[command(subcommand)]
+        command: rollout::RolloutCommand,
+    },
     /// List, inspect and prune stored runs.
     Runs {
         #[command(subcommand)]
@@ -281,6 +287,7 @@ pub fn run(pr: Printer, cli: Cli) -> Result<Outcome> {
         Command::Gate(args) => gate::gate(pr, &open()?, args),
         Command::Promote(args) => gate::promote(pr, &open()?, args, &actor()),
         Command::Rollback(args) => gate::rollback(pr, &open()?, args, &actor()),
+        Command::Rollout { command } => rollout::rollout(pr, &open()?, command, &actor()),
         Command::Runs { command } => runs::runs(pr, &open()?, command),
         Command::Serve(args) => {
             let repo = match &args.bundle {

@@ -14,7 +14,7 @@ use crate::serve::{self, Source, auth::Auth};
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Routes (see GET /openapi.json):\n  GET  /v1/prompts                            names, labels, latest version\n  GET  /v1/prompts/{name}?label=L&key=K       the version L serves to routing key K (ETag, 304)\n  GET  /v1/prompts/{name}/versions/{id|hash}  one version\n  POST /v1/prompts/{name}/render?label=L      the exact request, variables in the body\n  PUT  /v1/prompts/{name}/labels/{label}      compare-and-swap move (If-Match, bearer token)\n  POST /v1/prompts/{name}/versions            register a version (bearer token)\n  GET  /v1/events                             server-sent events of moves and versions\n  GET  /healthz, /metrics\n\nChanges on disk (a git pull, a CLI label move) are seen through file events within
+    after_help = "Routes (see GET /openapi.json):\n  GET  /v1/prompts                            names, labels, latest version\n  GET  /v1/prompts/{name}?label=L&key=K       the version L serves to routing key K (ETag, 304)\n  GET  /v1/prompts/{name}/versions/{id|hash}  one version\n  POST /v1/prompts/{name}/render?label=L      the exact request, variables in the body\n  PUT  /v1/prompts/{name}/labels/{label}      compare-and-swap move (If-Match, bearer token)\n  POST /v1/prompts/{name}/versions            register a version (bearer token)\n  GET  /v1/events                             server-sent events of moves and versions\n  POST /v1/traces                             OTLP/HTTP spans: per-version signals (ingest token)\n  POST /v1/feedback                           late signals by trace or version (ingest token)\n  GET  /v1/signals                            what the signals hold\n  GET  /healthz, /metrics\n\nChanges on disk (a git pull, a CLI label move) are seen through file events within
 milliseconds. Tokens are configured under `serve:` in promptgate.yaml, their secrets in\nthe environment.\n\nExamples:\n  promptgate serve\n  promptgate serve --listen 0.0.0.0:7070\n  promptgate serve --bundle prompts.json"
 )]
 pub struct ServeArgs {
@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// milliseconds; with file events, changes are seen at once and a full scan runs every 5 s.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub poll_ms: u64,
+    /// How often the rollout guard looks at each active rollout, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub guard_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +85,7 @@ pub fn serve_cmd(pr: Printer, repo: Option<Repo>, args: ServeArgs) -> Result<Out
         serve::Options {
             listen,
             poll: Duration::from_millis(args.poll_ms.max(10)),
+            guard_every: Duration::from_millis(args.guard_ms.max(10)),
             max_streams: cfg
                 .as_ref()
                 .and_then(|c| c.max_streams)

@@ -603,3 +603,92 @@ mod tests {
         assert!(Policy::default().problems(|d, _| d).is_empty());
     }
 }
+
+/// Where a guarded rollout is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    /// Watched and moved by the guard.
+    Active,
+    /// Held where it is (by a person, or by the guard when it could not tell); `resume`
+    /// hands it back.
+    Paused { why: String },
+    /// The canary is the label's only target.
+    Finished,
+    /// The label went back to the stable version.
+    RolledBack { why: String },
+    /// Stopped by a person, or because the label was moved by someone else.
+    Aborted { why: String },
+}
+
+/// One guarded rollout: `label` of `prompt` moving from `stable` to `canary`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub prompt: String,
+    pub label: String,
+    pub canary: String,
+    pub stable: String,
+    pub progress: Progress,
+    pub status: Status,
+    /// Who started it.
+    pub actor: String,
+    /// The guard's last look: when, what it decided and what it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_look: Option<Look>,
+}
+
+/// What the guard saw and decided at one look (the evidence of its moves).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Look {
+    pub at_unix_s: u64,
+    pub action: serde_json::Value,
+    pub metrics: serde_json::Value,
+}
+
+impl Rollout {
+    /// The canary's weight now.
+    pub fn weight(&self, policy: &Policy) -> u8 {
+        policy.steps.get(self.progress.step).copied().unwrap_or(100)
+    }
+
+    pub fn active(&self) -> bool {
+        self.status == Status::Active
+    }
+}
+
+/// Every rollout by `prompt@label`; one per label at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollouts {
+    pub rollouts: Vec<Rollout>,
+}
+
+impl Rollouts {
+    pub fn get(&self, prompt: &str, label: &str) -> Option<&Rollout> {
+        self.rollouts
+            .iter()
+            .find(|r| r.prompt == prompt && r.label == label)
+    }
+
+    pub fn get_mut(&mut self, prompt: &str, label: &str) -> Option<&mut Rollout> {
+        self.rollouts
+            .iter_mut()
+            .find(|r| r.prompt == prompt && r.label == label)
+    }
+
+    /// Record a new rollout, replacing a finished one of the same label; refused while one is
+    /// active or paused there.
+    pub fn start(&mut self, r: Rollout) -> std::result::Result<(), String> {
+        if let Some(old) = self.get(&r.prompt, &r.label)
+            && matches!(old.status, Status::Active | Status::Paused { .. })
+        {
+            return Err(format!(
+                "`{}@{}` is already rolling out `{}` (started by {}); `promptgate rollout abort {} --label {}` first",
+                r.prompt, r.label, old.canary, old.actor, r.prompt, r.label
+            ));
+        }
+        self.rollouts
+            .retain(|o| !(o.prompt == r.prompt && o.label == r.label));
+        self.rollouts.push(r);
+        Ok(())
+    }
+}

@@ -28,6 +28,7 @@ use crate::{
 use promptgate_core::artifact::{self, Loaded};
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
 use promptgate_core::fsutil::{self, LockGuard};
+use promptgate_core::rollout::Rollouts;
 use promptgate_core::signals::Signals;
 
 /// Per-prompt registry file name.
@@ -36,6 +37,8 @@ pub const REGISTRY_FILE: &str = "registry.yaml";
 pub const AUDIT_FILE: &str = "audit.jsonl";
 /// `serve`'s production signals, in the state folder (not in Git: they are observations).
 pub const SIGNALS_FILE: &str = "signals.json";
+/// The guarded rollouts, in the state folder.
+pub const ROLLOUTS_FILE: &str = "rollouts.json";
 
 /// `registry.yaml`: versions → hashes, labels → versions, and the audit checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +100,8 @@ pub struct FileStore {
     locks: PathBuf,
     /// `serve`'s production signals (`signals.json`).
     signals: PathBuf,
+    /// The guarded rollouts (`rollouts.json`).
+    rollouts: PathBuf,
     /// The prompts folder as people know it (`prompts`), for hints.
     shown: String,
     trust: signing::Trust,
@@ -110,6 +115,7 @@ impl FileStore {
             prompts,
             locks: state.join("locks"),
             signals: state.join(SIGNALS_FILE),
+            rollouts: state.join(ROLLOUTS_FILE),
             shown: shown.to_string(),
             trust,
         }
@@ -243,18 +249,26 @@ impl Store for FileStore {
     }
 
     fn load_signals(&self) -> Result<Signals> {
-        let text = match fs::read_to_string(&self.signals) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signals::default()),
-            Err(e) => return Err(Error::io(&self.signals, "read", e)),
-        };
-        serde_json::from_str(&text).map_err(|e| {
-            Error::from(
-                Diagnostic::error(format!("cannot read the saved production signals: {e}"))
-                    .in_context(self.signals.display().to_string())
-                    .hint("the file is written whole by `serve`; delete it to start the signals afresh"),
-            )
-        })
+        read_json(&self.signals, "the saved production signals")
+    }
+
+    fn rollouts(&self) -> Result<Rollouts> {
+        read_json(&self.rollouts, "the rollouts")
+    }
+
+    fn update_rollouts(
+        &self,
+        change: &mut dyn FnMut(&mut Rollouts) -> Result<()>,
+    ) -> Result<Rollouts> {
+        let _lock = self.lock(".rollouts")?;
+        let mut rollouts: Rollouts = read_json(&self.rollouts, "the rollouts")?;
+        change(&mut rollouts)?;
+        let text = serde_json::to_vec_pretty(&rollouts).map_err(|e| Error::usage(e.to_string()))?;
+        if let Some(dir) = self.rollouts.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", e))?;
+        }
+        fsutil::write_atomic(&self.rollouts, &text)?;
+        Ok(rollouts)
     }
 
     fn save_signals(&self, signals: &Signals) -> Result<()> {
@@ -767,4 +781,20 @@ fn watch_folder(prompts: &Path, notify: crate::store::OnChange) -> crate::store:
         Ok(w) => Subscription::live(Box::new(w)),
         Err(e) => Subscription::none(format!("no file events ({e})")),
     }
+}
+
+/// A state file written whole by promptgate (signals, rollouts), or its default when absent.
+fn read_json<T: Default + serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(e) => return Err(Error::io(path, "read", e)),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::from(
+            Diagnostic::error(format!("cannot read {what}: {e}"))
+                .in_context(path.display().to_string())
+                .hint("the file is written whole by promptgate; delete it to start afresh"),
+        )
+    })
 }

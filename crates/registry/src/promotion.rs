@@ -166,6 +166,64 @@ pub fn promotion(
     })
 }
 
+/// What the rollout guard does to its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardMove {
+    /// The canary at this weight (percent), the rest on the stable version.
+    Weight(u8),
+    /// The canary alone.
+    Finish,
+    /// The stable version alone.
+    RollBack,
+}
+
+/// Who the guard's moves are by, in the audit log.
+pub const GUARD_ACTOR: &str = "promptgate-guard";
+
+/// The split a rollout's label is at with the canary at `weight` percent (100: the canary
+/// alone, 0: the stable version alone).
+pub fn rollout_target(canary: &str, stable: &str, weight: u8) -> Result<Target> {
+    match weight {
+        0 => Ok(Target::One(stable.to_string())),
+        100.. => Ok(Target::One(canary.to_string())),
+        w => Target::split(vec![
+            (canary.to_string(), u32::from(w)),
+            (stable.to_string(), 100 - u32::from(w)),
+        ])
+        .map_err(|e| Error::usage(format!("a canary of {w} %: {e}"))),
+    }
+}
+
+/// The guard's label move: from the split the rollout left the label at (compare-and-swap: a
+/// label someone else moved is not overwritten), audited by [`GUARD_ACTOR`] with the reason and
+/// the SHA-256 of the evidence (the look it decided on). A rollback is audited as one.
+pub fn guard_move(
+    prompt: &str,
+    label: &str,
+    (canary, stable, weight): (&str, &str, u8),
+    to: GuardMove,
+    reason: String,
+    evidence_digest: String,
+) -> Result<LabelMove> {
+    let (target, action) = match to {
+        GuardMove::Weight(w) => (rollout_target(canary, stable, w)?, Action::Promote),
+        GuardMove::Finish => (Target::One(canary.to_string()), Action::Promote),
+        GuardMove::RollBack => (Target::One(stable.to_string()), Action::Rollback),
+    };
+    Ok(LabelMove {
+        prompt: prompt.to_string(),
+        label: label.to_string(),
+        target: MoveTo::Exactly(target),
+        expect: Expect::Is(rollout_target(canary, stable, weight)?),
+        actor: GUARD_ACTOR.to_string(),
+        reason,
+        action,
+        gate_run: None,
+        report_digest: Some(evidence_digest),
+        skip_gate: false,
+    })
+}
+
 /// Where rolling `label` of `prompt` back goes, from its verified audit history `entries`:
 /// the target before its last move — and from a canary, or from a version a canary rolled
 /// out, the single version the split started from.

@@ -14,6 +14,7 @@
 
 use promptgate_core::artifact::Loaded;
 use promptgate_core::error::Result;
+use promptgate_core::rollout::Rollouts;
 use promptgate_core::signals::Signals;
 
 use crate::audit::{Entry, Log};
@@ -132,6 +133,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         let _ = signals;
         Err(promptgate_core::error::Error::usage(format!(
             "{} cannot keep production signals",
+            self.location()
+        )))
+    }
+
+    /// The guarded rollouts (empty when there are none).
+    fn rollouts(&self) -> Result<Rollouts> {
+        Ok(Rollouts::default())
+    }
+
+    /// Change the rollouts as one operation against concurrent changers (the CLI and the
+    /// guard): read, `change`, write — or nothing written if `change` fails. Returns them as
+    /// written.
+    fn update_rollouts(
+        &self,
+        change: &mut dyn FnMut(&mut Rollouts) -> Result<()>,
+    ) -> Result<Rollouts> {
+        let _ = change;
+        Err(promptgate_core::error::Error::usage(format!(
+            "{} cannot keep rollouts",
             self.location()
         )))
     }

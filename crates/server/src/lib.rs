@@ -8,6 +8,7 @@
 //! as a safety net, and polling where the store sends none.
 
 pub mod auth;
+mod guard;
 mod handlers;
 pub mod ingest;
 pub mod metrics;
@@ -164,6 +165,41 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
     });
+    // The rollout guard, over a repository (its policy is in promptgate.yaml).
+    if let Some(policy) = app
+        .repo
+        .as_ref()
+        .map(|r| r.config.rollout.clone().unwrap_or_default())
+    {
+        let guard = app.clone();
+        let every = opts.guard_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (app, policy) = (guard.clone(), policy.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    for a in guard::tick(&app, &policy, now) {
+                        if a.moved.is_some()
+                            || !matches!(a.action, promptgate_core::rollout::Action::Hold { .. })
+                        {
+                            eprintln!(
+                                "promptgate serve: rollout {}@{}: {}",
+                                a.prompt,
+                                a.label,
+                                serde_json::to_string(&a.action).unwrap_or_default()
+                            );
+                        }
+                    }
+                })
+                .await;
+            }
+        });
+    }
     let last = app.clone();
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)

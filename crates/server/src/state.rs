@@ -38,6 +38,8 @@ pub struct Options {
     pub poll: Duration,
     /// Most event streams open at once (beyond: 503 with `Retry-After`).
     pub max_streams: usize,
+    /// How often the rollout guard looks.
+    pub guard_every: Duration,
 }
 
 /// One prompt, ready to serve.
