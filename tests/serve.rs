@@ -1652,3 +1652,125 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
         .code(2);
     assert!(out.stderr.contains("not active"), "{}", out.stderr);
 }
+
+/// OTLP protobuf for spans of prompt `p` under `production`: (version, failed) each.
+fn otlp_batch(spans: &[(&str, bool)]) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+    use prost::Message;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(V::StringValue(v.into())),
+        }),
+        ..KeyValue::default()
+    };
+    let spans = spans
+        .iter()
+        .map(|(version, failed)| Span {
+            name: "chat".into(),
+            start_time_unix_nano: now - 20_000_000,
+            end_time_unix_nano: now,
+            attributes: vec![
+                kv("prompt.name", "p"),
+                kv("prompt.version_id", version),
+                kv("prompt.label", "production"),
+            ],
+            status: Some(Status {
+                code: if *failed { 2 } else { 1 },
+                message: String::new(),
+            }),
+            ..Span::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// A restart of `serve` mid-rollout loses nothing: the rollout and the signals it had are read
+/// back, and the guard decides on them without any new traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_survives_a_restart_of_serve() {
+    let repo = repo(true);
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{cfg}rollout:\n  steps: [20, 100]\n  min_step_secs: 0\n  min_samples: 200\n  metrics:\n    - {{ metric: error_rate, tolerance: 0.05 }}\n"
+        ),
+    );
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    repo.pg(&[
+        "rollout",
+        "start",
+        "p@v2",
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "try",
+    ])
+    .ok();
+    // A guard that never looks while the signals come in.
+    let mut s = Serve::start(&repo, &["--guard-ms", "3600000"]);
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..10 {
+        let spans: Vec<(&str, bool)> = (0..400)
+            .map(|i| {
+                (
+                    if i % 5 == 0 { v2.as_str() } else { v1.as_str() },
+                    rng.f64() < 0.02,
+                )
+            })
+            .collect();
+        let r = reqwest::Client::new()
+            .post(s.url("/v1/traces"))
+            .bearer_auth(INGEST_SECRET)
+            .header("content-type", "application/x-protobuf")
+            .body(otlp_batch(&spans))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    unsafe {
+        libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop();
+    let status = || -> Value {
+        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
+    };
+    assert_eq!(status()[0]["status"]["state"], "active");
+    // Back, with a guard that looks: 800 canary calls within tolerance were kept, so it
+    // finishes on them alone.
+    let _s = Serve::start(&repo, &["--guard-ms", "100"]);
+    let t = Instant::now();
+    while status()[0]["status"]["state"] == "active" {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status()[0]["status"]["state"], "finished", "{}", status());
+    let out = repo.pg(&["show", "p@production", "--json"]).ok();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["version_id"],
+        v2.as_str()
+    );
+}
