@@ -77,6 +77,35 @@ fn build_repo(dir: &Path) -> Repo {
     repo
 }
 
+/// `promptgate serve` over `dir` on a free port: the process and its base URL.
+fn start_serve(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("PG_BENCH_TOKEN", TOKEN)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = format!(
+        "http://{}",
+        line.split("http://")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
+    (server, base)
+}
+
 fn mv(name: &str, to: &str, expect: Expect) -> LabelMove {
     LabelMove::set(name, "production", to, expect, "bench", "bench")
 }
@@ -98,33 +127,7 @@ fn main() {
         "repository: {PROMPTS} prompts built in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let start = |extra: &[&str]| {
-        let mut server = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("PG_BENCH_TOKEN", TOKEN)
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let base = format!(
-            "http://{}",
-            line.split("http://")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-        );
-        (server, base)
-    };
+    let start = |extra: &[&str]| start_serve(dir.path(), extra);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut all, base_all) = start(&["--workers", &cores.to_string()]);
     println!("serve --workers {cores} (one per core):");
@@ -335,29 +338,7 @@ fn ingest(total: u64) {
         "version: 1\nserve:\n  tokens:\n    - { name: collector, env: PG_BENCH_TOKEN, scope: ingest }\nrollout:\n  metrics:\n    - { metric: error_rate, tolerance: 0.01 }\n    - { metric: app.tool_call.ok, worse: lower, tolerance: 0.05 }\n",
     )
     .unwrap();
-    let mut server = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PG_BENCH_TOKEN", TOKEN)
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = format!(
-        "http://{}",
-        line.split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-    );
+    let (mut server, base) = start_serve(dir.path(), &[]);
     let kv = |k: &str, v: V| KeyValue {
         key: k.into(),
         value: Some(AnyValue { value: Some(v) }),

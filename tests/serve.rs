@@ -1404,11 +1404,6 @@ async fn spans_over_otlp_become_signals_per_version() {
 /// through every step and finishes; pause and abort work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as V};
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-    use prost::Message;
-
     let repo = repo(true);
     let cfg = repo.read("promptgate.yaml");
     repo.write(
@@ -1428,53 +1423,20 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
     let mut rng = fastrand::Rng::with_seed(11);
     // The service: 400 calls, each resolved through the client, exported as one batch.
     let serve_calls = async |rng: &mut fastrand::Rng| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        let mut spans = Vec::new();
+        let mut calls: Vec<(String, bool)> = Vec::new();
         for _ in 0..400 {
             let key = format!("user-{}", rng.u32(..));
             let p = client.get("p", "production", Some(&key)).await.unwrap();
-            let attrs = p
-                .span_attributes()
-                .iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.to_string(),
-                    value: Some(AnyValue {
-                        value: Some(V::StringValue(v.to_string())),
-                    }),
-                    ..KeyValue::default()
-                })
-                .collect();
+            assert_eq!(p.span_attributes()[2], ("prompt.label", "production"));
             let failed = rng.f64() < error_rate(&p.version_id);
-            spans.push(Span {
-                name: "chat".into(),
-                start_time_unix_nano: now - 30_000_000,
-                end_time_unix_nano: now,
-                attributes: attrs,
-                status: Some(Status {
-                    code: if failed { 2 } else { 1 },
-                    message: String::new(),
-                }),
-                ..Span::default()
-            });
+            calls.push((p.version_id.clone(), failed));
         }
-        let body = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            }],
-        }
-        .encode_to_vec();
+        let spans: Vec<(&str, bool)> = calls.iter().map(|(v, f)| (v.as_str(), *f)).collect();
         let r = http
             .post(s.url("/v1/traces"))
             .bearer_auth(INGEST_SECRET)
             .header("content-type", "application/x-protobuf")
-            .body(body)
+            .body(otlp_batch(&spans))
             .send()
             .await
             .unwrap();

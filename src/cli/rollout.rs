@@ -80,12 +80,6 @@ pub struct ChangeArgs {
     pub message: Option<String>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub fn rollout(pr: Printer, repo: &Repo, command: RolloutCommand, actor: &str) -> Result<Outcome> {
     let policy = repo.config.rollout.clone().unwrap_or_default();
     match command {
@@ -129,7 +123,7 @@ pub fn rollout(pr: Printer, repo: &Repo, command: RolloutCommand, actor: &str) -
             if outcome != Outcome::Success {
                 return Ok(outcome);
             }
-            let t = now();
+            let t = crate::clock::now_unix_s();
             repo.store().update_rollouts(&mut |all| {
                 all.start(Rollout {
                     prompt: prompt.name.clone(),
@@ -226,7 +220,7 @@ pub fn rollout(pr: Printer, repo: &Repo, command: RolloutCommand, actor: &str) -
             Ok(Outcome::Success)
         }
         RolloutCommand::Resume(c) => {
-            let t = now();
+            let t = crate::clock::now_unix_s();
             change(repo, &c.prompt, &c.label, |r| match r.status {
                 Status::Paused { .. } => {
                     r.status = Status::Active;

@@ -17,6 +17,11 @@ pub fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
+/// Whole seconds since the Unix epoch (what signal windows and rollouts are stamped with).
+pub fn now_unix_s() -> u64 {
+    (now_nanos() / 1_000_000_000) as u64
+}
+
 /// `bytes` random bytes as lowercase hex (not for secrets: fastrand is not a CSPRNG).
 pub fn random_id(bytes: usize) -> String {
     (0..bytes)

@@ -733,6 +733,15 @@ pub(crate) fn sse_of(c: &Change) -> SseEvent {
         .data(serde_json::to_string(c).unwrap_or_default())
 }
 
+/// The signals' lock was poisoned by a panic: nothing to count into.
+fn unavailable() -> Refused {
+    Refused::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "signals unavailable",
+        Value::Null,
+    )
+}
+
 /// `POST /v1/traces`: OTLP/HTTP spans, aggregated into the signals of the versions they name.
 pub(crate) async fn post_traces(
     State(app): State<Arc<App>>,
@@ -746,16 +755,8 @@ pub(crate) async fn post_traces(
     let encoding = crate::ingest::encoding(text(header::CONTENT_TYPE)).map_err(refuse)?;
     let request =
         crate::ingest::decode(encoding, text(header::CONTENT_ENCODING), &body).map_err(refuse)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut signals = app.signals.lock().map_err(|_| {
-        Refused::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "signals unavailable",
-            Value::Null,
-        )
-    })?;
+    let now = promptgate_core::clock::now_unix_s();
+    let mut signals = app.signals.lock().map_err(|_| unavailable())?;
     let (observations, ignored) = crate::ingest::observations(&request, &signals, now);
     for o in &observations {
         signals.record(&o.key, &o.observation);
@@ -797,16 +798,7 @@ pub(crate) async fn post_feedback(
             Value::Null,
         )
     })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let unavailable = || {
-        Refused::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "signals unavailable",
-            Value::Null,
-        )
-    };
+    let now = promptgate_core::clock::now_unix_s();
     let mut signals = app.signals.lock().map_err(|_| unavailable())?;
     let traces = app.recent_traces.lock().map_err(|_| unavailable())?;
     let mut observed = Vec::with_capacity(items.len());
@@ -847,17 +839,9 @@ pub(crate) async fn get_signals(
     Query(q): Query<SignalsQuery>,
 ) -> Answer {
     read_access(&app, &headers, q.prompt.as_deref())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = promptgate_core::clock::now_unix_s();
     let from = q.since.map_or(0, |s| now.saturating_sub(s));
-    let signals = app.signals.lock().map_err(|_| {
-        Refused::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "signals unavailable",
-            Value::Null,
-        )
-    })?;
+    let signals = app.signals.lock().map_err(|_| unavailable())?;
     let versions: Vec<Value> = signals
         .keys()
         .filter(|k| q.prompt.as_ref().is_none_or(|p| *p == k.prompt))

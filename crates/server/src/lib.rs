@@ -180,9 +180,7 @@ pub async fn serve(
                 tick.tick().await;
                 let (app, policy) = (guard.clone(), policy.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
+                    let now = promptgate_core::clock::now_unix_s();
                     for a in guard::tick(&app, &policy, now) {
                         if a.moved.is_some()
                             || !matches!(a.action, promptgate_core::rollout::Action::Hold { .. })
