@@ -1404,14 +1404,7 @@ async fn spans_over_otlp_become_signals_per_version() {
 /// through every step and finishes; pause and abort work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
-    let repo = repo(true);
-    let cfg = repo.read("promptgate.yaml");
-    repo.write(
-        "promptgate.yaml",
-        &format!(
-            "{cfg}rollout:\n  steps: [10, 50, 100]\n  min_step_secs: 0\n  min_samples: 150\n  metrics:\n    - {{ metric: error_rate, tolerance: 0.05 }}\n"
-        ),
-    );
+    let repo = repo_with_rollout("[10, 50, 100]", 150);
     let (v1, v2, v3) = (id(&repo, "v1"), id(&repo, "v2"), id(&repo, "v3"));
     let s = Serve::start(&repo, &["--guard-ms", "200"]);
     let client = Client::builder(&s.base)
@@ -1615,6 +1608,20 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
     assert!(out.stderr.contains("not active"), "{}", out.stderr);
 }
 
+/// `repo(true)` with a rollout policy for the tests: these steps, no minimum time, this many
+/// canary calls a step, error rate within 5 points.
+fn repo_with_rollout(steps: &str, min_samples: u64) -> TestRepo {
+    let repo = repo(true);
+    let cfg = repo.read("promptgate.yaml");
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{cfg}rollout:\n  steps: {steps}\n  min_step_secs: 0\n  min_samples: {min_samples}\n  metrics:\n    - {{ metric: error_rate, tolerance: 0.05 }}\n"
+        ),
+    );
+    repo
+}
+
 /// OTLP protobuf for spans of prompt `p` under `production`: (version, failed) each.
 fn otlp_batch(spans: &[(&str, bool)]) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -1666,14 +1673,7 @@ fn otlp_batch(spans: &[(&str, bool)]) -> Vec<u8> {
 /// back, and the guard decides on them without any new traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_survives_a_restart_of_serve() {
-    let repo = repo(true);
-    let cfg = repo.read("promptgate.yaml");
-    repo.write(
-        "promptgate.yaml",
-        &format!(
-            "{cfg}rollout:\n  steps: [20, 100]\n  min_step_secs: 0\n  min_samples: 200\n  metrics:\n    - {{ metric: error_rate, tolerance: 0.05 }}\n"
-        ),
-    );
+    let repo = repo_with_rollout("[20, 100]", 200);
     let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
     repo.pg(&[
         "rollout",
