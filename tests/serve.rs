@@ -1736,3 +1736,76 @@ async fn a_rollout_survives_a_restart_of_serve() {
         v2.as_str()
     );
 }
+
+/// Two `serve`s over one repository: one guard acts (the other does not fight it over the
+/// label, which would abort the rollout), and the rollout finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_over_one_repository_run_one_guard() {
+    let repo = repo_with_rollout("[20, 100]", 200);
+    let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
+    repo.pg(&[
+        "rollout",
+        "start",
+        "p@v2",
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "try",
+    ])
+    .ok();
+    let servers = [
+        Serve::start(&repo, &["--guard-ms", "50"]),
+        Serve::start(&repo, &["--guard-ms", "50"]),
+    ];
+    let mut rng = fastrand::Rng::with_seed(9);
+    let status = || -> Value {
+        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
+    };
+    let t = Instant::now();
+    while status()[0]["status"]["state"] == "active" {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", status());
+        let spans: Vec<(&str, bool)> = (0..400)
+            .map(|i| {
+                (
+                    if i % 5 == 0 { v2.as_str() } else { v1.as_str() },
+                    rng.f64() < 0.02,
+                )
+            })
+            .collect();
+        let body = otlp_batch(&spans);
+        for s in &servers {
+            let r = reqwest::Client::new()
+                .post(s.url("/v1/traces"))
+                .bearer_auth(INGEST_SECRET)
+                .header("content-type", "application/x-protobuf")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Exactly one of them leads; the other stands by.
+    let mut roles = Vec::new();
+    for s in &servers {
+        let (_, health, _) = get(&s.url("/healthz"), None).await;
+        roles.push(health["guard"].as_str().unwrap().to_string());
+    }
+    roles.sort();
+    assert_eq!(roles, ["leading", "standby"]);
+    // Let the other guard look a few more times: it must not act on a finished rollout.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status()[0]["status"]["state"], "finished", "{}", status());
+    let log = repo
+        .pg(&["log", "p", "--label", "production", "--json"])
+        .ok()
+        .stdout;
+    let guard_moves = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["actor"] == "promptgate-guard")
+        .count();
+    assert_eq!(guard_moves, 1, "one move, 20 % → 100 %: {log}");
+}

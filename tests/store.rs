@@ -488,6 +488,26 @@ fn a_store_keeps_production_signals_across_a_restart() {
     }
 }
 
+/// A duty (the rollout guard) is led by one holder at a time, and handed on when it lets go.
+#[test]
+fn a_duty_has_one_leader_at_a_time() {
+    for (name, backend) in backends() {
+        let store = backend.store();
+        let first = store.try_lead("rollout-guard").unwrap();
+        assert!(first.is_some(), "{name}");
+        assert!(
+            backend.store().try_lead("rollout-guard").unwrap().is_none(),
+            "{name}"
+        );
+        assert!(store.try_lead("another-duty").unwrap().is_some(), "{name}");
+        drop(first);
+        assert!(
+            backend.store().try_lead("rollout-guard").unwrap().is_some(),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_bundle_is_a_read_only_store_that_reads_like_the_store_it_was_written_from() {
     use promptgate::bundle::{Bundle, BundleStore};

@@ -212,6 +212,24 @@ impl LockGuard {
         file.lock().map_err(|e| Error::io(path, "lock", e))?;
         Ok(LockGuard { file })
     }
+
+    /// The exclusive lock on `path` if no one holds it now (`None`: someone does).
+    pub fn try_acquire(path: &Path) -> Result<Option<LockGuard>> {
+        if let Some(dir) = path.parent() {
+            create_dir_all(dir)?;
+        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, "open lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(path, "lock", e)),
+        }
+    }
 }
 
 impl Drop for LockGuard {

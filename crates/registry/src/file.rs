@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Action, Entry, GENESIS};
 use crate::signing;
 use crate::{
-    AuditHead, Expect, LabelMove, MoveTo, NewVersion, Parsed, Prompt, Registered, Store, Target,
-    VersionEntry, apply, conflict, validate_label, validate_prompt_name, version_id,
+    AuditHead, Expect, LabelMove, Lease, MoveTo, NewVersion, Parsed, Prompt, Registered, Store,
+    Target, VersionEntry, apply, conflict, validate_label, validate_prompt_name, version_id,
 };
 use promptgate_core::artifact::{self, Loaded};
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
@@ -250,6 +250,13 @@ impl Store for FileStore {
 
     fn load_signals(&self) -> Result<Signals> {
         read_json(&self.signals, "the saved production signals")
+    }
+
+    /// An advisory lock on `.promptgate/locks/<duty>.lead`, released by the OS if the holder
+    /// dies: another `serve` over the same repository takes the duty over at its next try.
+    fn try_lead(&self, duty: &str) -> Result<Option<Lease>> {
+        let path = self.locks.join(format!("{duty}.lead"));
+        Ok(LockGuard::try_acquire(&path)?.map(Lease::new))
     }
 
     fn rollouts(&self) -> Result<Rollouts> {

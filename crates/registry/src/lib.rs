@@ -25,7 +25,7 @@ use promptgate_core::artifact::{self, Loaded};
 use promptgate_core::config::{self, Config};
 use promptgate_core::error::{Diagnostic, Error, ErrorKind, Result, did_you_mean, list_names};
 use promptgate_core::fsutil;
-pub use store::{Change, OnChange, Store, Subscription};
+pub use store::{Change, Lease, OnChange, Store, Subscription};
 pub use target::Target;
 
 /// Per-prompt eval suite file name (not a version).

@@ -64,6 +64,21 @@ impl Subscription {
 pub type OnChange = Box<dyn Fn(Change) + Send + Sync>;
 
 /// Where versions, labels and the audit log of a repository's prompts are kept.
+/// A duty held by one caller of a store ([`Store::try_lead`]); dropping it hands the duty on.
+pub struct Lease(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Lease {
+    pub fn new(held: impl Send + Sync + 'static) -> Lease {
+        Lease(Box::new(held))
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lease")
+    }
+}
+
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Where the store is, for messages (a folder, a database URL without its password).
     fn location(&self) -> String;
@@ -135,6 +150,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
             "{} cannot keep production signals",
             self.location()
         )))
+    }
+
+    /// Lead a duty that must run in one place only (the rollout guard): `Some` while this
+    /// caller holds it — until the lease is dropped, or the process dies, when another may take
+    /// it —, `None` while someone else does. A store that cannot coordinate never grants it.
+    fn try_lead(&self, duty: &str) -> Result<Option<Lease>> {
+        let _ = duty;
+        Ok(None)
     }
 
     /// The guarded rollouts (empty when there are none).

@@ -888,6 +888,14 @@ pub(crate) async fn healthz(State(app): State<Arc<App>>) -> Response {
         "source": app.shown,
         "last_reload": h.last_reload,
         "problems": h.problems,
+        // `leading`: this server runs the rollout guard; `standby`: another one does.
+        "guard": if app.repo.is_none() {
+            "off"
+        } else if app.guard_leading.load(Ordering::SeqCst) {
+            "leading"
+        } else {
+            "standby"
+        },
     }))
     .into_response()
 }

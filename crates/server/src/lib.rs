@@ -176,10 +176,22 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // One guard per store: this server guards while it holds the lead, and tries for it
+            // at every tick while another does (it takes over when that one stops).
+            let lead: Arc<std::sync::Mutex<Option<promptgate_registry::Lease>>> =
+                Default::default();
             loop {
                 tick.tick().await;
-                let (app, policy) = (guard.clone(), policy.clone());
+                let (app, policy, lead) = (guard.clone(), policy.clone(), lead.clone());
                 let _ = tokio::task::spawn_blocking(move || {
+                    let Ok(mut held) = lead.lock() else { return };
+                    if held.is_none() {
+                        *held = app.store.try_lead("rollout-guard").ok().flatten();
+                    }
+                    app.guard_leading.store(held.is_some(), Ordering::SeqCst);
+                    if held.is_none() {
+                        return;
+                    }
                     let now = promptgate_core::clock::now_unix_s();
                     for a in guard::tick(&app, &policy, now) {
                         if a.moved.is_some()

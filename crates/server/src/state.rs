@@ -155,6 +155,8 @@ pub struct App {
     pub(crate) max_streams: AtomicUsize,
     /// Production signals per version, from `POST /v1/traces`, kept by the store.
     pub(crate) signals: Mutex<promptgate_core::signals::Signals>,
+    /// Whether this server runs the rollout guard now (it holds the store's lead).
+    pub(crate) guard_leading: std::sync::atomic::AtomicBool,
     /// Signals changed since they were last saved.
     pub(crate) signals_dirty: std::sync::atomic::AtomicBool,
     /// The versions of recent traces, for feedback that names a trace.
@@ -239,6 +241,7 @@ impl App {
             max_streams: AtomicUsize::new(promptgate_core::config::defaults::MAX_STREAMS),
             signals: Mutex::new(signals),
             signals_dirty: Default::default(),
+            guard_leading: Default::default(),
             spans_ignored: Default::default(),
             recent_traces: Default::default(),
         });
