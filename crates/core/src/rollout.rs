@@ -557,6 +557,47 @@ mod tests {
         assert_eq!(action, Action::Advance { weight: 25 });
     }
 
+    /// Each metric is compared at α / (number of metrics), tightest at the step's minimum
+    /// canary calls times the stable version's share of the traffic.
+    #[test]
+    fn the_level_is_split_over_the_metrics_and_tuned_to_the_step() {
+        let (c, s) = windows((400, 3600), (0.05, 0.04), 600);
+        let one = Policy {
+            min_samples: 150,
+            ..Policy::default()
+        };
+        let two = Policy {
+            metrics: vec![
+                one.metrics[0].clone(),
+                MetricRule {
+                    metric: LATENCY_MS.into(),
+                    worse: None,
+                    tolerance: None,
+                    tolerance_pct: Some(10.0),
+                },
+            ],
+            ..one.clone()
+        };
+        let width = |p: &Policy| {
+            let (_, looks) = decide(p, &at(0, T0), &c, &s, 400, T0 + 10);
+            let i = looks[0].interval.unwrap();
+            (i, i.upper - i.lower)
+        };
+        let (i1, w1) = width(&one);
+        let (_, w2) = width(&two);
+        assert!(w2 > w1 * 1.02, "α / 2 is wider: {w1} vs {w2}");
+        // At step 0 (5 %), tuned to 150 × 0.95 effective observations.
+        let d = sequential::difference(
+            &c.error_moments(),
+            &s.error_moments(),
+            Scale::Binary,
+            0.05,
+            150.0 * 0.95,
+        )
+        .unwrap();
+        assert_eq!(i1, d.interval);
+    }
+
     #[test]
     fn every_policy_mistake_is_named_at_its_key() {
         let bad = Policy {
