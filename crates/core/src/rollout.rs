@@ -500,6 +500,11 @@ mod tests {
         );
         let (go, looks) = decide(&policy, &at(0, T0), &c, &s, 5000, T0 + 700);
         assert_eq!(go, Action::Advance { weight: 25 }, "{looks:?}");
+        // The minimums are reached at exactly the time and the calls asked for.
+        let (just, _) = decide(&policy, &at(0, T0), &c, &s, 500, T0 + 600);
+        assert_eq!(just, Action::Advance { weight: 25 });
+        let (short, _) = decide(&policy, &at(0, T0), &c, &s, 499, T0 + 600);
+        assert!(matches!(short, Action::Hold { .. }), "{short:?}");
         // At the step before 100 %, advancing finishes.
         let (done, _) = decide(&policy, &at(2, T0), &c, &s, 5000, T0 + 700);
         assert_eq!(done, Action::Finish);
