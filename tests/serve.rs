@@ -1436,9 +1436,7 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
         assert_eq!(r.status(), 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let status = || -> Value {
-        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
-    };
+    let status = || rollout_status(&repo);
     let production = |repo: &TestRepo| -> Value {
         let out = repo.pg(&["show", "p@production", "--json"]).ok();
         serde_json::from_str::<Value>(&out.stdout).unwrap()["version_id"].clone()
@@ -1474,11 +1472,7 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
             .starts_with("error_rate is worse by")
     );
     assert_eq!(production(&repo), v1);
-    let log = repo
-        .pg(&["log", "p", "--label", "production", "--json"])
-        .ok()
-        .stdout;
-    let last: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let last = production_log(&repo).remove(0);
     assert_eq!(
         (last["actor"].as_str(), last["action"].as_str()),
         (Some("promptgate-guard"), Some("rollback")),
@@ -1567,16 +1561,12 @@ async fn the_guard_rolls_a_bad_canary_back_and_a_good_one_forward() {
         "it went through 50 %: {steps_seen:?}"
     );
     assert_eq!(production(&repo), v3);
-    let log = repo
-        .pg(&["log", "p", "--label", "production", "--json"])
-        .ok()
-        .stdout;
+    let log = production_log(&repo);
     let guard_moves = log
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .iter()
         .take_while(|e| e["actor"] == "promptgate-guard")
         .count();
-    assert_eq!(guard_moves, 2, "10 → 50 → 100: {log}");
+    assert_eq!(guard_moves, 2, "10 → 50 → 100: {log:?}");
 
     // Abort sends the label back at once.
     repo.pg(&[
@@ -1620,6 +1610,50 @@ fn repo_with_rollout(steps: &str, min_samples: u64) -> TestRepo {
         ),
     );
     repo
+}
+
+/// `log p --label production --json`, newest first.
+fn production_log(repo: &TestRepo) -> Vec<Value> {
+    repo.pg(&["log", "p", "--label", "production", "--json"])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `rollout status --json`.
+fn rollout_status(repo: &TestRepo) -> Value {
+    serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
+}
+
+/// Start a rollout of `reference` under `production`, the gate skipped (the gate's own tests
+/// cover it).
+fn start_rollout(repo: &TestRepo, reference: &str) {
+    repo.pg(&[
+        "rollout",
+        "start",
+        reference,
+        "--label",
+        "production",
+        "--skip-gate",
+        "-m",
+        "try",
+    ])
+    .ok();
+}
+
+/// Send spans of `p` under `production` to `s` as an OTLP batch: (version, failed) each.
+async fn send_spans(s: &Serve, spans: &[(&str, bool)]) {
+    let r = reqwest::Client::new()
+        .post(s.url("/v1/traces"))
+        .bearer_auth(INGEST_SECRET)
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_batch(spans))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// OTLP protobuf for spans of prompt `p` under `production`: (version, failed) each.
@@ -1675,17 +1709,7 @@ fn otlp_batch(spans: &[(&str, bool)]) -> Vec<u8> {
 async fn a_rollout_survives_a_restart_of_serve() {
     let repo = repo_with_rollout("[20, 100]", 200);
     let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
-    repo.pg(&[
-        "rollout",
-        "start",
-        "p@v2",
-        "--label",
-        "production",
-        "--skip-gate",
-        "-m",
-        "try",
-    ])
-    .ok();
+    start_rollout(&repo, "p@v2");
     // A guard that never looks while the signals come in.
     let mut s = Serve::start(&repo, &["--guard-ms", "3600000"]);
     let mut rng = fastrand::Rng::with_seed(3);
@@ -1698,15 +1722,7 @@ async fn a_rollout_survives_a_restart_of_serve() {
                 )
             })
             .collect();
-        let r = reqwest::Client::new()
-            .post(s.url("/v1/traces"))
-            .bearer_auth(INGEST_SECRET)
-            .header("content-type", "application/x-protobuf")
-            .body(otlp_batch(&spans))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        send_spans(&s, &spans).await;
     }
     unsafe {
         libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM);
@@ -1717,9 +1733,7 @@ async fn a_rollout_survives_a_restart_of_serve() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     s.stop();
-    let status = || -> Value {
-        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
-    };
+    let status = || rollout_status(&repo);
     assert_eq!(status()[0]["status"]["state"], "active");
     // Back, with a guard that looks: 800 canary calls within tolerance were kept, so it
     // finishes on them alone.
@@ -1743,25 +1757,13 @@ async fn a_rollout_survives_a_restart_of_serve() {
 async fn two_servers_over_one_repository_run_one_guard() {
     let repo = repo_with_rollout("[20, 100]", 200);
     let (v1, v2) = (id(&repo, "v1"), id(&repo, "v2"));
-    repo.pg(&[
-        "rollout",
-        "start",
-        "p@v2",
-        "--label",
-        "production",
-        "--skip-gate",
-        "-m",
-        "try",
-    ])
-    .ok();
+    start_rollout(&repo, "p@v2");
     let servers = [
         Serve::start(&repo, &["--guard-ms", "50"]),
         Serve::start(&repo, &["--guard-ms", "50"]),
     ];
     let mut rng = fastrand::Rng::with_seed(9);
-    let status = || -> Value {
-        serde_json::from_str(&repo.pg(&["rollout", "status", "--json"]).ok().stdout).unwrap()
-    };
+    let status = || rollout_status(&repo);
     let t = Instant::now();
     while status()[0]["status"]["state"] == "active" {
         assert!(t.elapsed() < Duration::from_secs(20), "{}", status());
@@ -1773,17 +1775,8 @@ async fn two_servers_over_one_repository_run_one_guard() {
                 )
             })
             .collect();
-        let body = otlp_batch(&spans);
         for s in &servers {
-            let r = reqwest::Client::new()
-                .post(s.url("/v1/traces"))
-                .bearer_auth(INGEST_SECRET)
-                .header("content-type", "application/x-protobuf")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            send_spans(s, &spans).await;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -1798,14 +1791,10 @@ async fn two_servers_over_one_repository_run_one_guard() {
     // Let the other guard look a few more times: it must not act on a finished rollout.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status()[0]["status"]["state"], "finished", "{}", status());
-    let log = repo
-        .pg(&["log", "p", "--label", "production", "--json"])
-        .ok()
-        .stdout;
+    let log = production_log(&repo);
     let guard_moves = log
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .iter()
         .filter(|e| e["actor"] == "promptgate-guard")
         .count();
-    assert_eq!(guard_moves, 1, "one move, 20 % → 100 %: {log}");
+    assert_eq!(guard_moves, 1, "one move, 20 % → 100 %: {log:?}");
 }
