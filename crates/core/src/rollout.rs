@@ -329,11 +329,15 @@ pub fn decide(
         }
     } else {
         let in_step = now_unix_s.saturating_sub(progress.step_started_unix_s);
-        let unclear: Vec<&str> = looks
+        let mut unclear: Vec<&str> = looks
             .iter()
             .filter(|l| l.call != Call::WithinTolerance)
             .map(|l| l.metric.as_str())
             .collect();
+        // Nothing compared shows nothing: a policy without metrics never advances.
+        if looks.is_empty() {
+            unclear.push("(no metric in the policy)");
+        }
         if in_step < policy.min_step_secs {
             Action::Hold {
                 why: format!(
@@ -542,6 +546,20 @@ mod tests {
         let (action, looks) = decide(&policy, &at(0, T0), &c, &s, 5000, T0 + 700);
         assert!(matches!(action, Action::Hold { .. }), "{action:?}");
         assert_eq!((looks[0].canary, looks[0].call), (None, Call::Unclear));
+    }
+
+    #[test]
+    fn a_policy_without_metrics_never_advances() {
+        let policy = Policy {
+            metrics: vec![],
+            ..Policy::default()
+        };
+        let (c, s) = windows((5000, 95_000), (0.02, 0.02), 700);
+        let (action, _) = decide(&policy, &at(0, T0), &c, &s, 5000, T0 + 700);
+        assert!(
+            matches!(&action, Action::Hold { why } if why.contains("no metric")),
+            "{action:?}"
+        );
     }
 
     #[test]
