@@ -198,32 +198,29 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    /// Block until the exclusive lock on `path` (created if missing) is ours.
-    pub fn acquire(path: &Path) -> Result<LockGuard> {
+    /// The lock file at `path`, created (with its folder) if missing.
+    fn open(path: &Path) -> Result<File> {
         if let Some(dir) = path.parent() {
             create_dir_all(dir)?;
         }
-        let file = fs::OpenOptions::new()
+        fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .map_err(|e| Error::io(path, "open lock file", e))?;
+            .map_err(|e| Error::io(path, "open lock file", e))
+    }
+
+    /// Block until the exclusive lock on `path` (created if missing) is ours.
+    pub fn acquire(path: &Path) -> Result<LockGuard> {
+        let file = LockGuard::open(path)?;
         file.lock().map_err(|e| Error::io(path, "lock", e))?;
         Ok(LockGuard { file })
     }
 
     /// The exclusive lock on `path` if no one holds it now (`None`: someone does).
     pub fn try_acquire(path: &Path) -> Result<Option<LockGuard>> {
-        if let Some(dir) = path.parent() {
-            create_dir_all(dir)?;
-        }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, "open lock file", e))?;
+        let file = LockGuard::open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(LockGuard { file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

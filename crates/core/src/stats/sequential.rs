@@ -137,7 +137,7 @@ pub fn difference(
             let p = (m.mean * m.n as f64 + 0.5) / (m.n as f64 + 1.0);
             p * (1.0 - p)
         }
-        Scale::Continuous => m.m2 / m.n as f64,
+        Scale::Continuous => m.variance().unwrap_or(f64::NAN),
     };
     let (nc, ns) = (canary.n as f64, stable.n as f64);
     let se = (variance(canary) / nc + variance(stable) / ns).sqrt();
