@@ -1235,6 +1235,29 @@ async fn spans_over_otlp_become_signals_per_version() {
     let p95 = v["latency_ms"]["p95"].as_f64().unwrap();
     assert!((p95 - 95.0).abs() <= 95.0 * 0.011, "{v}");
     assert_eq!(signals["spans_ignored"], 2);
+    // Spans of another prompt: a token limited to `p` does not see them.
+    let q_span = std::fs::read_to_string("crates/server/tests/data/otlp_trace.json")
+        .unwrap()
+        .replace("support_agent", "q");
+    let r = post("application/json", Some(INGEST_SECRET), q_span.into_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, limited, _) = get(&s.url("/v1/signals"), Some(READ_SECRET)).await;
+    let prompts: Vec<&str> = limited["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["p"], "{limited}");
+    let (_, everything, _) = get(&s.url("/v1/signals"), Some(WRITE_SECRET)).await;
+    assert_eq!(
+        everything["versions"].as_array().unwrap().len(),
+        2,
+        "{everything}"
+    );
 
     // Late feedback, by trace or by version; all of a list or none.
     let feedback = |body: Value, token: &str| {

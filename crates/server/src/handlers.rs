@@ -838,13 +838,15 @@ pub(crate) async fn get_signals(
     headers: HeaderMap,
     Query(q): Query<SignalsQuery>,
 ) -> Answer {
-    read_access(&app, &headers, q.prompt.as_deref())?;
+    let grant = read_access(&app, &headers, q.prompt.as_deref())?;
     let now = promptgate_core::clock::now_unix_s();
     let from = q.since.map_or(0, |s| now.saturating_sub(s));
     let signals = app.signals.lock().map_err(|_| unavailable())?;
     let versions: Vec<Value> = signals
         .keys()
         .filter(|k| q.prompt.as_ref().is_none_or(|p| *p == k.prompt))
+        // A token limited to some prompts sees only their signals.
+        .filter(|k| grant.is_none_or(|g| g.allows(Scope::Read, Some(&k.prompt), None)))
         .map(|k| {
             let w = signals.since(k, from);
             let metrics: serde_json::Map<String, Value> = w
